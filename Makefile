@@ -1,0 +1,72 @@
+# dagz — build, test and lint entry points.
+#
+#   make build   cargo build --release  -> target/release/libdagz.so
+#   make venv    .venv (test/lint tools + drivers) and .venv-src (psycopg2 built from source)
+#   make test    build + venv + cargo test --release + end-to-end pytest suite (tests/e2e)
+#   make e2e     only the end-to-end suite (builds the shim and the venvs first)
+#   make lint    cargo fmt --check, cargo clippy -D warnings, ruff check, ruff format --check
+#   make bench   runs bench/run when it exists
+#
+# The venvs are guarded by stamp files: `make venv` is a no-op unless a requirements file changed
+# (or a venv was deleted).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+CARGO ?= cargo
+VENV := .venv
+VENV_SRC := .venv-src
+REQ := scripts/requirements-test.txt
+REQ_SRC := scripts/requirements-src.txt
+VENV_STAMP := $(VENV)/.dagz-stamp
+VENV_SRC_STAMP := $(VENV_SRC)/.dagz-stamp
+SHIM := target/release/libdagz.so
+# The e2e tests are subprocess-bound (psql, python children): more workers than cores pays off.
+E2E_WORKERS ?= 4
+E2E_ARGS ?=
+PIP_FLAGS := --disable-pip-version-check --no-input --quiet
+
+.PHONY: build venv test cargo-test e2e lint fmt bench clean-venv
+
+build:
+	$(CARGO) build --release
+
+venv: $(VENV_STAMP) $(VENV_SRC_STAMP)
+
+$(VENV_STAMP): $(REQ)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(REQ)
+	touch $@
+
+# psycopg2 from the sdist, compiled against the system libpq (pg_config from libpq-dev).
+$(VENV_SRC_STAMP): $(REQ_SRC)
+	test -x $(VENV_SRC)/bin/python || $(PYTHON) -m venv $(VENV_SRC)
+	$(VENV_SRC)/bin/python -m pip install $(PIP_FLAGS) --no-binary psycopg2 -r $(REQ_SRC)
+	touch $@
+
+cargo-test:
+	$(CARGO) test --release
+
+e2e: build venv
+	$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS)
+
+test: build venv cargo-test e2e
+
+lint: $(VENV_STAMP)
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(VENV_STAMP)
+	$(CARGO) fmt
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench:
+	if [ -x bench/run ]; then bench/run; else echo "bench: no bench/run yet, nothing to do"; fi
+
+clean-venv:
+	rm -rf $(VENV) $(VENV_SRC)

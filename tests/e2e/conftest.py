@@ -1,0 +1,108 @@
+"""Fixtures for the dagz end-to-end suite (helpers live in support.py)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support import (
+    C_SOURCE,
+    DEFAULT_SHIM,
+    TEST_DATABASES,
+    VENV_PYTHON,
+    VENV_SRC_PYTHON,
+    Admin,
+    Launcher,
+)
+
+
+def _require_file(path: Path, what: str, hint: str) -> Path:
+    if not path.exists():
+        pytest.fail(f"{what} not found at {path}: {hint}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shim() -> Path:
+    """Path of the built shim. A missing shim is a failure, never a skip."""
+    path = Path(os.environ.get("DAGZ_E2E_SHIM", str(DEFAULT_SHIM))).resolve()
+    return _require_file(path, "libdagz.so", "run `make build` (cargo build --release) first")
+
+
+@pytest.fixture(scope="session")
+def venv_python() -> Path:
+    return _require_file(VENV_PYTHON, ".venv python", "run `make venv`")
+
+
+@pytest.fixture(scope="session")
+def venv_src_python() -> Path:
+    return _require_file(VENV_SRC_PYTHON, ".venv-src python", "run `make venv`")
+
+
+@pytest.fixture(scope="session")
+def admin() -> Iterator[Admin]:
+    a = Admin()
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pg_databases(admin: Admin, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """(Re)create the test databases in PostgreSQL, once per run (also under xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        admin.recreate_databases(TEST_DATABASES)
+        return TEST_DATABASES
+    # Under xdist every worker runs this fixture; the first one does the work, the others wait
+    # for it. The parent of the per-worker basetemp is shared by all workers of this run only.
+    shared = tmp_path_factory.getbasetemp().parent
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", "run")
+    done = shared / f"dagz-e2e-databases-{run_id}.done"
+    with (shared / "dagz-e2e-databases.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            admin.recreate_databases(TEST_DATABASES)
+            done.write_text(worker)
+    return TEST_DATABASES
+
+
+@pytest.fixture(scope="session")
+def launcher(shim: Path, admin: Admin) -> Launcher:
+    return Launcher(shim, admin)
+
+
+@pytest.fixture(scope="session")
+def pg_entrypoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/c/pg_entrypoints.c compiled into a temporary directory (never into the repo)."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.fail("no C compiler (gcc) on PATH", pytrace=False)
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "libpq"], capture_output=True, text=True, check=False
+    )
+    if flags.returncode == 0:
+        cflags = flags.stdout.split()
+    else:  # no pkg-config: fall back to pg_config's include dir
+        incdir = subprocess.run(
+            ["pg_config", "--includedir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        cflags = [f"-I{incdir}", "-lpq"]
+    out = tmp_path_factory.mktemp("cbin") / "pg_entrypoints"
+    cmd = [gcc, "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O1", "-Wall", "-Wextra", "-Werror"]
+    cmd += ["-o", str(out), str(C_SOURCE), *cflags]
+    build = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        pytest.fail(f"compiling {C_SOURCE} failed:\n{build.stderr}", pytrace=False)
+    return out
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    """A path for a DAGZ_POLICY file in this test's own temporary directory."""
+    return tmp_path / "dagz-policy.toml"
