@@ -12,6 +12,7 @@ thread_local! {
     static BYPASS: Cell<u32> = const { Cell::new(0) };
     static INSIDE: [Cell<usize>; 2] = const { [Cell::new(0), Cell::new(0)] };
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    static LAST_SITE: [Cell<(usize, usize)>; 2] = const { [Cell::new((0, 0)), Cell::new((0, 0))] };
 }
 
 /// Called by the asm trampolines with the hook's return address before they jump to the hook body.
@@ -68,6 +69,17 @@ impl Drop for Inside {
     fn drop(&mut self) {
         INSIDE.with(|c| c[self.0 as usize].set(self.1));
     }
+}
+
+/// One-entry per-thread cache of the last call site and its real-function table (an opaque
+/// address), so that a hot hook (`mysql_query`) costs a few instructions, not a locked map lookup.
+pub fn last_site(slot: Slot, caller: usize) -> Option<usize> {
+    let (site, table) = LAST_SITE.with(|c| c[slot as usize].get());
+    (site == caller && table != 0).then_some(table)
+}
+
+pub fn set_last_site(slot: Slot, caller: usize, table: usize) {
+    LAST_SITE.with(|c| c[slot as usize].set((caller, table)));
 }
 
 pub fn in_callback() -> bool {

@@ -62,7 +62,7 @@ const SIBLINGS: &[&str] = &[
     "PQconninfoFree",
 ];
 
-static PG: Family<PgReal> = Family::new(SIBLINGS, c"PQconnectStart", build);
+static PG: Family<PgReal> = Family::new(Slot::Pg, SIBLINGS, c"PQconnectStart", build);
 
 crate::trampoline! {
     PQconnectdb => pq_connectdb;
@@ -129,7 +129,7 @@ fn fail_conninfo(msg: &str) -> CString {
 }
 
 fn refuse_log(via: &str, msg: &str) {
-    dlog!(Level::Error, "dagz: pg connect refused ({via}): {msg}");
+    dlog!(Level::Error, "pg connect refused ({via}): {msg}");
 }
 
 /// Shared shape of every hook body. `pass` calls the real function with the original arguments,

@@ -6,12 +6,14 @@
 //! `ffi`, with `decide` (policy cache, env, callback) and `guard` (thread-local state) between them.
 
 pub mod conninfo;
+pub mod mysql_sql;
 pub mod policy;
 
 pub mod boundary;
 pub mod decide;
 pub mod ffi;
 pub mod guard;
+pub mod hooks_mysql;
 pub mod hooks_pg;
 pub mod log;
 pub mod resolve;

@@ -308,6 +308,7 @@ impl Lib {
 
 /// Per-family cache: call site → table of real functions, and library copy → table.
 pub struct Family<T: 'static> {
+    slot: crate::guard::Slot,
     siblings: &'static [&'static str],
     probe: &'static CStr,
     build: fn(&Lib) -> Result<T, String>,
@@ -317,17 +318,24 @@ pub struct Family<T: 'static> {
 
 impl<T: Sync + 'static> Family<T> {
     pub const fn new(
+        slot: crate::guard::Slot,
         siblings: &'static [&'static str],
         probe: &'static CStr,
         build: fn(&Lib) -> Result<T, String>,
     ) -> Self {
-        Family { siblings, probe, build, sites: Mutex::new(None), copies: Mutex::new(None) }
+        Family { slot, siblings, probe, build, sites: Mutex::new(None), copies: Mutex::new(None) }
     }
 
     /// The real-function table for the call site `caller`. Never holds a lock while calling out,
     /// except the loader's own.
     pub fn for_caller(&self, caller: usize) -> Result<&'static T, String> {
-        if let Some(t) = self.sites.lock().as_ref().and_then(|m| m.get(&caller)) {
+        if let Some(t) = crate::guard::last_site(self.slot, caller) {
+            // SAFETY: LAST_SITE of this slot only ever holds `&'static T` of this family (below).
+            return Ok(unsafe { &*(t as *const T) });
+        }
+        let cached = self.sites.lock().as_ref().and_then(|m| m.get(&caller).copied());
+        if let Some(t) = cached {
+            crate::guard::set_last_site(self.slot, caller, t as *const T as usize);
             return Ok(t);
         }
         let lib = find_lib(caller, self.siblings, self.probe)?;
@@ -345,6 +353,7 @@ impl<T: Sync + 'static> Family<T> {
             display_path(&lib.obj.path)
         );
         self.sites.lock().get_or_insert_with(HashMap::new).insert(caller, table);
+        crate::guard::set_last_site(self.slot, caller, table as *const T as usize);
         Ok(table)
     }
 }

@@ -1,0 +1,462 @@
+//! MySQL/MariaDB client hooks (SPEC §2, issue 3): the `db` of `mysql_real_connect`,
+//! `mysql_select_db`, `mysql_change_user` and their non-blocking `*_start` variants, and a statement
+//! that is exactly `USE name` sent through `mysql_query`, `mysql_real_query`, `mysql_send_query`.
+//! Same resolution (sibling `mysql_close`), policy, bypass, callback and fail-closed rules as libpq.
+//! A refusal fails the call and puts `dagz: …` into the handle's error text (what `mysql_error()`
+//! and the Python drivers show).
+
+use crate::boundary;
+use crate::decide;
+use crate::dlog;
+use crate::guard::{self, Slot};
+use crate::log::Level;
+use crate::mysql_sql;
+use crate::policy::Engine;
+use crate::resolve::{Family, Lib};
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
+
+type Mysql = c_void;
+type MyBool = c_char;
+type RealConnectFn = unsafe extern "C" fn(
+    *mut Mysql,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    c_uint,
+    *const c_char,
+    c_ulong,
+) -> *mut Mysql;
+type RealConnectStartFn = unsafe extern "C" fn(
+    *mut *mut Mysql,
+    *mut Mysql,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    c_uint,
+    *const c_char,
+    c_ulong,
+) -> c_int;
+type SelectDbFn = unsafe extern "C" fn(*mut Mysql, *const c_char) -> c_int;
+type SelectDbStartFn = unsafe extern "C" fn(*mut c_int, *mut Mysql, *const c_char) -> c_int;
+type ChangeUserFn = unsafe extern "C" fn(*mut Mysql, *const c_char, *const c_char, *const c_char) -> MyBool;
+type ChangeUserStartFn =
+    unsafe extern "C" fn(*mut MyBool, *mut Mysql, *const c_char, *const c_char, *const c_char) -> c_int;
+type QueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char) -> c_int;
+type RealQueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char, c_ulong) -> c_int;
+type ErrorFn = unsafe extern "C" fn(*mut Mysql) -> *const c_char;
+type ErrnoFn = unsafe extern "C" fn(*mut Mysql) -> c_uint;
+
+/// The real entry points of one client library copy. The `*_start` functions exist only in
+/// libmariadb; a libmysqlclient copy has `None` there.
+pub struct MyReal {
+    real_connect: RealConnectFn,
+    select_db: SelectDbFn,
+    change_user: ChangeUserFn,
+    query: QueryFn,
+    real_query: RealQueryFn,
+    send_query: RealQueryFn,
+    error: ErrorFn,
+    errno: ErrnoFn,
+    real_connect_start: Option<RealConnectStartFn>,
+    select_db_start: Option<SelectDbStartFn>,
+    change_user_start: Option<ChangeUserStartFn>,
+}
+
+fn build(lib: &Lib) -> Result<MyReal, String> {
+    // SAFETY: each address is the client library's definition of that exported function in this
+    // copy, whose C signature is the target type's (mysql.h).
+    unsafe {
+        use std::mem::transmute as t;
+        Ok(MyReal {
+            real_connect: t::<usize, RealConnectFn>(lib.sym("mysql_real_connect")?),
+            select_db: t::<usize, SelectDbFn>(lib.sym("mysql_select_db")?),
+            change_user: t::<usize, ChangeUserFn>(lib.sym("mysql_change_user")?),
+            query: t::<usize, QueryFn>(lib.sym("mysql_query")?),
+            real_query: t::<usize, RealQueryFn>(lib.sym("mysql_real_query")?),
+            send_query: t::<usize, RealQueryFn>(lib.sym("mysql_send_query")?),
+            error: t::<usize, ErrorFn>(lib.sym("mysql_error")?),
+            errno: t::<usize, ErrnoFn>(lib.sym("mysql_errno")?),
+            real_connect_start: lib.sym("mysql_real_connect_start").ok().map(|p| t::<usize, RealConnectStartFn>(p)),
+            select_db_start: lib.sym("mysql_select_db_start").ok().map(|p| t::<usize, SelectDbStartFn>(p)),
+            change_user_start: lib.sym("mysql_change_user_start").ok().map(|p| t::<usize, ChangeUserStartFn>(p)),
+        })
+    }
+}
+
+const SIBLINGS: &[&str] = &[
+    "mysql_close",
+    "mysql_init",
+    "mysql_error",
+    "mysql_errno",
+    "mysql_options",
+    "mysql_store_result",
+    "mysql_free_result",
+];
+
+static MY: Family<MyReal> = Family::new(Slot::Mysql, SIBLINGS, c"mysql_real_connect", build);
+
+crate::trampoline! {
+    mysql_real_connect => my_real_connect;
+    mysql_real_connect_start => my_real_connect_start;
+    mysql_select_db => my_select_db;
+    mysql_select_db_start => my_select_db_start;
+    mysql_change_user => my_change_user;
+    mysql_change_user_start => my_change_user_start;
+    mysql_query => my_query;
+    mysql_real_query => my_real_query;
+    mysql_send_query => my_send_query;
+}
+
+/// Client error code put on a handle whose call dagz refused (CR_UNKNOWN_ERROR: the drivers map
+/// 2000–2999 to OperationalError).
+const CR_UNKNOWN_ERROR: c_uint = 2000;
+const MYSQL_ERRMSG_SIZE: usize = 512;
+
+/// Puts `dagz: msg` into the handle's error text and CR_UNKNOWN_ERROR into its error code, using
+/// only what the public API exposes: `mysql_error()` returns the address of `NET.last_error`, and
+/// `NET.last_errno` sits 7 bytes before it (both libmariadb 3 and libmysqlclient keep this public
+/// layout); the code is written only if reading it there agrees with `mysql_errno()`.
+fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
+    dlog!(Level::Error, "mysql call refused: {msg}");
+    if mysql.is_null() {
+        return;
+    }
+    // SAFETY: `mysql` is the caller's handle, initialised by mysql_init (the API contract of every
+    // hooked function); mysql_error returns a pointer into it.
+    let buf = unsafe { (real.error)(mysql) } as *mut u8;
+    let (lo, hi) = (mysql as usize, mysql as usize + 4096);
+    if buf.is_null() || (buf as usize) < lo + 7 || (buf as usize) + MYSQL_ERRMSG_SIZE > hi {
+        return; // not the in-struct buffer we know: write nothing rather than guess
+    }
+    let text = format!("dagz: {msg}");
+    let n = text.len().min(MYSQL_ERRMSG_SIZE - 1);
+    // SAFETY: `buf` is NET.last_error, a char[MYSQL_ERRMSG_SIZE] inside *mysql (checked above);
+    // n < MYSQL_ERRMSG_SIZE.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf, n);
+        *buf.add(n) = 0;
+    }
+    let errno_at = (buf as usize - 7) as *mut c_uint;
+    // SAFETY: errno_at lies inside *mysql (buf - 7 ≥ mysql); unaligned access is done explicitly.
+    unsafe {
+        if std::ptr::read_unaligned(errno_at) == (real.errno)(mysql) {
+            std::ptr::write_unaligned(errno_at, CR_UNKNOWN_ERROR);
+        }
+    }
+}
+
+fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: the client API's string arguments are NULL or NUL-terminated, alive for the call.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+/// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged.
+fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, String> {
+    let Some(d) = bytes(db) else { return Ok(None) };
+    if d.is_empty() {
+        return Ok(None);
+    }
+    let name = std::str::from_utf8(d).map_err(|_| "database name is not UTF-8".to_owned())?;
+    match decide::decide(Engine::Mysql, name, via)? {
+        None => Ok(None),
+        Some(new) => CString::new(new).map(Some).map_err(|_| "rerouted name contains a NUL byte".to_owned()),
+    }
+}
+
+/// Finds this call site's copy, or, inside one of its own real functions, that copy.
+fn real_for_call(via: &str) -> Result<(&'static MyReal, bool), String> {
+    let inside = guard::inside(Slot::Mysql);
+    if inside != 0 {
+        // SAFETY: non-zero INSIDE values of the Mysql slot are `&'static MyReal` (see `call`).
+        return Ok((unsafe { &*(inside as *const MyReal) }, true));
+    }
+    boundary::catch(|| MY.for_caller(guard::caller())).map(|r| (r, false)).map_err(|e| {
+        dlog!(Level::Error, "no safe real {via}: {e}");
+        e
+    })
+}
+
+fn call<R>(real: &'static MyReal, f: impl FnOnce() -> R) -> R {
+    let _in = guard::enter_inside(Slot::Mysql, real as *const MyReal as usize);
+    f()
+}
+
+/// Rewritten `db` strings of non-blocking operations, per handle. libmariadb's `*_start` functions
+/// keep the `db` pointer until the operation completes in a later `*_cont` call, so the string must
+/// outlive the hook; it is replaced by the handle's next operation (bounded by live handles).
+static ASYNC_DB: parking_lot::Mutex<Option<std::collections::HashMap<usize, CString>>> =
+    parking_lot::Mutex::new(None);
+
+fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
+    let p = db.as_ptr(); // the heap buffer does not move when the CString is moved into the map
+    ASYNC_DB.lock().get_or_insert_with(Default::default).insert(mysql as usize, db);
+    p
+}
+
+/// Shared body of the hooks that carry a `db` argument. `run(db)` calls the real function with
+/// `db`; `fail()` reports a refusal in the function's own failure shape. `nonblocking`: the call
+/// is a `*_start` whose `db` must stay valid after it returns.
+fn db_hook<R>(
+    via: &'static str,
+    mysql: *mut Mysql,
+    nonblocking: bool,
+    db: *const c_char,
+    run: impl Fn(&'static MyReal, *const c_char) -> R,
+    fail: impl FnOnce(Option<&'static MyReal>, &str) -> R,
+) -> R {
+    let (real, inside) = match real_for_call(via) {
+        Ok(r) => r,
+        Err(e) => return fail(None, &e),
+    };
+    if inside || guard::bypass_depth() > 0 {
+        return call(real, || run(real, db));
+    }
+    match boundary::catch(|| rewrite_db(db, via)) {
+        Ok(None) => call(real, || run(real, db)),
+        Ok(Some(new)) if nonblocking => {
+            let p = keep_alive(mysql, new);
+            call(real, || run(real, p))
+        }
+        Ok(Some(new)) => call(real, || run(real, new.as_ptr())),
+        Err(e) => fail(Some(real), &e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn my_real_connect(
+    mysql: *mut Mysql,
+    host: *const c_char,
+    user: *const c_char,
+    passwd: *const c_char,
+    db: *const c_char,
+    port: c_uint,
+    unix_socket: *const c_char,
+    flags: c_ulong,
+) -> *mut Mysql {
+    db_hook(
+        "mysql_real_connect",
+        mysql,
+        false,
+        db,
+        // SAFETY: forwarding the caller's arguments (db possibly replaced by a live CString).
+        |r, db| unsafe { (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags) },
+        |r, e| {
+            if let Some(r) = r {
+                set_error(r, mysql, e);
+            }
+            std::ptr::null_mut()
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn my_real_connect_start(
+    ret: *mut *mut Mysql,
+    mysql: *mut Mysql,
+    host: *const c_char,
+    user: *const c_char,
+    passwd: *const c_char,
+    db: *const c_char,
+    port: c_uint,
+    unix_socket: *const c_char,
+    flags: c_ulong,
+) -> c_int {
+    db_hook(
+        "mysql_real_connect_start",
+        mysql,
+        true,
+        db,
+        |r, db| match r.real_connect_start {
+            // SAFETY: forwarding the caller's arguments (db possibly replaced by a live CString).
+            Some(f) => unsafe { f(ret, mysql, host, user, passwd, db, port, unix_socket, flags) },
+            None => 0,
+        },
+        |r, e| {
+            if let Some(r) = r {
+                set_error(r, mysql, e);
+            }
+            if !ret.is_null() {
+                // SAFETY: `ret` is the caller's out-pointer.
+                unsafe { *ret = std::ptr::null_mut() };
+            }
+            0 // finished (with failure): no wait needed
+        },
+    )
+}
+
+unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char) -> c_int {
+    db_hook(
+        "mysql_select_db",
+        mysql,
+        false,
+        db,
+        // SAFETY: forwarding the caller's arguments.
+        |r, db| unsafe { (r.select_db)(mysql, db) },
+        |r, e| {
+            if let Some(r) = r {
+                set_error(r, mysql, e);
+            }
+            1
+        },
+    )
+}
+
+unsafe extern "C" fn my_select_db_start(ret: *mut c_int, mysql: *mut Mysql, db: *const c_char) -> c_int {
+    db_hook(
+        "mysql_select_db_start",
+        mysql,
+        true,
+        db,
+        |r, db| match r.select_db_start {
+            // SAFETY: forwarding the caller's arguments.
+            Some(f) => unsafe { f(ret, mysql, db) },
+            None => 0,
+        },
+        |r, e| {
+            if let Some(r) = r {
+                set_error(r, mysql, e);
+            }
+            if !ret.is_null() {
+                // SAFETY: `ret` is the caller's out-pointer.
+                unsafe { *ret = 1 };
+            }
+            0
+        },
+    )
+}
+
+unsafe extern "C" fn my_change_user(
+    mysql: *mut Mysql,
+    user: *const c_char,
+    passwd: *const c_char,
+    db: *const c_char,
+) -> MyBool {
+    db_hook(
+        "mysql_change_user",
+        mysql,
+        false,
+        db,
+        // SAFETY: forwarding the caller's arguments.
+        |r, db| unsafe { (r.change_user)(mysql, user, passwd, db) },
+        |r, e| {
+            if let Some(r) = r {
+                set_error(r, mysql, e);
+            }
+            1
+        },
+    )
+}
+
+unsafe extern "C" fn my_change_user_start(
+    ret: *mut MyBool,
+    mysql: *mut Mysql,
+    user: *const c_char,
+    passwd: *const c_char,
+    db: *const c_char,
+) -> c_int {
+    db_hook(
+        "mysql_change_user_start",
+        mysql,
+        true,
+        db,
+        |r, db| match r.change_user_start {
+            // SAFETY: forwarding the caller's arguments.
+            Some(f) => unsafe { f(ret, mysql, user, passwd, db) },
+            None => 0,
+        },
+        |r, e| {
+            if let Some(r) = r {
+                set_error(r, mysql, e);
+            }
+            if !ret.is_null() {
+                // SAFETY: `ret` is the caller's out-pointer.
+                unsafe { *ret = 1 };
+            }
+            0
+        },
+    )
+}
+
+/// Whether the first non-space byte of the statement at `q` (`len` bytes, or NUL-terminated) is
+/// `u`/`U` — the only statements worth parsing. Reads no further than that byte.
+#[inline(always)]
+fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
+    if q.is_null() {
+        return false;
+    }
+    let limit = len.map_or(usize::MAX, |n| n as usize);
+    let mut i = 0;
+    while i < limit {
+        // SAFETY: i < len for mysql_real_query/send_query; for mysql_query the string is
+        // NUL-terminated and we stop at the NUL (it is not a space).
+        match unsafe { *q.add(i) } as u8 {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'u' | b'U' => return true,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Shared body of the statement hooks. `run(q, len)` calls the real function.
+fn query_hook(
+    via: &'static str,
+    mysql: *mut Mysql,
+    q: *const c_char,
+    len: Option<c_ulong>,
+    run: impl Fn(&'static MyReal, *const c_char, c_ulong) -> c_int,
+) -> c_int {
+    let (real, inside) = match real_for_call(via) {
+        Ok(r) => r,
+        Err(_) => return 1,
+    };
+    // `run` ignores the length for mysql_query, whose statement is NUL-terminated.
+    let n = len.unwrap_or(0);
+    if inside || !may_be_use(q, len) || guard::bypass_depth() > 0 {
+        return call(real, || run(real, q, n));
+    }
+    let stmt: &[u8] = match len {
+        // SAFETY: the caller passes `len` readable bytes at `q` (mysql_real_query contract).
+        Some(l) => unsafe { std::slice::from_raw_parts(q.cast::<u8>(), l as usize) },
+        // SAFETY: mysql_query's statement is NUL-terminated.
+        None => unsafe { CStr::from_ptr(q) }.to_bytes(),
+    };
+    let rewritten = boundary::catch(|| {
+        let Some(u) = mysql_sql::parse_use(stmt) else { return Ok(None) };
+        Ok(decide::decide(Engine::Mysql, &u.name, via)?.map(|new| mysql_sql::replace_use(stmt, &u, &new)))
+    });
+    match rewritten {
+        Ok(None) => call(real, || run(real, q, n)),
+        Ok(Some(new)) => match CString::new(new) {
+            Ok(c) => {
+                let l = c.as_bytes().len() as c_ulong;
+                call(real, || run(real, c.as_ptr(), l))
+            }
+            Err(_) => {
+                set_error(real, mysql, "rewritten USE statement contains a NUL byte");
+                1
+            }
+        },
+        Err(e) => {
+            set_error(real, mysql, &e);
+            1
+        }
+    }
+}
+
+unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char) -> c_int {
+    // SAFETY: forwarding; a rewritten statement is NUL-terminated (CString).
+    query_hook("mysql_query", mysql, q, None, |r, q, _| unsafe { (r.query)(mysql, q) })
+}
+
+unsafe extern "C" fn my_real_query(mysql: *mut Mysql, q: *const c_char, len: c_ulong) -> c_int {
+    // SAFETY: forwarding the caller's arguments or a live CString with its length.
+    query_hook("mysql_real_query", mysql, q, Some(len), |r, q, n| unsafe { (r.real_query)(mysql, q, n) })
+}
+
+unsafe extern "C" fn my_send_query(mysql: *mut Mysql, q: *const c_char, len: c_ulong) -> c_int {
+    // SAFETY: forwarding the caller's arguments or a live CString with its length.
+    query_hook("mysql_send_query", mysql, q, Some(len), |r, q, n| unsafe { (r.send_query)(mysql, q, n) })
+}
