@@ -1,0 +1,53 @@
+"""Turning rerouting off for a block of code.
+
+`bypass()` is per thread *and* per asyncio task: it is a ContextVar, which the decision callback
+consults (the callback runs in the connecting thread and sees the connecting task's context,
+interposition-notes §9). The shim's own thread-local bypass is *not* entered by it, because a
+thread-local leaks to every other task on the loop thread (notes §10) — except when no decision
+callback is registered (no active plugin), where the thread-local is all the shim can see.
+
+`hard_bypass()` enters both; it is for dagz's own synchronous helpers (truncate, cloning), which
+never await inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from dagz import _shim
+
+_DEPTH: ContextVar[int] = ContextVar("dagz_bypass_depth", default=0)
+
+#: Set by the plugin when it registers the decision callback.
+callback_registered = False
+
+
+def is_bypassed() -> bool:
+    return _DEPTH.get() > 0
+
+
+@contextmanager
+def bypass() -> Iterator[None]:
+    token = _DEPTH.set(_DEPTH.get() + 1)
+    thread_level = not callback_registered
+    if thread_level:
+        _shim.bypass_enter()
+    try:
+        yield
+    finally:
+        if thread_level:
+            _shim.bypass_exit()
+        _DEPTH.reset(token)
+
+
+@contextmanager
+def hard_bypass() -> Iterator[None]:
+    token = _DEPTH.set(_DEPTH.get() + 1)
+    _shim.bypass_enter()
+    try:
+        yield
+    finally:
+        _shim.bypass_exit()
+        _DEPTH.reset(token)

@@ -1,0 +1,230 @@
+"""The only module that talks to libdagz.so (ctypes). Everything else calls these wrappers.
+
+Two situations:
+
+* the shim is preloaded (``LD_PRELOAD``): its symbols are in the global scope; we use that very
+  copy, so the bypass and the decision callback act on the hooks that really run;
+* it is not: we load the packaged (or built) library ``RTLD_LOCAL`` — its hooks then intercept
+  nothing — only to use the rewrite rules, so they exist once, in Rust.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+ABI_VERSION = 1
+ENGINE_POSTGRES = 1
+ENGINE_MYSQL = 2
+CB_KEEP = 0
+CB_REROUTE = 1
+CB_DEFAULT = 2
+CB_ERROR = -1
+
+_PKG_DIR = Path(__file__).resolve().parent
+
+
+class ShimError(RuntimeError):
+    """A `dagz:` error reported by the shim."""
+
+
+def shim_path() -> Path:
+    """Where libdagz.so is: ``DAGZ_SHIM``, the copy inside the package, or a source checkout's build."""
+    env = os.environ.get("DAGZ_SHIM")
+    if env:
+        return Path(env)
+    packaged = _PKG_DIR / "libdagz.so"
+    if packaged.exists():
+        return packaged
+    return _PKG_DIR.parent.parent / "target" / "release" / "libdagz.so"
+
+
+def preloaded_path() -> Optional[str]:
+    """The path of a libdagz mapped into this process by the loader (LD_PRELOAD), if any."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                path = line.rstrip("\n").split(None, 5)[-1] if line.count(" ") >= 5 else ""
+                if path.endswith("libdagz.so") or os.path.basename(path).startswith("libdagz"):
+                    return path
+    except OSError:
+        return None
+    return None
+
+
+def _is_preloaded() -> bool:
+    try:
+        ctypes.CDLL(None).dagz_abi_version  # noqa: B018 - lookup in the global scope
+    except AttributeError:
+        return False
+    return True
+
+
+PRELOADED = _is_preloaded()
+
+
+def _load() -> ctypes.CDLL:
+    if PRELOADED:
+        return ctypes.CDLL(None)
+    path = shim_path()
+    if not path.exists():
+        raise ShimError(f"dagz: libdagz.so not found at {path} (build it with `cargo build --release`)")
+    return ctypes.CDLL(str(path), mode=os.RTLD_LOCAL)
+
+
+_lib = _load()
+
+_SSIZE = ctypes.c_ssize_t
+_BUF = ctypes.c_char_p
+for _name, _args, _res in [
+    ("dagz_abi_version", [], ctypes.c_int),
+    ("dagz_version", [], ctypes.c_char_p),
+    ("dagz_bypass_enter", [], ctypes.c_int),
+    ("dagz_bypass_exit", [], ctypes.c_int),
+    ("dagz_bypass_depth", [], ctypes.c_int),
+    ("dagz_worker", [ctypes.POINTER(ctypes.c_uint)] * 2 + [ctypes.c_void_p, ctypes.c_size_t], ctypes.c_int),
+    ("dagz_policy_check", [ctypes.c_void_p, ctypes.c_size_t], ctypes.c_int),
+    (
+        "dagz_policy_decide",
+        [ctypes.c_int, _BUF, ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_size_t],
+        _SSIZE,
+    ),
+    ("dagz_policy_render", [ctypes.c_int, _BUF, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    ("dagz_policy_suffix", [ctypes.c_int, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    ("dagz_url_get_db", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    ("dagz_url_set_db", [_BUF, _BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    ("dagz_pg_rewrite_conninfo", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    ("dagz_redact", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+]:
+    _fn = getattr(_lib, _name)
+    _fn.argtypes = _args
+    _fn.restype = _res
+
+_CB_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+_lib.dagz_set_decision_callback.argtypes = [_CB_TYPE]
+_lib.dagz_set_decision_callback.restype = ctypes.c_int
+
+if _lib.dagz_abi_version() != ABI_VERSION:
+    raise ShimError(
+        f"dagz: the loaded libdagz.so has ABI version {_lib.dagz_abi_version()}, "
+        f"this dagz package needs {ABI_VERSION}; rebuild/reinstall so both match"
+    )
+
+VERSION: str = (_lib.dagz_version() or b"?").decode()
+
+
+def _call_str(fn: Callable[..., int], *args: object) -> tuple[int, str]:
+    """Calls a string-producing export, growing the buffer when needed. (rc, text)."""
+    size = 256
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        rc = fn(*args, buf, size)
+        if rc >= size:
+            size = rc + 1
+            continue
+        return rc, buf.value.decode("utf-8", "surrogateescape")
+
+
+def _checked(fn: Callable[..., int], *args: object) -> str:
+    rc, text = _call_str(fn, *args)
+    if rc == -1:
+        raise ShimError(text)
+    return text
+
+
+def _b(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+def bypass_enter() -> int:
+    return int(_lib.dagz_bypass_enter())
+
+
+def bypass_exit() -> int:
+    return int(_lib.dagz_bypass_exit())
+
+
+def bypass_depth() -> int:
+    return int(_lib.dagz_bypass_depth())
+
+
+def worker() -> tuple[int, int]:
+    """(worker number, worker count) as the shim reads them from the environment now."""
+    num, count = ctypes.c_uint(), ctypes.c_uint()
+    buf = ctypes.create_string_buffer(1024)
+    if _lib.dagz_worker(ctypes.byref(num), ctypes.byref(count), buf, 1024) != 0:
+        raise ShimError(buf.value.decode("utf-8", "replace"))
+    return num.value, count.value
+
+
+def policy_check() -> None:
+    buf = ctypes.create_string_buffer(4096)
+    if _lib.dagz_policy_check(buf, 4096) != 0:
+        raise ShimError(buf.value.decode("utf-8", "replace"))
+
+
+def policy_decide(engine: int, name: str) -> tuple[bool, str]:
+    """The declarative policy's answer: (rerouted?, name to use)."""
+    flag = ctypes.c_int(0)
+    text = _checked(_lib.dagz_policy_decide, engine, _b(name), ctypes.byref(flag))
+    return bool(flag.value), text
+
+
+def policy_render(engine: int, name: str, worker_num: int) -> str:
+    return _checked(_lib.dagz_policy_render, engine, _b(name), worker_num)
+
+
+def policy_suffix(engine: int, worker_num: int) -> str:
+    return _checked(_lib.dagz_policy_suffix, engine, worker_num)
+
+
+def url_get_db(url: str) -> Optional[str]:
+    rc, text = _call_str(_lib.dagz_url_get_db, _b(url))
+    if rc == -2:
+        return None
+    if rc == -1:
+        raise ShimError(text)
+    return text
+
+
+def url_set_db(url: str, db: str) -> str:
+    return _checked(_lib.dagz_url_set_db, _b(url), _b(db))
+
+
+def pg_rewrite_conninfo(conninfo: str) -> str:
+    return _checked(_lib.dagz_pg_rewrite_conninfo, _b(conninfo))
+
+
+def redact(s: str) -> str:
+    return _checked(_lib.dagz_redact, _b(s))
+
+
+DecisionCallback = Callable[[int, str], "tuple[int, str]"]
+# The ctypes callback object must stay referenced for the life of the process (notes §9).
+_registered: list[object] = []
+
+
+def set_decision_callback(fn: Optional[DecisionCallback]) -> None:
+    """Registers `fn(engine, name) -> (code, text)` as the shim's decision callback (preloaded
+    shim only). `fn` must not raise: exceptions in a ctypes callback are swallowed, so they are
+    caught here and reported as CB_ERROR."""
+    if not PRELOADED:
+        raise ShimError("dagz: the decision callback needs the shim preloaded (LD_PRELOAD)")
+    if fn is None:
+        _lib.dagz_set_decision_callback(None)
+        return
+
+    def trampoline(engine: int, name: bytes, out: int, out_len: int) -> int:
+        try:
+            code, text = fn(engine, name.decode("utf-8", "surrogateescape"))
+        except BaseException as exc:  # noqa: BLE001 - must never propagate into C
+            code, text = CB_ERROR, f"dagz: decision callback raised {type(exc).__name__}: {exc}"
+        data = text.encode("utf-8", "surrogateescape")[: max(out_len - 1, 0)]
+        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        return code
+
+    cb = _CB_TYPE(trampoline)
+    _registered.append(cb)
+    _lib.dagz_set_decision_callback(cb)

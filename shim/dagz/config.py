@@ -1,0 +1,342 @@
+"""`PG_CONFIG` / `MYSQL_CONFIG`: the DB-rerouting API of a database family (SPEC §3).
+
+The decision and the lifecycle (`worker_init` once per worker and family, `prepare` once per test
+and rerouted database) live in `DbConfig.resolve`, which both the shim's decision callback (every
+connect made through libpq / the MySQL client, however deep inside a C extension) and the
+Python-level driver hooks (PyMySQL, asyncpg, psycopg's pure-Python implementation) call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from dagz import _bypass, _shim
+from dagz._state import STATE, log
+
+RewriteFn = Callable[[str, "Session"], str]
+ShouldRerouteFn = Callable[[str], bool]
+PrepareFn = Optional[Callable[[str], None]]
+WorkerInitFn = Optional[Callable[[int], None]]
+
+_REQUIRED = ("rewrite_db_name", "should_reroute", "prepare")
+
+
+class DagzError(RuntimeError):
+    """A refusal or failure of dagz; its message starts with `dagz:`."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg if msg.startswith("dagz:") else f"dagz: {msg}")
+
+
+@dataclass(frozen=True)
+class Session:
+    """What `rewrite_db_name(db_name, session)` gets."""
+
+    worker_num: int
+    worker_count: int
+    suffix: str
+
+    @property
+    def is_main_worker(self) -> bool:
+        return self.worker_num == 0
+
+
+@dataclass(frozen=True)
+class _Conf:
+    rewrite_db_name: RewriteFn
+    should_reroute: ShouldRerouteFn
+    prepare: PrepareFn
+    worker_init: WorkerInitFn
+    single_worker_disable: bool
+    main_worker_bypass: bool
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_MISSING: Any = _Missing()
+
+
+class DbConfig:
+    """The rerouting configuration of one database family (PostgreSQL or MySQL)."""
+
+    def __init__(self, family: str, engine: int, max_len: int) -> None:
+        self.family = family
+        self.engine = engine
+        self.max_len = max_len
+        self._conf: Optional[_Conf] = None
+        self._lock = threading.RLock()
+        self._worker_init_done = False
+        self._worker_init_error: Optional[BaseException] = None
+        self._prepared: set[str] = set()
+        self._manual: set[str] = set()
+        self._rerouted: set[str] = set()
+        self.worker_init_calls = 0
+
+    # -- the DAGZ API ---------------------------------------------------------------------------
+
+    def default_rewrite_db_name(self, db_name: str, session: Session) -> str:
+        """`{db}_jw{N:02}` (or the policy file's template)."""
+        return _shim.policy_render(self.engine, db_name, session.worker_num)
+
+    def default_should_reroute(self, db_name: str) -> bool:
+        """Everything but empty names, system databases and names already rerouted."""
+        return _shim.policy_decide(self.engine, db_name)[0]
+
+    def configure(
+        self,
+        rewrite_db_name: RewriteFn = _MISSING,
+        should_reroute: ShouldRerouteFn = _MISSING,
+        prepare: PrepareFn = _MISSING,
+        *,
+        worker_init: WorkerInitFn = None,
+        single_worker_disable: bool = False,
+        main_worker_bypass: bool = False,
+    ) -> None:
+        """Activates rerouting for this family (call once, at conftest import)."""
+        given = {"rewrite_db_name": rewrite_db_name, "should_reroute": should_reroute, "prepare": prepare}
+        missing = [k for k in _REQUIRED if given[k] is _MISSING]
+        if missing:
+            raise TypeError(
+                f"{self.family}.configure() missing required argument(s): {', '.join(repr(m) for m in missing)}"
+            )
+        for name in ("rewrite_db_name", "should_reroute"):
+            if not callable(given[name]):
+                raise TypeError(f"{self.family}.configure(): {name} must be callable, got {given[name]!r}")
+        for name, fn in (("prepare", prepare), ("worker_init", worker_init)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{self.family}.configure(): {name} must be callable or None, got {fn!r}")
+        with self._lock:
+            if self._conf is not None:
+                log(f"{self.family}.configure() called again: the new configuration replaces the old one")
+            self._conf = _Conf(
+                rewrite_db_name,
+                should_reroute,
+                prepare,
+                worker_init,
+                bool(single_worker_disable),
+                bool(main_worker_bypass),
+            )
+
+    @property
+    def configured(self) -> bool:
+        return self._conf is not None
+
+    def get_manual_init_db_name(self, name: str) -> str:
+        """The per-worker form of `name`, marked as prepared for the current test only."""
+        new = self._target(name)
+        if new is None:
+            return name
+        self._ensure_worker_init()
+        with self._lock:
+            self._manual.add(new)
+            self._rerouted.add(new)
+        return new
+
+    def get_manual_init_db_url(self, url: str) -> str:
+        db = _shim.url_get_db(url)
+        if db is None:
+            return url
+        new = self.get_manual_init_db_name(db)
+        return url if new == db else _shim.url_set_db(url, new)
+
+    @contextmanager
+    def bypass(self) -> Iterator[None]:
+        """No rerouting in this thread / asyncio task while inside (nestable)."""
+        with _bypass.bypass():
+            yield
+
+    def maybe_reroute(self, name: str) -> str:
+        """The name a connect to `name` must use now, running `worker_init`/`prepare` as a real
+        connect would."""
+        new = self.resolve(name)
+        return name if new is None else new
+
+    def maybe_reroute_uri(self, uri: str) -> str:
+        db = _shim.url_get_db(uri)
+        if db is None:
+            return uri
+        new = self.resolve(db)
+        return uri if new is None else _shim.url_set_db(uri, new)
+
+    def should_reroute(self, name: str) -> bool:
+        conf = self._conf
+        fn = conf.should_reroute if conf is not None else self.default_should_reroute
+        return bool(fn(name))
+
+    def reroute_db(self, name: str) -> str:
+        """The rewrite alone, no checks."""
+        conf = self._conf
+        fn = conf.rewrite_db_name if conf is not None else self.default_rewrite_db_name
+        return self._checked_name(fn(name, self.session()), name)
+
+    def truncate(self, db_name: str, **connect_kwargs: Any) -> list[str]:
+        """Empties every user table of `db_name` — only a per-worker database of this worker."""
+        self._check_own_database(db_name, "truncate")
+        with _bypass.hard_bypass():
+            return self._utils().truncate(db_name, **connect_kwargs)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def session(self) -> Session:
+        num, count = _shim.worker()
+        return Session(num, count, _shim.policy_suffix(self.engine, num))
+
+    def disabled_here(self) -> bool:
+        """single_worker_disable with one worker, or main_worker_bypass on worker 0."""
+        conf = self._conf
+        if conf is None:
+            return True
+        num, count = _shim.worker()
+        return (conf.single_worker_disable and count <= 1) or (conf.main_worker_bypass and num == 0)
+
+    def _checked_name(self, new: object, old: str) -> str:
+        if not isinstance(new, str):
+            raise DagzError(f"{self.family} rewrite_db_name({old!r}) returned {type(new).__name__}, not str")
+        if not new or "\0" in new:
+            raise DagzError(f"{self.family} rewrite_db_name({old!r}) returned an unusable name {new!r}")
+        if len(new.encode()) > self.max_len:
+            raise DagzError(
+                f"{self.family} rewrite_db_name({old!r}) returned {new!r}: "
+                f"{len(new.encode())} bytes, over the {self.max_len}-byte limit"
+            )
+        return new
+
+    def _target(self, name: str) -> Optional[str]:
+        """The rerouted name for `name`, or None when this connect is not rerouted."""
+        conf = self._conf
+        if conf is None or not STATE.active or self.disabled_here():
+            return None
+        if not name or not conf.should_reroute(name):
+            return None
+        new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)
+        return None if new == name else new
+
+    def resolve(self, name: str) -> Optional[str]:
+        """Decision + lifecycle for one connect. None: connect to `name` unchanged."""
+        if _bypass.is_bypassed():
+            return None
+        try:
+            new = self._target(name)
+        except DagzError:
+            raise
+        except Exception as exc:
+            raise DagzError(f"{self.family} rerouting of {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        if new is None:
+            return None
+        self._ensure_worker_init()
+        with self._lock:
+            self._rerouted.add(new)
+        self._maybe_prepare(new)
+        return new
+
+    def _ensure_worker_init(self) -> None:
+        if self._worker_init_done:
+            return
+        with self._lock:
+            if self._worker_init_error is not None:
+                err = self._worker_init_error
+                raise DagzError(f"{self.family} worker_init failed earlier: {type(err).__name__}: {err}")
+            if self._worker_init_done:
+                return
+            conf = self._conf
+            if conf is not None and conf.worker_init is not None:
+                num = self.session().worker_num
+                self.worker_init_calls += 1
+                try:
+                    with _bypass.bypass():
+                        conf.worker_init(num)
+                except BaseException as exc:
+                    self._worker_init_error = exc
+                    raise DagzError(f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}") from exc
+            self._worker_init_done = True
+
+    def _maybe_prepare(self, new: str) -> None:
+        conf = self._conf
+        if conf is None:
+            return
+        with STATE.lock:
+            test = STATE.current_test
+            if test is None:
+                if new not in STATE.announced_outside_tests:
+                    STATE.announced_outside_tests.add(new)
+                    log(f"{self.family}: connect outside any test rerouted to {new} (not prepared)")
+                return
+        with self._lock:
+            if new in self._manual or new in self._prepared or conf.prepare is None:
+                return
+            self._prepared.add(new)
+            try:
+                with _bypass.bypass():
+                    conf.prepare(new)
+            except BaseException as exc:
+                with STATE.lock:
+                    STATE.prepare_errors.append(exc)
+                raise DagzError(f"{self.family} prepare({new!r}) failed: {type(exc).__name__}: {exc}") from exc
+
+    def start_test(self) -> None:
+        """Called by the plugin when a test starts: prepared and manual-init marks are per test."""
+        with self._lock:
+            self._prepared.clear()
+            self._manual.clear()
+
+    def _check_own_database(self, db_name: str, what: str) -> None:
+        session = self.session()
+        with self._lock:
+            known = db_name in self._rerouted
+        if known or (session.suffix and db_name.endswith(session.suffix)):
+            return
+        raise DagzError(
+            f"{self.family}.{what}({db_name!r}) refused: not a per-worker database of worker "
+            f"{session.worker_num} (expected a name ending in {session.suffix!r})"
+        )
+
+    def _utils(self) -> Any:
+        if self.engine == _shim.ENGINE_POSTGRES:
+            from dagz import _pg
+
+            return _pg
+        from dagz import _mysql
+
+        return _mysql
+
+    def create_worker_init(self, db_names: list[str], **connect_kwargs: Any) -> Callable[[int], None]:
+        """A `worker_init` that (re)creates each per-worker database as a copy of its base."""
+        names = list(db_names)
+
+        def worker_init(worker_num: int) -> None:
+            utils = self._utils()
+            for base in names:
+                target = self.reroute_db(base)
+                with _bypass.hard_bypass():
+                    how = utils.clone(base, target, **connect_kwargs)
+                log(f"{self.family}: worker {worker_num}: {target} {how} from {base}")
+
+        return worker_init
+
+
+PG_CONFIG = DbConfig("PG_CONFIG", _shim.ENGINE_POSTGRES, 63)
+MYSQL_CONFIG = DbConfig("MYSQL_CONFIG", _shim.ENGINE_MYSQL, 64)
+CONFIGS = {_shim.ENGINE_POSTGRES: PG_CONFIG, _shim.ENGINE_MYSQL: MYSQL_CONFIG}
+
+
+def on_decision(engine: int, name: str) -> tuple[int, str]:
+    """The shim's decision callback (runs inside a connect of any thread; never raises)."""
+    cfg = CONFIGS.get(engine)
+    if cfg is None or cfg._conf is None or not STATE.active:
+        return _shim.CB_KEEP, ""
+    try:
+        new = cfg.resolve(name)
+    except DagzError as exc:
+        return _shim.CB_ERROR, str(exc)
+    except BaseException as exc:  # noqa: BLE001 - reported through the return value
+        return _shim.CB_ERROR, f"dagz: {type(exc).__name__}: {exc}"
+    if new is None:
+        return _shim.CB_KEEP, ""
+    return _shim.CB_REROUTE, new

@@ -1,0 +1,257 @@
+"""The dagz pytest plugin (entry point `pytest11`): options, worker model on pytest-xdist, the
+per-test lifecycle, the `dagz_main_worker` marker and its scheduler, header and summary lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from dagz import _bypass, _shim
+from dagz._state import STATE, log
+from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
+
+_MAIN_MARK = "dagz_main_worker"
+_RUN_DIR_ENV = "DAGZ_RUN_DIR"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dagz", "dagz: per-worker databases")
+    group.addoption("--dagz", action="store_true", default=False, help="activate dagz rerouting")
+    group.addoption(
+        "--dagz-workers",
+        action="store",
+        default=None,
+        metavar="N|auto",
+        help="run N pytest-xdist workers with libdagz.so preloaded into each",
+    )
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _workers_option(config: pytest.Config) -> Optional[str]:
+    value = config.getoption("dagz_workers", None)
+    if value is None:
+        return None
+    if value != "auto" and not (value.isdigit() and int(value) >= 1):
+        raise pytest.UsageError(f"--dagz-workers must be a positive number or 'auto', not {value!r}")
+    return str(value)
+
+
+def _prepend_preload(path: str) -> None:
+    current = os.environ.get("LD_PRELOAD", "")
+    parts = [p for p in current.replace(":", " ").split() if p]
+    if path not in parts:
+        os.environ["LD_PRELOAD"] = " ".join([path, *parts])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """`--dagz-workers N`: become an xdist run whose workers start with the shim preloaded
+    (xdist's own cmdline_main runs later and turns numprocesses into `tx`)."""
+    workers = _workers_option(config)
+    if workers is None or _is_xdist_worker(config):
+        return
+    if config.getoption("numprocesses", None):
+        raise pytest.UsageError("give either --dagz-workers or -n/--numprocesses, not both")
+    config.option.numprocesses = workers if workers == "auto" else int(workers)
+    shim = _shim.shim_path()
+    if not shim.exists():
+        raise pytest.UsageError(f"dagz: libdagz.so not found at {shim}: build it (`cargo build --release`)")
+    _prepend_preload(str(shim))
+
+
+def _active(config: pytest.Config) -> bool:
+    return bool(config.getoption("dagz", False) or _workers_option(config) is not None or _shim.PRELOADED)
+
+
+def _worker_count(config: pytest.Config) -> int:
+    if _is_xdist_worker(config):
+        return int(config.workerinput.get("workercount", 1))
+    n = config.getoption("numprocesses", None)
+    if isinstance(n, int):
+        return n
+    if n in ("auto", "logical"):
+        return os.cpu_count() or 1
+    return 1
+
+
+def _configured_families() -> list[str]:
+    return [c.family for c in CONFIGS.values() if c.configured]
+
+
+def _check_shim_in_workers(config: pytest.Config) -> None:
+    """Several workers + a configured family + no shim = databases shared silently: stop."""
+    families = _configured_families()
+    if not families or _worker_count(config) <= 1:
+        return
+    if _is_xdist_worker(config):
+        ok = _shim.PRELOADED
+    else:
+        ok = "libdagz" in os.environ.get("LD_PRELOAD", "")
+    if not ok:
+        n = _worker_count(config)
+        raise pytest.UsageError(
+            f"dagz: {', '.join(families)} configured and the run has {n} workers, but libdagz.so is not "
+            f"preloaded into them, so every worker would share one database. Start the run with "
+            f"`pytest --dagz-workers {n}` or `LD_PRELOAD=$(dagz shim-path) pytest -n {n}`."
+        )
+
+
+def _export_family_switches() -> None:
+    """Children (psql, Python subprocesses) use the shim's declarative policy: make it skip the
+    families this worker does not reroute, so a child lands where the test does."""
+    off = [
+        name
+        for name, cfg in (("pg", PG_CONFIG), ("mysql", MYSQL_CONFIG))
+        if not cfg.configured or cfg.disabled_here()
+    ]
+    existing = os.environ.get("DAGZ_DISABLE", "")
+    if existing.strip().lower() in ("1", "true", "all", "yes"):
+        return
+    parts = [p.strip() for p in existing.split(",") if p.strip()] + off
+    if parts:
+        os.environ["DAGZ_DISABLE"] = ",".join(dict.fromkeys(parts))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{_MAIN_MARK}: run this test on worker 0 (gw0) only")
+    if not _active(config):
+        return
+    STATE.active = True
+    _check_shim_in_workers(config)
+    if not _is_xdist_worker(config) and _worker_count(config) > 1 and _RUN_DIR_ENV not in os.environ:
+        os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dagz-run-")
+    if _shim.PRELOADED:
+        try:
+            _shim.policy_check()
+        except _shim.ShimError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        _shim.set_decision_callback(on_decision)
+        _bypass.callback_registered = True
+        _export_family_switches()
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "dagz-xdist")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    STATE.active = False
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not _active(config):
+        return ["dagz: inactive (use --dagz-workers N, --dagz, or preload libdagz.so)"]
+    shim = _shim.preloaded_path() if _shim.PRELOADED else None
+    families = ", ".join(_configured_families()) or "none configured"
+    num, count = _shim.worker()
+    where = f"shim preloaded ({shim})" if shim else "shim not preloaded in this process"
+    workers = _workers_option(config)
+    extra = f", {workers} workers with the shim preloaded" if workers else ""
+    return [f"dagz {_shim.VERSION}: {where}; families: {families}; worker {num} of {count}{extra}"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Generator[None, Any, Any]:
+    if not STATE.active:
+        return (yield)
+    with STATE.lock:
+        STATE.current_test = item.nodeid
+        STATE.prepare_errors.clear()
+    for cfg in CONFIGS.values():
+        cfg.start_test()
+    try:
+        return (yield)
+    finally:
+        with STATE.lock:
+            STATE.current_test = None
+
+
+def _phase() -> Generator[None, Any, Any]:
+    """Runs one test phase; a prepare() failure during it becomes the phase's error."""
+    try:
+        result = yield
+    except BaseException:
+        err = _take_prepare_error()
+        if err is not None:
+            raise err from None
+        raise
+    err = _take_prepare_error()
+    if err is not None:
+        raise err
+    return result
+
+
+def _take_prepare_error() -> Optional[BaseException]:
+    with STATE.lock:
+        errs = list(STATE.prepare_errors)
+        STATE.prepare_errors.clear()
+    return errs[0] if errs else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    return (yield from _phase())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    return (yield from _phase())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Generator[None, Any, Any]:
+    return (yield from _phase())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """xdist workers record which tests must run on worker 0, for the controller's scheduler."""
+    run_dir = os.environ.get(_RUN_DIR_ENV)
+    if not _is_xdist_worker(config) or not run_dir:
+        return
+    marked = [item.nodeid for item in items if item.get_closest_marker(_MAIN_MARK) is not None]
+    worker = config.workerinput.get("workerid", "gw?")
+    path = Path(run_dir) / f"main-worker-tests.{worker}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(marked))
+    tmp.replace(path)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if STATE.summary:
+        terminalreporter.section("dagz")
+        for line in STATE.summary:
+            terminalreporter.write_line(line)
+
+
+class _XdistHooks:
+    """Hooks that exist only when pytest-xdist is installed."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if not STATE.active or config.getoption("dist") not in ("load", "no"):
+            return None
+        from dagz.scheduler import MainWorkerScheduling
+
+        return MainWorkerScheduling(config, log)
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        out = getattr(node, "workeroutput", None) or {}
+        for line in out.get("dagz_summary", []):
+            if line not in STATE.summary:
+                STATE.summary.append(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if _is_xdist_worker(config):
+        config.workeroutput["dagz_summary"] = list(STATE.summary)
+
+
+__all__ = ["log"]
