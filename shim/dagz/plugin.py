@@ -30,6 +30,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N|auto",
         help="run N pytest-xdist workers with libdagz.so preloaded into each",
     )
+    group.addoption(
+        "--dagz-trace",
+        action="store",
+        default=None,
+        metavar="PATH",
+        help="write the run's OpenTelemetry sub-spans as Chrome Trace Event JSON (Perfetto)",
+    )
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -52,20 +59,20 @@ def _prepend_preload(path: str) -> None:
         os.environ["LD_PRELOAD"] = " ".join([path, *parts])
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """`--dagz-workers N`: become an xdist run whose workers start with the shim preloaded
-    (xdist's own cmdline_main runs later and turns numprocesses into `tx`)."""
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
+    """`--dagz-workers N`: become an xdist run whose workers start with the shim preloaded. A
+    wrapper, so it runs before xdist's own cmdline_main turns numprocesses into `tx`."""
     workers = _workers_option(config)
-    if workers is None or _is_xdist_worker(config):
-        return
-    if config.getoption("numprocesses", None):
-        raise pytest.UsageError("give either --dagz-workers or -n/--numprocesses, not both")
-    config.option.numprocesses = workers if workers == "auto" else int(workers)
-    shim = _shim.shim_path()
-    if not shim.exists():
-        raise pytest.UsageError(f"dagz: libdagz.so not found at {shim}: build it (`cargo build --release`)")
-    _prepend_preload(str(shim))
+    if workers is not None and not _is_xdist_worker(config):
+        if config.getoption("numprocesses", None):
+            raise pytest.UsageError("give either --dagz-workers or -n/--numprocesses, not both")
+        config.option.numprocesses = workers if workers == "auto" else int(workers)
+        shim = _shim.shim_path()
+        if not shim.exists():
+            raise pytest.UsageError(f"dagz: libdagz.so not found at {shim}: build it (`cargo build --release`)")
+        _prepend_preload(str(shim))
+    return (yield)
 
 
 def _active(config: pytest.Config) -> bool:
@@ -139,6 +146,16 @@ def pytest_configure(config: pytest.Config) -> None:
         _export_family_switches()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "dagz-xdist")
+    _register_otel(config)
+
+
+def _register_otel(config: pytest.Config) -> None:
+    """The OpenTelemetry half (test spans, sub-spans, trace output) is its own plugin object."""
+    try:
+        from dagz._otel_plugin import OtelPlugin
+    except ImportError:
+        return
+    config.pluginmanager.register(OtelPlugin(config), "dagz-otel")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
