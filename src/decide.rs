@@ -12,8 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// `int cb(int engine, const char *name, char *out, size_t out_len)`; see `shim/dagz.h`.
-pub type DecisionCallback =
-    unsafe extern "C" fn(engine: c_int, name: *const c_char, out: *mut c_char, out_len: usize) -> c_int;
+pub type DecisionCallback = unsafe extern "C" fn(
+    engine: c_int,
+    name: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int;
 
 pub const CB_KEEP: c_int = 0;
 pub const CB_REROUTE: c_int = 1;
@@ -54,7 +58,9 @@ fn env_var(name: &str) -> Option<String> {
 
 /// The policy file (`DAGZ_POLICY`) is parsed once per distinct path; env overrides (`DAGZ_DISABLE`)
 /// are applied at every call because tests may change them at run time.
-static FILE_POLICY: Mutex<Option<(Option<String>, Result<Arc<Policy>, String>)>> = Mutex::new(None);
+/// (DAGZ_POLICY value it was loaded for, the parsed policy or the error).
+type PolicyCache = Option<(Option<String>, Result<Arc<Policy>, String>)>;
+static FILE_POLICY: Mutex<PolicyCache> = Mutex::new(None);
 
 pub fn policy() -> Result<Policy, String> {
     let path = env_var("DAGZ_POLICY").filter(|p| !p.is_empty());
@@ -90,23 +96,39 @@ fn strip_dagz(s: &str) -> &str {
 /// `Ok(None)`: connect to `name` unchanged. `Err`: refuse the connect (message without `dagz:`).
 pub fn decide(engine: Engine, name: &str, via: &str) -> Result<Option<String>, String> {
     if guard::bypass_depth() > 0 {
-        dlog!(Level::Debug, "{}: {name} kept (thread bypass) via {via}", engine.label());
+        dlog!(
+            Level::Debug,
+            "{}: {name} kept (thread bypass) via {via}",
+            engine.label()
+        );
         return Ok(None);
     }
     if guard::in_callback() {
-        dlog!(Level::Debug, "{}: {name} kept (connect from inside the decision callback) via {via}", engine.label());
+        dlog!(
+            Level::Debug,
+            "{}: {name} kept (connect from inside the decision callback) via {via}",
+            engine.label()
+        );
         return Ok(None);
     }
     let policy = policy().map_err(|e| strip_dagz(&e).to_owned())?;
     if !policy.enabled(engine) {
-        dlog!(Level::Debug, "{}: {name} kept (engine disabled) via {via}", engine.label());
+        dlog!(
+            Level::Debug,
+            "{}: {name} kept (engine disabled) via {via}",
+            engine.label()
+        );
         return Ok(None);
     }
     let worker = worker()?;
     if let Some(cb) = callback() {
         match call_back(cb, engine, name)? {
             CbAnswer::Keep => {
-                dlog!(Level::Debug, "{}: {name} kept (callback) via {via}", engine.label());
+                dlog!(
+                    Level::Debug,
+                    "{}: {name} kept (callback) via {via}",
+                    engine.label()
+                );
                 return Ok(None);
             }
             CbAnswer::Reroute(new) => {
@@ -118,19 +140,36 @@ pub fn decide(engine: Engine, name: &str, via: &str) -> Result<Option<String>, S
                         engine.label()
                     ));
                 }
-                dlog!(Level::Info, "{}: {name} -> {new} (worker {}, callback) via {via}", engine.label(), worker.num);
+                dlog!(
+                    Level::Info,
+                    "{}: {name} -> {new} (worker {}, callback) via {via}",
+                    engine.label(),
+                    worker.num
+                );
                 return Ok((new != name).then_some(new));
             }
             CbAnswer::Default => {}
         }
     }
-    match policy.decide(engine, name, &worker).map_err(|e| strip_dagz(&e).to_owned())? {
+    match policy
+        .decide(engine, name, &worker)
+        .map_err(|e| strip_dagz(&e).to_owned())?
+    {
         Decision::Keep(why) => {
-            dlog!(Level::Debug, "{}: {name} kept ({why:?}) via {via}", engine.label());
+            dlog!(
+                Level::Debug,
+                "{}: {name} kept ({why:?}) via {via}",
+                engine.label()
+            );
             Ok(None)
         }
         Decision::Reroute(new) => {
-            dlog!(Level::Info, "{}: {name} -> {new} (worker {}) via {via}", engine.label(), worker.num);
+            dlog!(
+                Level::Info,
+                "{}: {name} -> {new} (worker {}) via {via}",
+                engine.label(),
+                worker.num
+            );
             Ok(Some(new))
         }
     }
@@ -149,7 +188,14 @@ fn call_back(cb: DecisionCallback, engine: Engine, name: &str) -> Result<CbAnswe
         let _g = guard::enter_callback();
         // SAFETY: `cb` was registered through dagz_set_decision_callback with this signature;
         // `cname` is NUL-terminated and `buf` is writable for CB_BUF bytes. No lock is held here.
-        unsafe { cb(engine_code(engine), cname.as_ptr(), buf.as_mut_ptr().cast(), CB_BUF - 1) }
+        unsafe {
+            cb(
+                engine_code(engine),
+                cname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                CB_BUF - 1,
+            )
+        }
     };
     let text = {
         let end = buf.iter().position(|&b| b == 0).unwrap_or(CB_BUF - 1);

@@ -30,11 +30,19 @@ fn write_out(s: &[u8], out: *mut c_char, out_len: usize) -> isize {
 }
 
 /// Runs `f` behind the panic boundary and encodes its result per the conventions above.
-fn string_result(out: *mut c_char, out_len: usize, f: impl FnOnce() -> Result<Vec<u8>, String>) -> isize {
+fn string_result(
+    out: *mut c_char,
+    out_len: usize,
+    f: impl FnOnce() -> Result<Vec<u8>, String>,
+) -> isize {
     match boundary::catch(f) {
         Ok(s) => write_out(&s, out, out_len),
         Err(e) => {
-            let msg = if e.starts_with("dagz:") { e } else { format!("dagz: {e}") };
+            let msg = if e.starts_with("dagz:") {
+                e
+            } else {
+                format!("dagz: {e}")
+            };
             write_out(msg.as_bytes(), out, out_len);
             -1
         }
@@ -95,8 +103,16 @@ pub extern "C" fn dagz_set_decision_callback(cb: Option<DecisionCallback>) -> c_
 }
 
 /// The worker number and count as the shim sees them now. 0, or -1 with the message in `out`.
+///
+/// # Safety
+/// `num` and `count` are NULL or writable; `out` is writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_worker(num: *mut c_uint, count: *mut c_uint, out: *mut c_char, out_len: usize) -> c_int {
+pub unsafe extern "C" fn dagz_worker(
+    num: *mut c_uint,
+    count: *mut c_uint,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int {
     let r = string_result(out, out_len, || {
         let w = decide::worker()?;
         // SAFETY: the caller passes NULL or writable pointers.
@@ -130,8 +146,11 @@ pub extern "C" fn dagz_policy_check(out: *mut c_char, out_len: usize) -> c_int {
 
 /// The declarative policy's decision for `name` on the current worker (no callback, no bypass).
 /// Writes the name to use (the original when kept); `*rerouted` tells which.
+///
+/// # Safety
+/// `name` is NUL-terminated; `rerouted` is NULL or writable; `out` is writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_policy_decide(
+pub unsafe extern "C" fn dagz_policy_decide(
     engine_code: c_int,
     name: *const c_char,
     rerouted: *mut c_int,
@@ -166,18 +185,36 @@ pub extern "C" fn dagz_policy_render(
     string_result(out, out_len, || {
         let e = engine(engine_code)?;
         let w = decide::worker()?;
-        let w = crate::policy::Worker { num: worker, count: w.count };
-        Ok(decide::policy()?.render(e, arg_str(name, "name")?, &w)?.into_bytes())
+        let w = crate::policy::Worker {
+            num: worker,
+            count: w.count,
+        };
+        Ok(decide::policy()?
+            .render(e, arg_str(name, "name")?, &w)?
+            .into_bytes())
     })
 }
 
 /// The suffix the template adds for `worker` (`_jw03`).
 #[no_mangle]
-pub extern "C" fn dagz_policy_suffix(engine_code: c_int, worker: c_uint, out: *mut c_char, out_len: usize) -> isize {
+pub extern "C" fn dagz_policy_suffix(
+    engine_code: c_int,
+    worker: c_uint,
+    out: *mut c_char,
+    out_len: usize,
+) -> isize {
     string_result(out, out_len, || {
         let e = engine(engine_code)?;
         let w = decide::worker()?;
-        Ok(decide::policy()?.suffix(e, &crate::policy::Worker { num: worker, count: w.count }).into_bytes())
+        Ok(decide::policy()?
+            .suffix(
+                e,
+                &crate::policy::Worker {
+                    num: worker,
+                    count: w.count,
+                },
+            )
+            .into_bytes())
     })
 }
 
@@ -185,11 +222,13 @@ pub extern "C" fn dagz_policy_suffix(engine_code: c_int, worker: c_uint, out: *m
 #[no_mangle]
 pub extern "C" fn dagz_url_get_db(url: *const c_char, out: *mut c_char, out_len: usize) -> isize {
     let mut none = false;
-    let r = string_result(out, out_len, || match conninfo::url_get_db(arg(url, "url")?).map_err(|e| e.to_string())? {
-        Some(db) => Ok(db.into_bytes()),
-        None => {
-            none = true;
-            Ok(Vec::new())
+    let r = string_result(out, out_len, || {
+        match conninfo::url_get_db(arg(url, "url")?).map_err(|e| e.to_string())? {
+            Some(db) => Ok(db.into_bytes()),
+            None => {
+                none = true;
+                Ok(Vec::new())
+            }
         }
     });
     if none {
@@ -201,7 +240,12 @@ pub extern "C" fn dagz_url_get_db(url: *const c_char, out: *mut c_char, out_len:
 
 /// `url` with its database replaced by `db`, every other byte kept.
 #[no_mangle]
-pub extern "C" fn dagz_url_set_db(url: *const c_char, db: *const c_char, out: *mut c_char, out_len: usize) -> isize {
+pub extern "C" fn dagz_url_set_db(
+    url: *const c_char,
+    db: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> isize {
     string_result(out, out_len, || {
         conninfo::url_set_db(arg(url, "url")?, arg_str(db, "db")?).map_err(|e| e.to_string())
     })
@@ -211,7 +255,11 @@ pub extern "C" fn dagz_url_set_db(url: *const c_char, db: *const c_char, out: *m
 /// conninfo or URI: for drivers the shim cannot see (psycopg's pure-Python implementation).
 /// Writes the conninfo to use (the original when unchanged).
 #[no_mangle]
-pub extern "C" fn dagz_pg_rewrite_conninfo(conninfo: *const c_char, out: *mut c_char, out_len: usize) -> isize {
+pub extern "C" fn dagz_pg_rewrite_conninfo(
+    conninfo: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> isize {
     string_result(out, out_len, || {
         let ci = arg(conninfo, "conninfo")?;
         let mut d = |name: &str| decide::decide(Engine::Postgres, name, "dagz_pg_rewrite_conninfo");
@@ -227,5 +275,7 @@ pub extern "C" fn dagz_pg_rewrite_conninfo(conninfo: *const c_char, out: *mut c_
 /// `s` with any password replaced by `***` (for log lines).
 #[no_mangle]
 pub extern "C" fn dagz_redact(s: *const c_char, out: *mut c_char, out_len: usize) -> isize {
-    string_result(out, out_len, || Ok(conninfo::redact(arg(s, "s")?).into_bytes()))
+    string_result(out, out_len, || {
+        Ok(conninfo::redact(arg(s, "s")?).into_bytes())
+    })
 }

@@ -40,9 +40,15 @@ type RealConnectStartFn = unsafe extern "C" fn(
 ) -> c_int;
 type SelectDbFn = unsafe extern "C" fn(*mut Mysql, *const c_char) -> c_int;
 type SelectDbStartFn = unsafe extern "C" fn(*mut c_int, *mut Mysql, *const c_char) -> c_int;
-type ChangeUserFn = unsafe extern "C" fn(*mut Mysql, *const c_char, *const c_char, *const c_char) -> MyBool;
-type ChangeUserStartFn =
-    unsafe extern "C" fn(*mut MyBool, *mut Mysql, *const c_char, *const c_char, *const c_char) -> c_int;
+type ChangeUserFn =
+    unsafe extern "C" fn(*mut Mysql, *const c_char, *const c_char, *const c_char) -> MyBool;
+type ChangeUserStartFn = unsafe extern "C" fn(
+    *mut MyBool,
+    *mut Mysql,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+) -> c_int;
 type QueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char) -> c_int;
 type RealQueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char, c_ulong) -> c_int;
 type ErrorFn = unsafe extern "C" fn(*mut Mysql) -> *const c_char;
@@ -78,9 +84,18 @@ fn build(lib: &Lib) -> Result<MyReal, String> {
             send_query: t::<usize, RealQueryFn>(lib.sym("mysql_send_query")?),
             error: t::<usize, ErrorFn>(lib.sym("mysql_error")?),
             errno: t::<usize, ErrnoFn>(lib.sym("mysql_errno")?),
-            real_connect_start: lib.sym("mysql_real_connect_start").ok().map(|p| t::<usize, RealConnectStartFn>(p)),
-            select_db_start: lib.sym("mysql_select_db_start").ok().map(|p| t::<usize, SelectDbStartFn>(p)),
-            change_user_start: lib.sym("mysql_change_user_start").ok().map(|p| t::<usize, ChangeUserStartFn>(p)),
+            real_connect_start: lib
+                .sym("mysql_real_connect_start")
+                .ok()
+                .map(|p| t::<usize, RealConnectStartFn>(p)),
+            select_db_start: lib
+                .sym("mysql_select_db_start")
+                .ok()
+                .map(|p| t::<usize, SelectDbStartFn>(p)),
+            change_user_start: lib
+                .sym("mysql_change_user_start")
+                .ok()
+                .map(|p| t::<usize, ChangeUserStartFn>(p)),
         })
     }
 }
@@ -161,7 +176,9 @@ fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, S
     let name = std::str::from_utf8(d).map_err(|_| "database name is not UTF-8".to_owned())?;
     match decide::decide(Engine::Mysql, name, via)? {
         None => Ok(None),
-        Some(new) => CString::new(new).map(Some).map_err(|_| "rerouted name contains a NUL byte".to_owned()),
+        Some(new) => CString::new(new)
+            .map(Some)
+            .map_err(|_| "rerouted name contains a NUL byte".to_owned()),
     }
 }
 
@@ -172,10 +189,12 @@ fn real_for_call(via: &str) -> Result<(&'static MyReal, bool), String> {
         // SAFETY: non-zero INSIDE values of the Mysql slot are `&'static MyReal` (see `call`).
         return Ok((unsafe { &*(inside as *const MyReal) }, true));
     }
-    boundary::catch(|| MY.for_caller(guard::caller())).map(|r| (r, false)).map_err(|e| {
-        dlog!(Level::Error, "no safe real {via}: {e}");
-        e
-    })
+    boundary::catch(|| MY.for_caller(guard::caller()))
+        .map(|r| (r, false))
+        .map_err(|e| {
+            dlog!(Level::Error, "no safe real {via}: {e}");
+            e
+        })
 }
 
 fn call<R>(real: &'static MyReal, f: impl FnOnce() -> R) -> R {
@@ -191,7 +210,10 @@ static ASYNC_DB: parking_lot::Mutex<Option<std::collections::HashMap<usize, CStr
 
 fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
     let p = db.as_ptr(); // the heap buffer does not move when the CString is moved into the map
-    ASYNC_DB.lock().get_or_insert_with(Default::default).insert(mysql as usize, db);
+    ASYNC_DB
+        .lock()
+        .get_or_insert_with(Default::default)
+        .insert(mysql as usize, db);
     p
 }
 
@@ -241,7 +263,9 @@ unsafe extern "C" fn my_real_connect(
         false,
         db,
         // SAFETY: forwarding the caller's arguments (db possibly replaced by a live CString).
-        |r, db| unsafe { (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags) },
+        |r, db| unsafe {
+            (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags)
+        },
         |r, e| {
             if let Some(r) = r {
                 set_error(r, mysql, e);
@@ -303,7 +327,11 @@ unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char) -> c_int
     )
 }
 
-unsafe extern "C" fn my_select_db_start(ret: *mut c_int, mysql: *mut Mysql, db: *const c_char) -> c_int {
+unsafe extern "C" fn my_select_db_start(
+    ret: *mut c_int,
+    mysql: *mut Mysql,
+    db: *const c_char,
+) -> c_int {
     db_hook(
         "mysql_select_db_start",
         mysql,
@@ -424,8 +452,11 @@ fn query_hook(
         None => unsafe { CStr::from_ptr(q) }.to_bytes(),
     };
     let rewritten = boundary::catch(|| {
-        let Some(u) = mysql_sql::parse_use(stmt) else { return Ok(None) };
-        Ok(decide::decide(Engine::Mysql, &u.name, via)?.map(|new| mysql_sql::replace_use(stmt, &u, &new)))
+        let Some(u) = mysql_sql::parse_use(stmt) else {
+            return Ok(None);
+        };
+        Ok(decide::decide(Engine::Mysql, &u.name, via)?
+            .map(|new| mysql_sql::replace_use(stmt, &u, &new)))
     });
     match rewritten {
         Ok(None) => call(real, || run(real, q, n)),
@@ -448,15 +479,21 @@ fn query_hook(
 
 unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char) -> c_int {
     // SAFETY: forwarding; a rewritten statement is NUL-terminated (CString).
-    query_hook("mysql_query", mysql, q, None, |r, q, _| unsafe { (r.query)(mysql, q) })
+    query_hook("mysql_query", mysql, q, None, |r, q, _| unsafe {
+        (r.query)(mysql, q)
+    })
 }
 
 unsafe extern "C" fn my_real_query(mysql: *mut Mysql, q: *const c_char, len: c_ulong) -> c_int {
     // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook("mysql_real_query", mysql, q, Some(len), |r, q, n| unsafe { (r.real_query)(mysql, q, n) })
+    query_hook("mysql_real_query", mysql, q, Some(len), |r, q, n| unsafe {
+        (r.real_query)(mysql, q, n)
+    })
 }
 
 unsafe extern "C" fn my_send_query(mysql: *mut Mysql, q: *const c_char, len: c_ulong) -> c_int {
     // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook("mysql_send_query", mysql, q, Some(len), |r, q, n| unsafe { (r.send_query)(mysql, q, n) })
+    query_hook("mysql_send_query", mysql, q, Some(len), |r, q, n| unsafe {
+        (r.send_query)(mysql, q, n)
+    })
 }

@@ -16,7 +16,8 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 type PGconn = c_void;
 type ConnectdbFn = unsafe extern "C" fn(*const c_char) -> *mut PGconn;
-type ParamsFn = unsafe extern "C" fn(*const *const c_char, *const *const c_char, c_int) -> *mut PGconn;
+type ParamsFn =
+    unsafe extern "C" fn(*const *const c_char, *const *const c_char, c_int) -> *mut PGconn;
 type SetdbLoginFn = unsafe extern "C" fn(
     *const c_char,
     *const c_char,
@@ -44,7 +45,9 @@ fn build(lib: &Lib) -> Result<PgReal, String> {
             connectdb: std::mem::transmute::<usize, ConnectdbFn>(lib.sym("PQconnectdb")?),
             connectdb_params: std::mem::transmute::<usize, ParamsFn>(lib.sym("PQconnectdbParams")?),
             connect_start: std::mem::transmute::<usize, ConnectdbFn>(lib.sym("PQconnectStart")?),
-            connect_start_params: std::mem::transmute::<usize, ParamsFn>(lib.sym("PQconnectStartParams")?),
+            connect_start_params: std::mem::transmute::<usize, ParamsFn>(
+                lib.sym("PQconnectStartParams")?,
+            ),
             setdb_login: std::mem::transmute::<usize, SetdbLoginFn>(lib.sym("PQsetdbLogin")?),
         })
     }
@@ -86,7 +89,13 @@ impl PgEnv for ProcessEnv {
         // SAFETY: all pointers are valid for the sizes given; getpwuid_r writes `pwd` and strings
         // into `buf` and sets `out` to `pwd` on success.
         let rc = unsafe {
-            libc::getpwuid_r(libc::geteuid(), pwd.as_mut_ptr(), buf.as_mut_ptr(), buf.len(), &mut out)
+            libc::getpwuid_r(
+                libc::geteuid(),
+                pwd.as_mut_ptr(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            )
         };
         if rc != 0 || out.is_null() {
             return None;
@@ -123,7 +132,10 @@ fn rewrite_err(e: RewriteError) -> String {
 /// A conninfo that makes the real libpq fail before any network I/O, with `msg` in the error text
 /// that `PQerrorMessage` (and so every driver) shows: `invalid sslmode value: "dagz: …"`.
 fn fail_conninfo(msg: &str) -> CString {
-    let one_line: String = msg.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one_line: String = msg
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let escaped = one_line.replace('\\', "\\\\").replace('\'', "\\'");
     CString::new(format!("sslmode='dagz: {escaped}'")).unwrap_or_default()
 }
@@ -192,12 +204,16 @@ unsafe fn conninfo_hook(conninfo: *const c_char, via: &'static str, start: bool)
     // CString that lives across the call.
     let pass = move |r: &PgReal| unsafe { pick(r)(conninfo) };
     run(via, start, pass, move |real| {
-        let Some(ci) = bytes(conninfo) else { return Ok(None) };
+        let Some(ci) = bytes(conninfo) else {
+            return Ok(None);
+        };
         match conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut decider(via)).map_err(rewrite_err)? {
             None => Ok(None),
             Some(new) => {
                 let new = cstring(new)?;
-                Ok(Some(call_real(real, || unsafe { pick(real)(new.as_ptr()) })))
+                Ok(Some(call_real(real, || unsafe {
+                    pick(real)(new.as_ptr())
+                })))
             }
         }
     })
@@ -212,7 +228,10 @@ unsafe extern "C" fn pq_connect_start(conninfo: *const c_char) -> *mut PGconn {
 }
 
 /// Reads the NULL-terminated keyword array and its parallel value array.
-unsafe fn read_params<'a>(kw: *const *const c_char, vals: *const *const c_char) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
+unsafe fn read_params<'a>(
+    kw: *const *const c_char,
+    vals: *const *const c_char,
+) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
     let mut out = Vec::new();
     if kw.is_null() {
         return out;
@@ -222,7 +241,11 @@ unsafe fn read_params<'a>(kw: *const *const c_char, vals: *const *const c_char) 
         // least as many entries as `keywords` before it.
         let k = unsafe { *kw.add(i) };
         let Some(k) = bytes(k) else { break };
-        let v = if vals.is_null() { None } else { bytes(unsafe { *vals.add(i) }) };
+        let v = if vals.is_null() {
+            None
+        } else {
+            bytes(unsafe { *vals.add(i) })
+        };
         out.push((k, v));
     }
     out
@@ -235,14 +258,23 @@ unsafe fn params_hook(
     via: &'static str,
     start: bool,
 ) -> *mut PGconn {
-    let pick = move |r: &PgReal| if start { r.connect_start_params } else { r.connectdb_params };
+    let pick = move |r: &PgReal| {
+        if start {
+            r.connect_start_params
+        } else {
+            r.connectdb_params
+        }
+    };
     // SAFETY (closures): forwarding the caller's arrays, or arrays of CStrings alive across the call.
     let pass = move |r: &PgReal| unsafe { pick(r)(kw, vals, expand) };
     run(via, start, pass, move |real| {
         let params = unsafe { read_params(kw, vals) };
-        let rewritten = conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut decider(via))
-            .map_err(rewrite_err)?;
-        let Some(new) = rewritten else { return Ok(None) };
+        let rewritten =
+            conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut decider(via))
+                .map_err(rewrite_err)?;
+        let Some(new) = rewritten else {
+            return Ok(None);
+        };
         let mut keys = Vec::with_capacity(new.len());
         let mut values = Vec::with_capacity(new.len());
         for (k, v) in new {
@@ -250,11 +282,15 @@ unsafe fn params_hook(
             values.push(v.map(cstring).transpose()?);
         }
         let mut kp: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr()).collect();
-        let mut vp: Vec<*const c_char> =
-            values.iter().map(|v| v.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())).collect();
+        let mut vp: Vec<*const c_char> = values
+            .iter()
+            .map(|v| v.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+            .collect();
         kp.push(std::ptr::null());
         vp.push(std::ptr::null());
-        Ok(Some(call_real(real, || unsafe { pick(real)(kp.as_ptr(), vp.as_ptr(), expand) })))
+        Ok(Some(call_real(real, || unsafe {
+            pick(real)(kp.as_ptr(), vp.as_ptr(), expand)
+        })))
     })
 }
 
@@ -285,7 +321,8 @@ unsafe extern "C" fn pq_setdb_login(
 ) -> *mut PGconn {
     let via = "PQsetdbLogin";
     // SAFETY (closures): forwarding the caller's arguments, or a CString alive across the call.
-    let pass = move |r: &PgReal| unsafe { (r.setdb_login)(host, port, options, tty, db, login, pwd) };
+    let pass =
+        move |r: &PgReal| unsafe { (r.setdb_login)(host, port, options, tty, db, login, pwd) };
     run(via, false, pass, move |real| {
         let new = conninfo::rewrite_setdb(bytes(db), bytes(login), &ProcessEnv, &mut decider(via))
             .map_err(rewrite_err)?;

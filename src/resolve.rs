@@ -77,7 +77,12 @@ const R_X86_64_JUMP_SLOT: u64 = 7;
 const MAX_ENTRIES: usize = 1 << 22;
 
 extern "C" {
-    fn dladdr1(addr: *const c_void, info: *mut libc::Dl_info, extra: *mut *mut c_void, flags: c_int) -> c_int;
+    fn dladdr1(
+        addr: *const c_void,
+        info: *mut libc::Dl_info,
+        extra: *mut *mut c_void,
+        flags: c_int,
+    ) -> c_int;
 }
 
 /// The object that contains `addr`, if any.
@@ -86,7 +91,14 @@ pub fn object_of(addr: usize) -> Option<Object> {
     let mut lm: *mut c_void = std::ptr::null_mut();
     // SAFETY: `info` and `lm` are valid out-pointers; dladdr1 only reads the loader's own tables and
     // accepts any address (it returns 0 for unmapped ones).
-    let ok = unsafe { dladdr1(addr as *const c_void, info.as_mut_ptr(), &mut lm, RTLD_DL_LINKMAP) };
+    let ok = unsafe {
+        dladdr1(
+            addr as *const c_void,
+            info.as_mut_ptr(),
+            &mut lm,
+            RTLD_DL_LINKMAP,
+        )
+    };
     if ok == 0 || lm.is_null() {
         return None;
     }
@@ -96,15 +108,25 @@ pub fn object_of(addr: usize) -> Option<Object> {
         String::new()
     } else {
         // SAFETY: dli_fname is a NUL-terminated string owned by the loader for the object's lifetime.
-        unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned()
     };
-    Some(Object { base: info.dli_fbase as usize, path, lm: lm as *const LinkMap })
+    Some(Object {
+        base: info.dli_fbase as usize,
+        path,
+        lm: lm as *const LinkMap,
+    })
 }
 
 /// This library's own object (to recognise and reject our own hooks as "real" functions).
 fn self_base() -> usize {
     static BASE: once_cell::sync::OnceCell<usize> = once_cell::sync::OnceCell::new();
-    *BASE.get_or_init(|| object_of(self_base as *const () as usize).map(|o| o.base).unwrap_or(0))
+    *BASE.get_or_init(|| {
+        object_of(self_base as *const () as usize)
+            .map(|o| o.base)
+            .unwrap_or(0)
+    })
 }
 
 /// The dynamic-section fields we need, as absolute addresses.
@@ -132,7 +154,12 @@ fn dyn_info(obj: &Object) -> Option<DynInfo> {
             v
         }
     };
-    let mut info = DynInfo { symtab: 0, strtab: 0, strsz: 0, tables: [(0, 0); 2] };
+    let mut info = DynInfo {
+        symtab: 0,
+        strtab: 0,
+        strsz: 0,
+        tables: [(0, 0); 2],
+    };
     let mut pltrel_is_rela = true;
     for _ in 0..MAX_ENTRIES {
         // SAFETY: `d` walks the object's dynamic array, which the ELF format terminates with DT_NULL;
@@ -163,7 +190,9 @@ fn dyn_info(obj: &Object) -> Option<DynInfo> {
 /// a sibling the caller itself defines yields the caller.
 fn bound_siblings(caller: &Object, siblings: &[&str]) -> Vec<(String, Object)> {
     let mut out = Vec::new();
-    let Some(di) = dyn_info(caller) else { return out };
+    let Some(di) = dyn_info(caller) else {
+        return out;
+    };
     // SAFETY: lm is valid (see dyn_info).
     let l_addr = unsafe { (*caller.lm).l_addr };
     for &(table, size) in &di.tables {
@@ -186,7 +215,8 @@ fn bound_siblings(caller: &Object, siblings: &[&str]) -> Vec<(String, Object)> {
                 continue;
             }
             // SAFETY: st_name < DT_STRSZ, so this points into the NUL-terminated string table.
-            let name = unsafe { CStr::from_ptr((di.strtab + sym.st_name as usize) as *const c_char) };
+            let name =
+                unsafe { CStr::from_ptr((di.strtab + sym.st_name as usize) as *const c_char) };
             let Ok(name) = name.to_str() else { continue };
             if !siblings.contains(&name) {
                 continue;
@@ -211,7 +241,11 @@ fn bound_siblings(caller: &Object, siblings: &[&str]) -> Vec<(String, Object)> {
 fn dlopen_noload(obj: &Object) -> *mut c_void {
     // SAFETY: the main program has an empty l_name; for it, dlopen(NULL) is its handle.
     let name = unsafe { (*obj.lm).l_name };
-    let name = if name.is_null() || unsafe { *name } == 0 { std::ptr::null() } else { name };
+    let name = if name.is_null() || unsafe { *name } == 0 {
+        std::ptr::null()
+    } else {
+        name
+    };
     // SAFETY: `name` is NULL or a NUL-terminated path owned by the loader; RTLD_NOLOAD never loads
     // anything new, it only returns (and references) an already loaded object.
     unsafe { libc::dlopen(name, libc::RTLD_LAZY | libc::RTLD_NOLOAD) }
@@ -233,8 +267,12 @@ fn dlsym_not_ours(handle: *mut c_void, name: &CStr) -> Option<usize> {
 /// The library copy the caller at `caller_addr` uses, judged by the sibling imports; `probe` is one
 /// of the hooked functions, used when nothing is bound yet.
 pub fn find_lib(caller_addr: usize, siblings: &[&str], probe: &CStr) -> Result<Lib, String> {
-    let caller = object_of(caller_addr)
-        .ok_or_else(|| format!("cannot tell which object called {}", probe.to_string_lossy()))?;
+    let caller = object_of(caller_addr).ok_or_else(|| {
+        format!(
+            "cannot tell which object called {}",
+            probe.to_string_lossy()
+        )
+    })?;
     let bound = bound_siblings(&caller, siblings);
     let mut copies: Vec<&(String, Object)> = Vec::new();
     for b in &bound {
@@ -263,11 +301,14 @@ pub fn find_lib(caller_addr: usize, siblings: &[&str], probe: &CStr) -> Result<L
                         display_path(&caller.path)
                     )
                 })?;
-            object_of(p).ok_or_else(|| format!("real {} is in no loaded object", probe.to_string_lossy()))?
+            object_of(p)
+                .ok_or_else(|| format!("real {} is in no loaded object", probe.to_string_lossy()))?
         }
         many => {
-            let list: Vec<String> =
-                many.iter().map(|(n, o)| format!("{n} -> {}", display_path(&o.path))).collect();
+            let list: Vec<String> = many
+                .iter()
+                .map(|(n, o)| format!("{n} -> {}", display_path(&o.path)))
+                .collect();
             return Err(format!(
                 "{} uses several client library copies at once ({}); refusing to guess",
                 display_path(&caller.path),
@@ -280,7 +321,10 @@ pub fn find_lib(caller_addr: usize, siblings: &[&str], probe: &CStr) -> Result<L
     }
     let handle = dlopen_noload(&obj);
     if handle.is_null() {
-        return Err(format!("cannot open loaded library {}", display_path(&obj.path)));
+        return Err(format!(
+            "cannot open loaded library {}",
+            display_path(&obj.path)
+        ));
     }
     Ok(Lib { obj, handle })
 }
@@ -301,7 +345,10 @@ impl Lib {
             .ok_or_else(|| format!("{name} not found in {}", display_path(&self.obj.path)))?;
         match object_of(p) {
             Some(o) if o.base == self.obj.base => Ok(p),
-            _ => Err(format!("{name} of {} resolves outside it", display_path(&self.obj.path))),
+            _ => Err(format!(
+                "{name} of {} resolves outside it",
+                display_path(&self.obj.path)
+            )),
         }
     }
 }
@@ -323,7 +370,14 @@ impl<T: Sync + 'static> Family<T> {
         probe: &'static CStr,
         build: fn(&Lib) -> Result<T, String>,
     ) -> Self {
-        Family { slot, siblings, probe, build, sites: Mutex::new(None), copies: Mutex::new(None) }
+        Family {
+            slot,
+            siblings,
+            probe,
+            build,
+            sites: Mutex::new(None),
+            copies: Mutex::new(None),
+        }
     }
 
     /// The real-function table for the call site `caller`. Never holds a lock while calling out,
@@ -333,18 +387,30 @@ impl<T: Sync + 'static> Family<T> {
             // SAFETY: LAST_SITE of this slot only ever holds `&'static T` of this family (below).
             return Ok(unsafe { &*(t as *const T) });
         }
-        let cached = self.sites.lock().as_ref().and_then(|m| m.get(&caller).copied());
+        let cached = self
+            .sites
+            .lock()
+            .as_ref()
+            .and_then(|m| m.get(&caller).copied());
         if let Some(t) = cached {
             crate::guard::set_last_site(self.slot, caller, t as *const T as usize);
             return Ok(t);
         }
         let lib = find_lib(caller, self.siblings, self.probe)?;
-        let existing = self.copies.lock().as_ref().and_then(|m| m.get(&lib.obj.base).copied());
+        let existing = self
+            .copies
+            .lock()
+            .as_ref()
+            .and_then(|m| m.get(&lib.obj.base).copied());
         let table: &'static T = match existing {
             Some(t) => t,
             None => {
                 let t: &'static T = Box::leak(Box::new((self.build)(&lib)?));
-                *self.copies.lock().get_or_insert_with(HashMap::new).entry(lib.obj.base).or_insert(t)
+                self.copies
+                    .lock()
+                    .get_or_insert_with(HashMap::new)
+                    .entry(lib.obj.base)
+                    .or_insert(t)
             }
         };
         crate::dlog!(
@@ -352,7 +418,10 @@ impl<T: Sync + 'static> Family<T> {
             "call site {caller:#x} uses {}",
             display_path(&lib.obj.path)
         );
-        self.sites.lock().get_or_insert_with(HashMap::new).insert(caller, table);
+        self.sites
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(caller, table);
         crate::guard::set_last_site(self.slot, caller, table as *const T as usize);
         Ok(table)
     }

@@ -15,6 +15,9 @@ compile_error!("dagz hooks are implemented for x86_64 only");
 macro_rules! trampoline {
     ($($sym:ident => $body:path;)*) => {$(
         #[doc = concat!("Hook entry point for `", stringify!($sym), "`; see `trampoline.rs`.")]
+        #[doc = ""]
+        #[doc = "# Safety"]
+        #[doc = "Called by C code with the hooked function's C signature and contract."]
         #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $sym() {
