@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 ABI_VERSION = 1
 ENGINE_POSTGRES = 1
@@ -31,7 +31,7 @@ class ShimError(RuntimeError):
 
 
 def shim_path() -> Path:
-    """Where libdagz.so is: ``DAGZ_SHIM``, the copy inside the package, or a source checkout's build."""
+    """Where libdagz.so is: ``DAGZ_SHIM``, the copy inside the package, or a checkout's build."""
     env = os.environ.get("DAGZ_SHIM")
     if env:
         return Path(env)
@@ -41,7 +41,7 @@ def shim_path() -> Path:
     return _PKG_DIR.parent.parent / "target" / "release" / "libdagz.so"
 
 
-def preloaded_path() -> Optional[str]:
+def preloaded_path() -> str | None:
     """The path of a libdagz mapped into this process by the loader (LD_PRELOAD), if any."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
@@ -70,7 +70,9 @@ def _load() -> ctypes.CDLL:
         return ctypes.CDLL(None)
     path = shim_path()
     if not path.exists():
-        raise ShimError(f"dagz: libdagz.so not found at {path} (build it with `cargo build --release`)")
+        raise ShimError(
+            f"dagz: libdagz.so not found at {path} (build it with `cargo build --release`)"
+        )
     return ctypes.CDLL(str(path), mode=os.RTLD_LOCAL)
 
 
@@ -84,14 +86,22 @@ for _name, _args, _res in [
     ("dagz_bypass_enter", [], ctypes.c_int),
     ("dagz_bypass_exit", [], ctypes.c_int),
     ("dagz_bypass_depth", [], ctypes.c_int),
-    ("dagz_worker", [ctypes.POINTER(ctypes.c_uint)] * 2 + [ctypes.c_void_p, ctypes.c_size_t], ctypes.c_int),
+    (
+        "dagz_worker",
+        [ctypes.POINTER(ctypes.c_uint)] * 2 + [ctypes.c_void_p, ctypes.c_size_t],
+        ctypes.c_int,
+    ),
     ("dagz_policy_check", [ctypes.c_void_p, ctypes.c_size_t], ctypes.c_int),
     (
         "dagz_policy_decide",
         [ctypes.c_int, _BUF, ctypes.POINTER(ctypes.c_int), ctypes.c_void_p, ctypes.c_size_t],
         _SSIZE,
     ),
-    ("dagz_policy_render", [ctypes.c_int, _BUF, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    (
+        "dagz_policy_render",
+        [ctypes.c_int, _BUF, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t],
+        _SSIZE,
+    ),
     ("dagz_policy_suffix", [ctypes.c_int, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
     ("dagz_url_get_db", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
     ("dagz_url_set_db", [_BUF, _BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
@@ -102,7 +112,9 @@ for _name, _args, _res in [
     _fn.argtypes = _args
     _fn.restype = _res
 
-_CB_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+_CB_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t
+)
 _lib.dagz_set_decision_callback.argtypes = [_CB_TYPE]
 _lib.dagz_set_decision_callback.restype = ctypes.c_int
 
@@ -180,7 +192,7 @@ def policy_suffix(engine: int, worker_num: int) -> str:
     return _checked(_lib.dagz_policy_suffix, engine, worker_num)
 
 
-def url_get_db(url: str) -> Optional[str]:
+def url_get_db(url: str) -> str | None:
     rc, text = _call_str(_lib.dagz_url_get_db, _b(url))
     if rc == -2:
         return None
@@ -206,20 +218,20 @@ DecisionCallback = Callable[[int, str], "tuple[int, str]"]
 _registered: list[object] = []
 
 
-def set_decision_callback(fn: Optional[DecisionCallback]) -> None:
+def set_decision_callback(fn: DecisionCallback | None) -> None:
     """Registers `fn(engine, name) -> (code, text)` as the shim's decision callback (preloaded
     shim only). `fn` must not raise: exceptions in a ctypes callback are swallowed, so they are
     caught here and reported as CB_ERROR."""
     if not PRELOADED:
         raise ShimError("dagz: the decision callback needs the shim preloaded (LD_PRELOAD)")
     if fn is None:
-        _lib.dagz_set_decision_callback(None)
+        _lib.dagz_set_decision_callback(_CB_TYPE())  # a NULL function pointer
         return
 
     def trampoline(engine: int, name: bytes, out: int, out_len: int) -> int:
         try:
             code, text = fn(engine, name.decode("utf-8", "surrogateescape"))
-        except BaseException as exc:  # noqa: BLE001 - must never propagate into C
+        except BaseException as exc:
             code, text = CB_ERROR, f"dagz: decision callback raised {type(exc).__name__}: {exc}"
         data = text.encode("utf-8", "surrogateescape")[: max(out_len - 1, 0)]
         ctypes.memmove(out, data + b"\0", len(data) + 1)

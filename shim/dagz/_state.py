@@ -6,7 +6,6 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass
@@ -14,7 +13,7 @@ class RunState:
     #: True while a pytest run with the dagz plugin active is going on in this process.
     active: bool = False
     #: nodeid of the test whose protocol is running (setup → call → teardown), else None.
-    current_test: Optional[str] = None
+    current_test: str | None = None
     #: prepare() failures of the current test phase, raised by the plugin after the phase.
     prepare_errors: list[BaseException] = field(default_factory=list)
     #: Databases named once in the log because they were rerouted outside any test.

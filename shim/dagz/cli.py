@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dagz", description="dagz: per-worker databases for pytest")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dagz", description="dagz: per-worker databases for pytest"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("shim-path", help="print the path of libdagz.so (for LD_PRELOAD=$(dagz shim-path))")
+    sub.add_parser(
+        "shim-path", help="print the path of libdagz.so (for LD_PRELOAD=$(dagz shim-path))"
+    )
     sub.add_parser("version", help="print the package and shim versions")
     args = parser.parse_args(argv)
     if args.cmd == "shim-path":

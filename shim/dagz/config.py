@@ -9,18 +9,18 @@ Python-level driver hooks (PyMySQL, asyncpg, psycopg's pure-Python implementatio
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from dagz import _bypass, _shim
 from dagz._state import STATE, log
 
 RewriteFn = Callable[[str, "Session"], str]
 ShouldRerouteFn = Callable[[str], bool]
-PrepareFn = Optional[Callable[[str], None]]
-WorkerInitFn = Optional[Callable[[int], None]]
+PrepareFn = Callable[[str], None] | None
+WorkerInitFn = Callable[[int], None] | None
 
 _REQUIRED = ("rewrite_db_name", "should_reroute", "prepare")
 
@@ -70,10 +70,10 @@ class DbConfig:
         self.family = family
         self.engine = engine
         self.max_len = max_len
-        self._conf: Optional[_Conf] = None
+        self._conf: _Conf | None = None
         self._lock = threading.RLock()
         self._worker_init_done = False
-        self._worker_init_error: Optional[BaseException] = None
+        self._worker_init_error: BaseException | None = None
         self._prepared: set[str] = set()
         self._manual: set[str] = set()
         self._rerouted: set[str] = set()
@@ -100,21 +100,33 @@ class DbConfig:
         main_worker_bypass: bool = False,
     ) -> None:
         """Activates rerouting for this family (call once, at conftest import)."""
-        given = {"rewrite_db_name": rewrite_db_name, "should_reroute": should_reroute, "prepare": prepare}
+        given = {
+            "rewrite_db_name": rewrite_db_name,
+            "should_reroute": should_reroute,
+            "prepare": prepare,
+        }
         missing = [k for k in _REQUIRED if given[k] is _MISSING]
         if missing:
             raise TypeError(
-                f"{self.family}.configure() missing required argument(s): {', '.join(repr(m) for m in missing)}"
+                f"{self.family}.configure() missing required argument(s): "
+                + ", ".join(repr(m) for m in missing)
             )
         for name in ("rewrite_db_name", "should_reroute"):
             if not callable(given[name]):
-                raise TypeError(f"{self.family}.configure(): {name} must be callable, got {given[name]!r}")
+                raise TypeError(
+                    f"{self.family}.configure(): {name} must be callable, got {given[name]!r}"
+                )
         for name, fn in (("prepare", prepare), ("worker_init", worker_init)):
             if fn is not None and not callable(fn):
-                raise TypeError(f"{self.family}.configure(): {name} must be callable or None, got {fn!r}")
+                raise TypeError(
+                    f"{self.family}.configure(): {name} must be callable or None, got {fn!r}"
+                )
         with self._lock:
             if self._conf is not None:
-                log(f"{self.family}.configure() called again: the new configuration replaces the old one")
+                log(
+                    f"{self.family}.configure() called again: "
+                    "the new configuration replaces the old one"
+                )
             self._conf = _Conf(
                 rewrite_db_name,
                 should_reroute,
@@ -198,9 +210,13 @@ class DbConfig:
 
     def _checked_name(self, new: object, old: str) -> str:
         if not isinstance(new, str):
-            raise DagzError(f"{self.family} rewrite_db_name({old!r}) returned {type(new).__name__}, not str")
+            raise DagzError(
+                f"{self.family} rewrite_db_name({old!r}) returned {type(new).__name__}, not str"
+            )
         if not new or "\0" in new:
-            raise DagzError(f"{self.family} rewrite_db_name({old!r}) returned an unusable name {new!r}")
+            raise DagzError(
+                f"{self.family} rewrite_db_name({old!r}) returned an unusable name {new!r}"
+            )
         if len(new.encode()) > self.max_len:
             raise DagzError(
                 f"{self.family} rewrite_db_name({old!r}) returned {new!r}: "
@@ -208,7 +224,7 @@ class DbConfig:
             )
         return new
 
-    def _target(self, name: str) -> Optional[str]:
+    def _target(self, name: str) -> str | None:
         """The rerouted name for `name`, or None when this connect is not rerouted."""
         conf = self._conf
         if conf is None or not STATE.active or self.disabled_here():
@@ -218,7 +234,7 @@ class DbConfig:
         new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)
         return None if new == name else new
 
-    def resolve(self, name: str) -> Optional[str]:
+    def resolve(self, name: str) -> str | None:
         """Decision + lifecycle for one connect. None: connect to `name` unchanged."""
         if _bypass.is_bypassed():
             return None
@@ -227,7 +243,9 @@ class DbConfig:
         except DagzError:
             raise
         except Exception as exc:
-            raise DagzError(f"{self.family} rerouting of {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise DagzError(
+                f"{self.family} rerouting of {name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if new is None:
             return None
         self._ensure_worker_init()
@@ -242,7 +260,9 @@ class DbConfig:
         with self._lock:
             if self._worker_init_error is not None:
                 err = self._worker_init_error
-                raise DagzError(f"{self.family} worker_init failed earlier: {type(err).__name__}: {err}")
+                raise DagzError(
+                    f"{self.family} worker_init failed earlier: {type(err).__name__}: {err}"
+                )
             if self._worker_init_done:
                 return
             conf = self._conf
@@ -254,7 +274,9 @@ class DbConfig:
                         conf.worker_init(num)
                 except BaseException as exc:
                     self._worker_init_error = exc
-                    raise DagzError(f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}") from exc
+                    raise DagzError(
+                        f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}"
+                    ) from exc
             self._worker_init_done = True
 
     def _maybe_prepare(self, new: str) -> None:
@@ -278,7 +300,9 @@ class DbConfig:
             except BaseException as exc:
                 with STATE.lock:
                     STATE.prepare_errors.append(exc)
-                raise DagzError(f"{self.family} prepare({new!r}) failed: {type(exc).__name__}: {exc}") from exc
+                raise DagzError(
+                    f"{self.family} prepare({new!r}) failed: {type(exc).__name__}: {exc}"
+                ) from exc
 
     def start_test(self) -> None:
         """Called by the plugin when a test starts: prepared and manual-init marks are per test."""
@@ -306,7 +330,9 @@ class DbConfig:
 
         return _mysql
 
-    def create_worker_init(self, db_names: list[str], **connect_kwargs: Any) -> Callable[[int], None]:
+    def create_worker_init(
+        self, db_names: list[str], **connect_kwargs: Any
+    ) -> Callable[[int], None]:
         """A `worker_init` that (re)creates each per-worker database as a copy of its base."""
         names = list(db_names)
 
@@ -335,7 +361,7 @@ def on_decision(engine: int, name: str) -> tuple[int, str]:
         new = cfg.resolve(name)
     except DagzError as exc:
         return _shim.CB_ERROR, str(exc)
-    except BaseException as exc:  # noqa: BLE001 - reported through the return value
+    except BaseException as exc:
         return _shim.CB_ERROR, f"dagz: {type(exc).__name__}: {exc}"
     if new is None:
         return _shim.CB_KEEP, ""

@@ -8,7 +8,7 @@ import os
 import tempfile
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -43,12 +43,14 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _workers_option(config: pytest.Config) -> Optional[str]:
+def _workers_option(config: pytest.Config) -> str | None:
     value = config.getoption("dagz_workers", None)
     if value is None:
         return None
     if value != "auto" and not (value.isdigit() and int(value) >= 1):
-        raise pytest.UsageError(f"--dagz-workers must be a positive number or 'auto', not {value!r}")
+        raise pytest.UsageError(
+            f"--dagz-workers must be a positive number or 'auto', not {value!r}"
+        )
     return str(value)
 
 
@@ -70,13 +72,17 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
         config.option.numprocesses = workers if workers == "auto" else int(workers)
         shim = _shim.shim_path()
         if not shim.exists():
-            raise pytest.UsageError(f"dagz: libdagz.so not found at {shim}: build it (`cargo build --release`)")
+            raise pytest.UsageError(
+                f"dagz: libdagz.so not found at {shim}: build it (`cargo build --release`)"
+            )
         _prepend_preload(str(shim))
     return (yield)
 
 
 def _active(config: pytest.Config) -> bool:
-    return bool(config.getoption("dagz", False) or _workers_option(config) is not None or _shim.PRELOADED)
+    return bool(
+        config.getoption("dagz", False) or _workers_option(config) is not None or _shim.PRELOADED
+    )
 
 
 def _worker_count(config: pytest.Config) -> int:
@@ -106,7 +112,8 @@ def _check_shim_in_workers(config: pytest.Config) -> None:
     if not ok:
         n = _worker_count(config)
         raise pytest.UsageError(
-            f"dagz: {', '.join(families)} configured and the run has {n} workers, but libdagz.so is not "
+            f"dagz: {', '.join(families)} configured and the run has {n} workers, "
+            "but libdagz.so is not "
             f"preloaded into them, so every worker would share one database. Start the run with "
             f"`pytest --dagz-workers {n}` or `LD_PRELOAD=$(dagz shim-path) pytest -n {n}`."
         )
@@ -134,7 +141,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     STATE.active = True
     _check_shim_in_workers(config)
-    if not _is_xdist_worker(config) and _worker_count(config) > 1 and _RUN_DIR_ENV not in os.environ:
+    if (
+        not _is_xdist_worker(config)
+        and _worker_count(config) > 1
+        and _RUN_DIR_ENV not in os.environ
+    ):
         os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dagz-run-")
     if _shim.PRELOADED:
         try:
@@ -175,7 +186,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Generator[None, Any, Any]:
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, Any, Any]:
     if not STATE.active:
         return (yield)
     with STATE.lock:
@@ -205,7 +218,7 @@ def _phase() -> Generator[None, Any, Any]:
     return result
 
 
-def _take_prepare_error() -> Optional[BaseException]:
+def _take_prepare_error() -> BaseException | None:
     with STATE.lock:
         errs = list(STATE.prepare_errors)
         STATE.prepare_errors.clear()
@@ -223,7 +236,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Generator[None, Any, Any]:
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, Any, Any]:
     return (yield from _phase())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from xdist.scheduler import LoadScheduling
 
@@ -18,7 +18,7 @@ from xdist.scheduler import LoadScheduling
 class MainWorkerScheduling(LoadScheduling):
     def __init__(self, config: Any, log: Any = None) -> None:
         super().__init__(config, log)
-        self._main: Optional[set[int]] = None
+        self._main: set[int] | None = None
 
     def _main_indexes(self) -> set[int]:
         if self._main is None:

@@ -1,4 +1,4 @@
-"""Python-level hooks for drivers the shim cannot see (interposition-notes §6–7): PyMySQL and
+"""Python-level hooks for drivers the shim cannot see (interposition-notes §6-7): PyMySQL and
 asyncpg speak the protocol in Python; psycopg's pure-Python implementation calls libpq through
 ctypes. Each hook asks the family config (`maybe_reroute`, the same decision and lifecycle as a
 hooked C connect) or the shim's own conninfo rewriter. Installed once, idempotently."""
@@ -22,7 +22,7 @@ def install_psycopg_python() -> None:
     """psycopg with PSYCOPG_IMPL=python: rewrite the conninfo handed to libpq through ctypes."""
     try:
         from psycopg.pq import pq_ctypes
-    except Exception:  # noqa: BLE001 - no libpq for ctypes, or no psycopg: nothing to hook
+    except Exception:
         return
     cls = pq_ctypes.PGconn
     for name in ("connect", "connect_start"):
@@ -35,7 +35,9 @@ def install_psycopg_python() -> None:
             def hook(conninfo: bytes) -> Any:
                 if _shim.PRELOADED or PG_CONFIG.configured:
                     try:
-                        text = _shim.pg_rewrite_conninfo(conninfo.decode("utf-8", "surrogateescape"))
+                        text = _shim.pg_rewrite_conninfo(
+                            conninfo.decode("utf-8", "surrogateescape")
+                        )
                     except _shim.ShimError as exc:
                         raise DagzError(str(exc)) from None
                     conninfo = text.encode("utf-8", "surrogateescape")
@@ -97,7 +99,9 @@ def install_pymysql() -> None:
 
     @functools.wraps(query)
     def _query(self: Any, sql: Any, unbuffered: bool = False) -> Any:
-        text = sql.decode("utf-8", "surrogateescape") if isinstance(sql, (bytes, bytearray)) else sql
+        text = (
+            sql.decode("utf-8", "surrogateescape") if isinstance(sql, (bytes, bytearray)) else sql
+        )
         if isinstance(text, str) and text.lstrip()[:1] in ("u", "U"):
             name = _use_target(text)
             if name is not None:
@@ -117,7 +121,9 @@ def _use_target(text: str) -> Any:
     """The name of a statement that is exactly `USE name`, else None (same grammar as the shim)."""
     import re
 
-    m = re.fullmatch(r"\s*[uU][sS][eE](?:\s+([A-Za-z0-9_$\x80-\uffff]+)|\s*`((?:[^`]|``)+)`)\s*;?\s*", text)
+    m = re.fullmatch(
+        r"\s*[uU][sS][eE](?:\s+([A-Za-z0-9_$\x80-\uffff]+)|\s*`((?:[^`]|``)+)`)\s*;?\s*", text
+    )
     if m is None:
         return None
     return m.group(1) if m.group(1) is not None else m.group(2).replace("``", "`")

@@ -1,0 +1,173 @@
+"""The dagz_* C ABI, driven through ctypes from a preloaded Python child: the thread-local
+bypass, the decision callback (reroute, refuse, no opinion, re-entrancy) and the rule functions.
+Landing is checked from the server (current_database())."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import CONNINFO_MYAPP, VENV_PYTHON, WORKER3, Launcher
+
+ABI = f"""
+import ctypes
+import psycopg2
+lib = ctypes.CDLL(None)
+assert lib.dagz_abi_version() == 1
+CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
+lib.dagz_set_decision_callback.argtypes = [CB]
+def reply(out, out_len, text):
+    data = text.encode()[: out_len - 1]
+    ctypes.memmove(out, data + b"\\0", len(data) + 1)
+def connect():
+    return psycopg2.connect({CONNINFO_MYAPP!r})
+"""
+
+
+def run(launcher: Launcher, code: str) -> dict[str, str]:
+    result = launcher.python(VENV_PYTHON, ABI + code, WORKER3)
+    assert result.rc == 0, result.describe()
+    return result.kv()
+
+
+def test_bypass_is_nestable_and_per_thread(launcher: Launcher) -> None:
+    code = """
+import threading
+print("enter1=%d" % lib.dagz_bypass_enter())
+print("enter2=%d" % lib.dagz_bypass_enter())
+show("inside", connect())
+seen = {}
+t = threading.Thread(target=lambda: seen.setdefault("db", db_of(connect())))
+t.start(); t.join()
+print("other_thread=" + seen["db"])
+print("exit1=%d" % lib.dagz_bypass_exit())
+show("still_inside", connect())
+print("exit2=%d" % lib.dagz_bypass_exit())
+print("exit_unbalanced=%d" % lib.dagz_bypass_exit())
+print("depth=%d" % lib.dagz_bypass_depth())
+show("outside", connect())
+"""
+    assert run(launcher, code) == {
+        "enter1": "1",
+        "enter2": "2",
+        "inside": "myapp",
+        "other_thread": "myapp_jw03",
+        "exit1": "1",
+        "still_inside": "myapp",
+        "exit2": "0",
+        "exit_unbalanced": "-1",
+        "depth": "0",
+        "outside": "myapp_jw03",
+    }
+
+
+def test_callback_reroutes_keeps_and_defers(launcher: Launcher) -> None:
+    code = """
+calls = []
+answers = {"reroute": (1, "myapp_jw05"), "keep": (0, ""), "default": (2, "")}
+mode = ["reroute"]
+@CB
+def cb(engine, name, out, out_len):
+    calls.append((engine, name.decode()))
+    code, text = answers[mode[0]]
+    reply(out, out_len, text)
+    return code
+lib.dagz_set_decision_callback(cb)
+for m in ("reroute", "keep", "default"):
+    mode[0] = m
+    show(m, connect())
+print("calls=" + repr(calls))
+lib.dagz_set_decision_callback(CB())
+show("unregistered", connect())
+"""
+    out = run(launcher, code)
+    assert out == {
+        "reroute": "myapp_jw05",
+        "keep": "myapp",
+        "default": "myapp_jw03",
+        "calls": "[(1, 'myapp'), (1, 'myapp'), (1, 'myapp')]",
+        "unregistered": "myapp_jw03",
+    }
+
+
+def test_callback_error_fails_the_connect_closed(launcher: Launcher) -> None:
+    code = """
+@CB
+def cb(engine, name, out, out_len):
+    reply(out, out_len, "dagz: prepare exploded for " + name.decode())
+    return -1
+lib.dagz_set_decision_callback(cb)
+try:
+    connect()
+    print("connected=yes")
+except psycopg2.OperationalError as exc:
+    connect_failed("refused", exc)
+"""
+    out = run(launcher, code)
+    assert "connected" not in out
+    assert "dagz: prepare exploded for myapp" in out["refused.error"]
+
+
+def test_callback_reentrancy_guard(launcher: Launcher) -> None:
+    """A connect made inside the callback is not rerouted and does not call it again."""
+    code = """
+calls = []
+inner = {}
+@CB
+def cb(engine, name, out, out_len):
+    calls.append(name.decode())
+    if "db" not in inner:
+        inner["db"] = db_of(connect())
+    return 2
+lib.dagz_set_decision_callback(cb)
+show("outer", connect())
+print("inner=" + inner["db"])
+print("calls=%d" % len(calls))
+"""
+    assert run(launcher, code) == {"outer": "myapp_jw03", "inner": "myapp", "calls": "1"}
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "expected"),
+    [
+        ("dagz_policy_render", "1, b'myapp', 7", "myapp_jw07"),
+        ("dagz_policy_suffix", "1, 12", "_jw12"),
+        (
+            "dagz_url_set_db",
+            "b'postgresql+psycopg2://u:pw@h1:5432,h2/myapp?x=1', b'myapp_jw03'",
+            "postgresql+psycopg2://u:pw@h1:5432,h2/myapp_jw03?x=1",
+        ),
+        ("dagz_url_get_db", "b'mysql+pymysql://root@127.0.0.1/my%20db'", "my db"),
+        (
+            "dagz_pg_rewrite_conninfo",
+            '''b"host=h dbname='myapp' password='x y'"''',
+            "host=h dbname='myapp_jw03' password='x y'",
+        ),
+    ],
+)
+def test_rule_functions(launcher: Launcher, fn: str, args: str, expected: str) -> None:
+    code = f"""
+buf = ctypes.create_string_buffer(512)
+n = lib.{fn}({args}, buf, 512)
+print("n=%d" % n)
+print("out=" + buf.value.decode())
+"""
+    out = run(launcher, code)
+    assert out == {"n": str(len(expected.encode())), "out": expected}
+
+
+def test_string_results_report_the_full_length_when_truncated(launcher: Launcher) -> None:
+    code = """
+buf = ctypes.create_string_buffer(4)
+n = lib.dagz_policy_render(1, b"myapp", 3, buf, 4)
+print("n=%d" % n)
+print("out=" + buf.value.decode())
+err = ctypes.create_string_buffer(256)
+print("bad_engine=%d" % lib.dagz_policy_render(9, b"myapp", 3, err, 256))
+print("msg=" + err.value.decode())
+"""
+    assert run(launcher, code) == {
+        "n": "10",
+        "out": "mya",
+        "bad_engine": "-1",
+        "msg": "dagz: unknown engine code 9",
+    }
