@@ -110,18 +110,20 @@ const SIBLINGS: &[&str] = &[
     "mysql_free_result",
 ];
 
-static MY: Family<MyReal> = Family::new(Slot::Mysql, SIBLINGS, c"mysql_real_connect", build);
+static MY: Family<MyReal> = Family::new(SIBLINGS, c"mysql_real_connect", build);
 
-crate::trampoline! {
+crate::trampoline_tls! {
     mysql_real_connect => my_real_connect;
     mysql_real_connect_start => my_real_connect_start;
-    mysql_select_db => my_select_db;
-    mysql_select_db_start => my_select_db_start;
-    mysql_change_user => my_change_user;
-    mysql_change_user_start => my_change_user_start;
-    mysql_query => my_query;
-    mysql_real_query => my_real_query;
-    mysql_send_query => my_send_query;
+}
+crate::trampoline_reg! {
+    mysql_select_db => my_select_db, "rdx";
+    mysql_select_db_start => my_select_db_start, "rcx";
+    mysql_change_user => my_change_user, "r8";
+    mysql_change_user_start => my_change_user_start, "r9";
+    mysql_query => my_query, "rdx";
+    mysql_real_query => my_real_query, "rcx";
+    mysql_send_query => my_send_query, "rcx";
 }
 
 /// Client error code put on a handle whose call dagz refused (CR_UNKNOWN_ERROR: the drivers map
@@ -183,13 +185,13 @@ fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, S
 }
 
 /// Finds this call site's copy, or, inside one of its own real functions, that copy.
-fn real_for_call(via: &str) -> Result<(&'static MyReal, bool), String> {
+fn real_for_call(caller: usize, via: &str) -> Result<(&'static MyReal, bool), String> {
     let inside = guard::inside(Slot::Mysql);
     if inside != 0 {
         // SAFETY: non-zero INSIDE values of the Mysql slot are `&'static MyReal` (see `call`).
         return Ok((unsafe { &*(inside as *const MyReal) }, true));
     }
-    boundary::catch(|| MY.for_caller(guard::caller()))
+    boundary::catch(|| MY.for_caller(caller))
         .map(|r| (r, false))
         .map_err(|e| {
             dlog!(Level::Error, "no safe real {via}: {e}");
@@ -198,8 +200,7 @@ fn real_for_call(via: &str) -> Result<(&'static MyReal, bool), String> {
 }
 
 fn call<R>(real: &'static MyReal, f: impl FnOnce() -> R) -> R {
-    let _in = guard::enter_inside(Slot::Mysql, real as *const MyReal as usize);
-    f()
+    guard::inside_call(Slot::Mysql, real as *const MyReal as usize, f)
 }
 
 /// Rewritten `db` strings of non-blocking operations, per handle. libmariadb's `*_start` functions
@@ -221,6 +222,7 @@ fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
 /// `db`; `fail()` reports a refusal in the function's own failure shape. `nonblocking`: the call
 /// is a `*_start` whose `db` must stay valid after it returns.
 fn db_hook<R>(
+    caller: usize,
     via: &'static str,
     mysql: *mut Mysql,
     nonblocking: bool,
@@ -228,7 +230,7 @@ fn db_hook<R>(
     run: impl Fn(&'static MyReal, *const c_char) -> R,
     fail: impl FnOnce(Option<&'static MyReal>, &str) -> R,
 ) -> R {
-    let (real, inside) = match real_for_call(via) {
+    let (real, inside) = match real_for_call(caller, via) {
         Ok(r) => r,
         Err(e) => return fail(None, &e),
     };
@@ -258,6 +260,7 @@ unsafe extern "C" fn my_real_connect(
     flags: c_ulong,
 ) -> *mut Mysql {
     db_hook(
+        guard::caller(),
         "mysql_real_connect",
         mysql,
         false,
@@ -288,6 +291,7 @@ unsafe extern "C" fn my_real_connect_start(
     flags: c_ulong,
 ) -> c_int {
     db_hook(
+        guard::caller(),
         "mysql_real_connect_start",
         mysql,
         true,
@@ -310,8 +314,9 @@ unsafe extern "C" fn my_real_connect_start(
     )
 }
 
-unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char) -> c_int {
+unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char, caller: usize) -> c_int {
     db_hook(
+        caller,
         "mysql_select_db",
         mysql,
         false,
@@ -331,8 +336,10 @@ unsafe extern "C" fn my_select_db_start(
     ret: *mut c_int,
     mysql: *mut Mysql,
     db: *const c_char,
+    caller: usize,
 ) -> c_int {
     db_hook(
+        caller,
         "mysql_select_db_start",
         mysql,
         true,
@@ -360,8 +367,10 @@ unsafe extern "C" fn my_change_user(
     user: *const c_char,
     passwd: *const c_char,
     db: *const c_char,
+    caller: usize,
 ) -> MyBool {
     db_hook(
+        caller,
         "mysql_change_user",
         mysql,
         false,
@@ -383,8 +392,10 @@ unsafe extern "C" fn my_change_user_start(
     user: *const c_char,
     passwd: *const c_char,
     db: *const c_char,
+    caller: usize,
 ) -> c_int {
     db_hook(
+        caller,
         "mysql_change_user_start",
         mysql,
         true,
@@ -428,20 +439,26 @@ fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
     false
 }
 
-/// Shared body of the statement hooks. `run(q, len)` calls the real function.
+/// Shared slow path of the statement hooks (the fast path is in each hook: a statement that
+/// cannot be a USE, from a call site whose copy is known, goes straight to the real function with
+/// no TLS access; that also serves libmariadb's own inner calls, mysql_query → mysql_real_query
+/// through its PLT, whose call site is inside the copy). `run(q, len)` calls the real function.
+#[cold]
+#[inline(never)]
 fn query_hook(
+    caller: usize,
     via: &'static str,
     mysql: *mut Mysql,
     q: *const c_char,
     len: Option<c_ulong>,
     run: impl Fn(&'static MyReal, *const c_char, c_ulong) -> c_int,
 ) -> c_int {
-    let (real, inside) = match real_for_call(via) {
+    // `run` ignores the length for mysql_query, whose statement is NUL-terminated.
+    let n = len.unwrap_or(0);
+    let (real, inside) = match real_for_call(caller, via) {
         Ok(r) => r,
         Err(_) => return 1,
     };
-    // `run` ignores the length for mysql_query, whose statement is NUL-terminated.
-    let n = len.unwrap_or(0);
     if inside || !may_be_use(q, len) || guard::bypass_depth() > 0 {
         return call(real, || run(real, q, n));
     }
@@ -477,23 +494,61 @@ fn query_hook(
     }
 }
 
-unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char) -> c_int {
+unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize) -> c_int {
+    if !may_be_use(q, None) {
+        if let Some(real) = MY.cached(caller) {
+            // SAFETY: forwarding the caller's arguments to the real function of its copy.
+            return unsafe { (real.query)(mysql, q) };
+        }
+    }
     // SAFETY: forwarding; a rewritten statement is NUL-terminated (CString).
-    query_hook("mysql_query", mysql, q, None, |r, q, _| unsafe {
+    query_hook(caller, "mysql_query", mysql, q, None, |r, q, _| unsafe {
         (r.query)(mysql, q)
     })
 }
 
-unsafe extern "C" fn my_real_query(mysql: *mut Mysql, q: *const c_char, len: c_ulong) -> c_int {
+unsafe extern "C" fn my_real_query(
+    mysql: *mut Mysql,
+    q: *const c_char,
+    len: c_ulong,
+    caller: usize,
+) -> c_int {
+    if !may_be_use(q, Some(len)) {
+        if let Some(real) = MY.cached(caller) {
+            // SAFETY: forwarding the caller's arguments to the real function of its copy.
+            return unsafe { (real.real_query)(mysql, q, len) };
+        }
+    }
     // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook("mysql_real_query", mysql, q, Some(len), |r, q, n| unsafe {
-        (r.real_query)(mysql, q, n)
-    })
+    query_hook(
+        caller,
+        "mysql_real_query",
+        mysql,
+        q,
+        Some(len),
+        |r, q, n| unsafe { (r.real_query)(mysql, q, n) },
+    )
 }
 
-unsafe extern "C" fn my_send_query(mysql: *mut Mysql, q: *const c_char, len: c_ulong) -> c_int {
+unsafe extern "C" fn my_send_query(
+    mysql: *mut Mysql,
+    q: *const c_char,
+    len: c_ulong,
+    caller: usize,
+) -> c_int {
+    if !may_be_use(q, Some(len)) {
+        if let Some(real) = MY.cached(caller) {
+            // SAFETY: forwarding the caller's arguments to the real function of its copy.
+            return unsafe { (real.send_query)(mysql, q, len) };
+        }
+    }
     // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook("mysql_send_query", mysql, q, Some(len), |r, q, n| unsafe {
-        (r.send_query)(mysql, q, n)
-    })
+    query_hook(
+        caller,
+        "mysql_send_query",
+        mysql,
+        q,
+        Some(len),
+        |r, q, n| unsafe { (r.send_query)(mysql, q, n) },
+    )
 }

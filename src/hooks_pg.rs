@@ -65,13 +65,15 @@ const SIBLINGS: &[&str] = &[
     "PQconninfoFree",
 ];
 
-static PG: Family<PgReal> = Family::new(Slot::Pg, SIBLINGS, c"PQconnectStart", build);
+static PG: Family<PgReal> = Family::new(SIBLINGS, c"PQconnectStart", build);
 
-crate::trampoline! {
-    PQconnectdb => pq_connectdb;
-    PQconnectStart => pq_connect_start;
-    PQconnectdbParams => pq_connectdb_params;
-    PQconnectStartParams => pq_connect_start_params;
+crate::trampoline_reg! {
+    PQconnectdb => pq_connectdb, "rsi";
+    PQconnectStart => pq_connect_start, "rsi";
+    PQconnectdbParams => pq_connectdb_params, "rcx";
+    PQconnectStartParams => pq_connect_start_params, "rcx";
+}
+crate::trampoline_tls! {
     PQsetdbLogin => pq_setdb_login;
 }
 
@@ -147,12 +149,12 @@ fn refuse_log(via: &str, msg: &str) {
 /// Shared shape of every hook body. `pass` calls the real function with the original arguments,
 /// `rewrite` computes new arguments and calls the real function with them (or returns `Ok(None)`).
 unsafe fn run(
+    caller: usize,
     via: &'static str,
     start: bool,
     pass: impl Fn(&PgReal) -> *mut PGconn,
     rewrite: impl FnOnce(&'static PgReal) -> Result<Option<*mut PGconn>, String>,
 ) -> *mut PGconn {
-    let caller = guard::caller();
     let inside = guard::inside(Slot::Pg);
     if inside != 0 {
         // SAFETY: non-zero INSIDE values are `&'static PgReal` set by this function below.
@@ -167,43 +169,42 @@ unsafe fn run(
         }
     };
     if guard::bypass_depth() > 0 {
-        let _in = guard::enter_inside(Slot::Pg, real as *const PgReal as usize);
-        return pass(real);
+        return call_real(real, || pass(real));
     }
     match boundary::catch(|| rewrite(real)) {
         Ok(Some(conn)) => conn,
-        Ok(None) => {
-            let _in = guard::enter_inside(Slot::Pg, real as *const PgReal as usize);
-            pass(real)
-        }
+        Ok(None) => call_real(real, || pass(real)),
         Err(msg) => {
             refuse_log(via, &msg);
             let ci = fail_conninfo(&msg);
-            let _in = guard::enter_inside(Slot::Pg, real as *const PgReal as usize);
             // SAFETY: `ci` is a valid NUL-terminated conninfo; the functions are this copy's.
-            unsafe {
+            call_real(real, || unsafe {
                 if start {
                     (real.connect_start)(ci.as_ptr())
                 } else {
                     (real.connectdb)(ci.as_ptr())
                 }
-            }
+            })
         }
     }
 }
 
 /// Calls `f` marked as inside the real functions of `real`.
 fn call_real(real: &'static PgReal, f: impl FnOnce() -> *mut PGconn) -> *mut PGconn {
-    let _in = guard::enter_inside(Slot::Pg, real as *const PgReal as usize);
-    f()
+    guard::inside_call(Slot::Pg, real as *const PgReal as usize, f)
 }
 
-unsafe fn conninfo_hook(conninfo: *const c_char, via: &'static str, start: bool) -> *mut PGconn {
+unsafe fn conninfo_hook(
+    conninfo: *const c_char,
+    caller: usize,
+    via: &'static str,
+    start: bool,
+) -> *mut PGconn {
     let pick = move |r: &PgReal| if start { r.connect_start } else { r.connectdb };
     // SAFETY (closures): `conninfo` is the caller's argument, forwarded unchanged or replaced by a
     // CString that lives across the call.
     let pass = move |r: &PgReal| unsafe { pick(r)(conninfo) };
-    run(via, start, pass, move |real| {
+    run(caller, via, start, pass, move |real| {
         let Some(ci) = bytes(conninfo) else {
             return Ok(None);
         };
@@ -219,12 +220,12 @@ unsafe fn conninfo_hook(conninfo: *const c_char, via: &'static str, start: bool)
     })
 }
 
-unsafe extern "C" fn pq_connectdb(conninfo: *const c_char) -> *mut PGconn {
-    conninfo_hook(conninfo, "PQconnectdb", false)
+unsafe extern "C" fn pq_connectdb(conninfo: *const c_char, caller: usize) -> *mut PGconn {
+    conninfo_hook(conninfo, caller, "PQconnectdb", false)
 }
 
-unsafe extern "C" fn pq_connect_start(conninfo: *const c_char) -> *mut PGconn {
-    conninfo_hook(conninfo, "PQconnectStart", true)
+unsafe extern "C" fn pq_connect_start(conninfo: *const c_char, caller: usize) -> *mut PGconn {
+    conninfo_hook(conninfo, caller, "PQconnectStart", true)
 }
 
 /// Reads the NULL-terminated keyword array and its parallel value array.
@@ -255,6 +256,7 @@ unsafe fn params_hook(
     kw: *const *const c_char,
     vals: *const *const c_char,
     expand: c_int,
+    caller: usize,
     via: &'static str,
     start: bool,
 ) -> *mut PGconn {
@@ -267,7 +269,7 @@ unsafe fn params_hook(
     };
     // SAFETY (closures): forwarding the caller's arrays, or arrays of CStrings alive across the call.
     let pass = move |r: &PgReal| unsafe { pick(r)(kw, vals, expand) };
-    run(via, start, pass, move |real| {
+    run(caller, via, start, pass, move |real| {
         let params = unsafe { read_params(kw, vals) };
         let rewritten =
             conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut decider(via))
@@ -298,16 +300,18 @@ unsafe extern "C" fn pq_connectdb_params(
     kw: *const *const c_char,
     vals: *const *const c_char,
     expand: c_int,
+    caller: usize,
 ) -> *mut PGconn {
-    params_hook(kw, vals, expand, "PQconnectdbParams", false)
+    params_hook(kw, vals, expand, caller, "PQconnectdbParams", false)
 }
 
 unsafe extern "C" fn pq_connect_start_params(
     kw: *const *const c_char,
     vals: *const *const c_char,
     expand: c_int,
+    caller: usize,
 ) -> *mut PGconn {
-    params_hook(kw, vals, expand, "PQconnectStartParams", true)
+    params_hook(kw, vals, expand, caller, "PQconnectStartParams", true)
 }
 
 unsafe extern "C" fn pq_setdb_login(
@@ -323,7 +327,7 @@ unsafe extern "C" fn pq_setdb_login(
     // SAFETY (closures): forwarding the caller's arguments, or a CString alive across the call.
     let pass =
         move |r: &PgReal| unsafe { (r.setdb_login)(host, port, options, tty, db, login, pwd) };
-    run(via, false, pass, move |real| {
+    run(guard::caller(), via, false, pass, move |real| {
         let new = conninfo::rewrite_setdb(bytes(db), bytes(login), &ProcessEnv, &mut decider(via))
             .map_err(rewrite_err)?;
         let Some(new) = new else { return Ok(None) };

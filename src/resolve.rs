@@ -14,6 +14,7 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// One loaded object (a library copy or the caller), identified by its load base.
 #[derive(Clone, Debug)]
@@ -353,47 +354,68 @@ impl Lib {
     }
 }
 
-/// Per-family cache: call site → table of real functions, and library copy → table.
+const FAST_SLOTS: usize = 64;
+
+/// Per-family cache: call site → table of real functions (a lock-free direct-mapped first level,
+/// then a locked map), and library copy → table. Entries are never freed: they are bounded by the
+/// number of call sites and copies, and a hook may still be reading an evicted one.
 pub struct Family<T: 'static> {
-    slot: crate::guard::Slot,
     siblings: &'static [&'static str],
     probe: &'static CStr,
     build: fn(&Lib) -> Result<T, String>,
+    fast: [AtomicPtr<(usize, &'static T)>; FAST_SLOTS],
     sites: Mutex<Option<HashMap<usize, &'static T>>>,
     copies: Mutex<Option<HashMap<usize, &'static T>>>,
 }
 
+fn fast_slot(site: usize) -> usize {
+    ((site >> 4) ^ (site >> 12)) % FAST_SLOTS
+}
+
 impl<T: Sync + 'static> Family<T> {
     pub const fn new(
-        slot: crate::guard::Slot,
         siblings: &'static [&'static str],
         probe: &'static CStr,
         build: fn(&Lib) -> Result<T, String>,
     ) -> Self {
         Family {
-            slot,
             siblings,
             probe,
             build,
+            fast: [const { AtomicPtr::new(std::ptr::null_mut()) }; FAST_SLOTS],
             sites: Mutex::new(None),
             copies: Mutex::new(None),
         }
     }
 
+    /// The table already resolved for `caller`, from the lock-free first level only: two loads.
+    #[inline(always)]
+    pub fn cached(&self, caller: usize) -> Option<&'static T> {
+        let p = self.fast[fast_slot(caller)].load(Ordering::Acquire);
+        // SAFETY: non-null entries are leaked `Box<(usize, &'static T)>` published with Release
+        // below and never freed.
+        let (site, table) = unsafe { p.as_ref() }?;
+        (*site == caller).then_some(*table)
+    }
+
+    fn remember(&self, caller: usize, table: &'static T) {
+        let entry = Box::leak(Box::new((caller, table)));
+        self.fast[fast_slot(caller)].store(entry, Ordering::Release);
+    }
+
     /// The real-function table for the call site `caller`. Never holds a lock while calling out,
     /// except the loader's own.
     pub fn for_caller(&self, caller: usize) -> Result<&'static T, String> {
-        if let Some(t) = crate::guard::last_site(self.slot, caller) {
-            // SAFETY: LAST_SITE of this slot only ever holds `&'static T` of this family (below).
-            return Ok(unsafe { &*(t as *const T) });
+        if let Some(t) = self.cached(caller) {
+            return Ok(t);
         }
-        let cached = self
+        let known = self
             .sites
             .lock()
             .as_ref()
             .and_then(|m| m.get(&caller).copied());
-        if let Some(t) = cached {
-            crate::guard::set_last_site(self.slot, caller, t as *const T as usize);
+        if let Some(t) = known {
+            self.remember(caller, t);
             return Ok(t);
         }
         let lib = find_lib(caller, self.siblings, self.probe)?;
@@ -422,7 +444,7 @@ impl<T: Sync + 'static> Family<T> {
             .lock()
             .get_or_insert_with(HashMap::new)
             .insert(caller, table);
-        crate::guard::set_last_site(self.slot, caller, table as *const T as usize);
+        self.remember(caller, table);
         Ok(table)
     }
 }

@@ -1,0 +1,36 @@
+/* Workload for bench/hook_cost: N connects through libpq and libmariadb, and M statements through
+ * mysql_query (none of them a USE, on an unconnected handle), so that callgrind can count the instructions the preloaded
+ * hooks add, run side by side with and without LD_PRELOAD.
+ * Usage: hook_cost pg|mysql_connect|mysql_query COUNT */
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 64;
+    long n = atol(argv[2]);
+    if (!strcmp(argv[1], "pg")) {
+        for (long i = 0; i < n; i++) {
+            PGconn *c = PQconnectdb("host=127.0.0.1 user=postgres dbname=myapp");
+            if (PQstatus(c) != CONNECTION_OK) { fprintf(stderr, "%s", PQerrorMessage(c)); return 2; }
+            PQfinish(c);
+        }
+    } else if (!strcmp(argv[1], "mysql_connect")) {
+        for (long i = 0; i < n; i++) {
+            MYSQL *m = mysql_init(NULL);
+            if (!mysql_real_connect(m, "127.0.0.1", "root", "", "myapp", 3306, NULL, 0)) {
+                fprintf(stderr, "%s\n", mysql_error(m)); return 2;
+            }
+            mysql_close(m);
+        }
+    } else {
+        /* An unconnected handle: the real mysql_query fails at once with "server has gone away",
+         * without network I/O, so the count is deterministic and the hook's share is visible. */
+        MYSQL *m = mysql_init(NULL);
+        for (long i = 0; i < n; i++) mysql_query(m, "SELECT id, name FROM t WHERE id = 1");
+        mysql_close(m);
+    }
+    return 0;
+}
