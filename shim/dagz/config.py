@@ -274,6 +274,9 @@ class DbConfig:
                         conf.worker_init(num)
                 except BaseException as exc:
                     self._worker_init_error = exc
+                    msg = f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}"
+                    log(msg)
+                    STATE.summary.append(msg)
                     raise DagzError(
                         f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}"
                     ) from exc
@@ -288,7 +291,9 @@ class DbConfig:
             if test is None:
                 if new not in STATE.announced_outside_tests:
                     STATE.announced_outside_tests.add(new)
-                    log(f"{self.family}: connect outside any test rerouted to {new} (not prepared)")
+                    msg = f"{self.family}: connect outside any test went to {new} (not prepared)"
+                    log(msg)
+                    STATE.summary.append(msg)
                 return
         with self._lock:
             if new in self._manual or new in self._prepared or conf.prepare is None:
