@@ -10,13 +10,28 @@ application's thread: the difference), and the deferred conversion cost per span
 pytest thread at the end of each test, not by the application).
 
     .venv/bin/python bench/otel_span_cost.py [--spans N] [--rounds R]
+
+With ``--suite`` it also times the example suite (tests/e2e/otel_project, copied to a temporary
+directory) run with ``--dagz-workers 2`` with and without ``dagz.otel.configure`` (alternating
+runs, median of each) and prints the ratio. Needs PostgreSQL at 127.0.0.1:5432 (user postgres,
+trust) and the shim at target/release/libdagz.so.
+
+    .venv/bin/python bench/otel_span_cost.py --suite [--suite-runs 5] [--suite-tests 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import uuid
+from pathlib import Path
 
 from dagz import _trace
 from dagz.otel import SPAN_PROCESSOR
@@ -55,11 +70,77 @@ def run_spans(
     return in_spans, in_drain
 
 
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = REPO / "tests" / "e2e" / "otel_project"
+PROJECT_FILES = {"project_conftest.py": "conftest.py", "project_test_app.py": "test_app.py"}
+
+
+def _suite_env(mode: str, db: str, tests: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "DAGZ_", "OTEL_", "LD_PRELOAD"))
+    }
+    env.update({"OTEL_E2E_MODE": mode, "OTEL_E2E_DB": db, "OTEL_E2E_MANY": str(tests)})
+    return env
+
+
+def suite_ratio(runs: int, tests: int) -> None:
+    """Wall-clock time of the example suite with and without dagz.otel.configure."""
+    db = f"dagz_bench_otel_{uuid.uuid4().hex[:8]}"
+    times: dict[str, list[float]] = {"off": [], "full": []}
+    with tempfile.TemporaryDirectory(prefix="dagz-otel-bench-") as tmp:
+        directory = Path(tmp)
+        for src, dst in PROJECT_FILES.items():
+            shutil.copyfile(PROJECT / src, directory / dst)
+        (directory / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+        argv = [sys.executable, "-m", "pytest", "-q", "--dagz-workers", "2"]
+        try:
+            for i in range(runs * 2 + 2):
+                mode = ("off", "full")[i % 2]
+                start = time.perf_counter()
+                proc = subprocess.run(
+                    argv,
+                    cwd=directory,
+                    env=_suite_env(mode, db, tests),
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                elapsed = time.perf_counter() - start
+                if proc.returncode != 0:
+                    sys.exit(f"suite run failed ({mode}):\n{proc.stdout}\n{proc.stderr}")
+                if i >= 2:  # the first pair warms up (and creates the databases)
+                    times[mode].append(elapsed)
+        finally:
+            _drop_databases(db)
+    off, full = statistics.median(times["off"]), statistics.median(times["full"])
+    print(f"example suite ({tests + 6} tests, --dagz-workers 2), median of {runs} runs each:")
+    print(f"  without dagz.otel.configure: {off:7.3f} s")
+    print(f"  with dagz.otel.configure:    {full:7.3f} s   ratio {full / off:.3f}")
+
+
+def _drop_databases(base: str) -> None:
+    import psycopg  # noqa: PLC0415 - only the --suite mode needs a driver
+
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (base + "%",)
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=20_000, help="spans per round")
     parser.add_argument("--per-test", type=int, default=50, help="spans per simulated test")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--suite", action="store_true", help="also time the example suite")
+    parser.add_argument("--suite-runs", type=int, default=5)
+    parser.add_argument("--suite-tests", type=int, default=200, help="test_many[n] tests")
     args = parser.parse_args()
     n = args.spans - args.spans % args.per_test
 
@@ -103,6 +184,8 @@ def main() -> None:
         f"dagz total per span:                         {us_dagz - us_base + us_drain:7.3f} µs/span"
         f"   ratio {(us_dagz + us_drain) / us_base:.3f}"
     )
+    if args.suite:
+        suite_ratio(args.suite_runs, args.suite_tests)
 
 
 if __name__ == "__main__":

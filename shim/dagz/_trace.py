@@ -666,9 +666,34 @@ def _event_args(s: Span, lane: str) -> dict[str, Any]:
     return args
 
 
+def _flows(
+    spans: Sequence[Span], track_of: Mapping[str, tuple[int, dict[str, Any]]], pid: int, base: int
+) -> list[dict[str, Any]]:
+    """Flow arrows (``ph: "s"``/``"f"``) from an OTel parent to its child on another thread (the
+    client's GET → the server thread's span), so a viewer draws the link across tracks."""
+    flows: list[dict[str, Any]] = []
+    for s in spans:
+        if s.kind != KIND_OTEL or s.parent is None or s.parent != s.otel_parent:
+            continue
+        parent = track_of.get(s.parent)
+        child = track_of.get(s.sid)
+        if parent is None or child is None or parent[0] == child[0]:
+            continue
+        p_event, c_event = parent[1], child[1]
+        # the start sits inside the parent's slice, at the child's start when it can
+        start = min(max(c_event["ts"], p_event["ts"]), p_event["ts"] + p_event["dur"])
+        flow_id = base + len(flows) // 2 + 1
+        common = {"name": "parent", "cat": "otel.link", "id": flow_id, "pid": pid}
+        flows.append({"ph": "s", **common, "tid": parent[0], "ts": start})
+        flows.append({"ph": "f", **common, "tid": child[0], "ts": c_event["ts"], "bp": "e"})
+    return flows
+
+
 def chrome_trace(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The run as Chrome Trace Event JSON: one process lane (``pid``) per worker, one ``tid`` per
-    thread (and nesting lane), complete events (``ph: "X"``) with ``ts``/``dur`` in µs."""
+    thread (and nesting lane), complete events (``ph: "X"``) with ``ts``/``dur`` in µs, metadata
+    events (``ph: "M"``) naming the lanes, flow events (``ph: "s"``/``"f"``) for OTel parent
+    links that cross threads."""
     per_lane = [(p, spans_of(p)) for p in _ordered(payloads)]
     starts = [s.start_ns for _, spans in per_lane for s in spans]
     t0 = min(starts) if starts else 0
@@ -706,6 +731,7 @@ def chrome_trace(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             return (0 if is_main else 1, min(m.start_ns for m in members))
 
         tid = 0
+        track_of: dict[str, tuple[int, dict[str, Any]]] = {}
         for (_, thread_name), members in sorted(threads.items(), key=thread_key):
             for index, lane_spans in enumerate(nest_lanes(members)):
                 tid += 1
@@ -730,18 +756,19 @@ def chrome_trace(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 )
                 for s in lane_spans:
                     ts = _us(s.start_ns, t0)
-                    events.append(
-                        {
-                            "ph": "X",
-                            "name": s.otel_type if s.kind == KIND_OTEL and s.otel_type else s.name,
-                            "cat": s.kind,
-                            "ts": ts,
-                            "dur": max(0.0, round(_us(max(s.end_ns, s.start_ns), t0) - ts, 3)),
-                            "pid": pid,
-                            "tid": tid,
-                            "args": _event_args(s, lane),
-                        }
-                    )
+                    event = {
+                        "ph": "X",
+                        "name": s.otel_type if s.kind == KIND_OTEL and s.otel_type else s.name,
+                        "cat": s.kind,
+                        "ts": ts,
+                        "dur": max(0.0, round(_us(max(s.end_ns, s.start_ns), t0) - ts, 3)),
+                        "pid": pid,
+                        "tid": tid,
+                        "args": _event_args(s, lane),
+                    }
+                    events.append(event)
+                    track_of[s.sid] = (tid, event)
+        events.extend(_flows(spans, track_of, pid, len(events)))
     return {
         "traceEvents": events,
         "displayTimeUnit": "ms",
@@ -815,7 +842,8 @@ def summary_lines(payloads: Sequence[Mapping[str, Any]], top: int = 10) -> list[
         lines.append(f"slowest {min(top, len(tests))} tests:")
         for span, lane in tests[:top]:
             subs = sub.get(span.sid, [])
-            detail = f"{len(subs)} sub-spans" + (f": {_types_text(subs)}" if subs else "")
+            noun = "sub-span" if len(subs) == 1 else "sub-spans"
+            detail = f"{len(subs)} {noun}" + (f": {_types_text(subs)}" if subs else "")
             mark = " FAILED" if span.result == SpanResult.ERROR.value else ""
             lines.append(f"  {span.duration_ns / 1e9:8.3f}s {span.name} [{lane}]{mark} — {detail}")
     return lines

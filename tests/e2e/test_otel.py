@@ -109,33 +109,43 @@ _METADATA = {"process_name", "process_sort_index", "thread_name", "thread_sort_i
 
 def check_trace_schema(doc: object) -> list[dict[str, Any]]:
     """A hand-written check of the Trace Event format as dagz writes it (JSON object form):
-    ``{"traceEvents": [...]}``; complete events ``ph: "X"`` with numeric ``ts``/``dur`` (µs,
-    ≥ 0), integer ``pid``/``tid``, a ``name`` and ``args``; metadata events ``ph: "M"``. Complete
-    events on one (pid, tid) nest strictly, as a viewer needs. Returns the complete events."""
+    ``{"traceEvents": [...]}``; every event has a one-letter ``ph``, a ``name`` and integer
+    ``pid``/``tid``; complete events ``ph: "X"`` have numeric ``ts``/``dur`` (µs, ≥ 0) and
+    ``args``; metadata events ``ph: "M"`` name processes and threads; flow events ``"s"``/``"f"``
+    come in pairs with an ``id`` and a ``ts``. Complete events on one (pid, tid) nest strictly,
+    as a viewer needs. Returns the complete events."""
     assert isinstance(doc, dict), type(doc)
     events = doc.get("traceEvents")
     assert isinstance(events, list), "traceEvents must be a list"
     assert doc.get("displayTimeUnit") in (None, "ms", "ns")
     complete: list[dict[str, Any]] = []
+    flows: dict[int, list[str]] = {}
     for e in events:
         assert isinstance(e, dict), e
         ph = e.get("ph")
-        assert ph in ("X", "M"), e
+        assert ph in ("X", "M", "s", "f"), e
         assert isinstance(e.get("name"), str), e
         assert e["name"], e
         for key in ("pid", "tid"):
             assert isinstance(e.get(key), int), e
             assert not isinstance(e[key], bool), e
         assert isinstance(e.get("args", {}), dict), e
-        if ph == "X":
-            for key in ("ts", "dur"):
+        if ph in ("X", "s", "f"):
+            keys = ("ts", "dur") if ph == "X" else ("ts",)
+            for key in keys:
                 assert isinstance(e.get(key), (int, float)), e
                 assert not isinstance(e[key], bool), e
                 assert e[key] >= 0, e
+        if ph == "X":
+            assert isinstance(e.get("args"), dict), e
             complete.append(e)
-        else:
+        elif ph == "M":
             assert e["name"] in _METADATA, e
             assert isinstance(e.get("args"), dict), e
+        else:
+            assert isinstance(e.get("id"), int), e
+            flows.setdefault(e["id"], []).append(ph)
+    assert all(sorted(phs) == ["f", "s"] for phs in flows.values()), flows
     # strict nesting per track
     tracks: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for e in complete:
@@ -271,6 +281,15 @@ def test_sub_spans_of_queries_and_http(workers_run: WorkersRun) -> None:
     assert server["args"]["thread"] != "MainThread", server
     assert server["tid"] != get["tid"], (server, get)
     assert get["ts"] <= server["ts"], (get, server)
+    # a flow arrow links them across the two threads
+    flows = [
+        e
+        for e in workers_run.trace["traceEvents"]
+        if e["ph"] in ("s", "f") and e["pid"] == server["pid"]
+    ]
+    ends = {(e["ph"], e["tid"]) for e in flows}
+    assert ("s", get["tid"]) in ends, flows
+    assert ("f", server["tid"]) in ends, flows
     assert server["ts"] + server["dur"] <= get["ts"] + get["dur"] + EPS_US, (get, server)
     # statements are kept; the database carries its logical and physical names
     statements = [s["args"]["db.statement"] for s in in_call if "db.statement" in s["args"]]

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 MODE = os.environ.get("OTEL_E2E_MODE", "full")
+MANY = int(os.environ.get("OTEL_E2E_MANY", "8"))
 
 
 def test_queries_and_http(conn: psycopg2.extensions.connection, http_server: str) -> None:
@@ -33,7 +34,7 @@ def test_failing_query(conn: psycopg2.extensions.connection) -> None:
     conn.rollback()
 
 
-@pytest.mark.parametrize("n", range(8))
+@pytest.mark.parametrize("n", range(MANY))
 def test_many(conn: psycopg2.extensions.connection, n: int) -> None:
     cur = conn.cursor()
     cur.execute("SELECT %s", (n,))
