@@ -1,0 +1,426 @@
+"""Worker provisioning for 4 workers from a 100-table database built by alembic (issue 6, bench 1).
+
+The schema is `bench/migrations/`: 100 alembic revisions, each creating one table (123 foreign
+keys, 309 indexes on PostgreSQL, seeded lookup tables, every tenth revision also altering an
+earlier table). What is compared, side by side in one run, repetitions interleaved (the order of
+the methods rotates from one repetition to the next):
+
+PostgreSQL
+  * ``migrate``: each worker runs the migrations itself, all 4 at once (what pytest-django does
+    under xdist): ``DROP DATABASE IF EXISTS`` its leftover, ``CREATE DATABASE``, then
+    ``alembic.command.upgrade(cfg, "head")`` in the worker process;
+  * ``dagz``: the real ``PG_CONFIG.create_worker_init(["dagz_bench_prov"], ...)`` worker_init,
+    called in each worker for its worker number, all 4 at once (dagz clones the already migrated
+    base into ``dagz_bench_prov_jwNN``; leftovers from the previous repetition are dropped by it);
+  * ``first run``: the base built by ``alembic upgrade`` first (worker 0), then the 4 dagz clones
+    — what a run costs when the base database must be built too (not a target, for honesty).
+MySQL/MariaDB: the same three, plus
+  * ``dump``: ``mysqldump --routines --events base | mysql wN`` per worker after ``CREATE
+    DATABASE wN`` (what Django's ``--parallel`` does; Django runs them one after another, here
+    they run 4 at once, the stronger baseline).
+
+The 4 workers are 4 long-lived processes (as xdist's are): started once, they import alembic,
+SQLAlchemy, the drivers and dagz before the first measurement, and each receives one task per
+measurement; a measurement is the wall time from sending the 4 tasks until the last worker is
+done. One warm-up repetition is not counted. On PostgreSQL a ``CHECKPOINT`` (not timed) precedes
+every measurement, so no method pays for the dirty buffers of the one before it (``CREATE
+DATABASE … STRATEGY FILE_COPY`` starts with a checkpoint).
+
+The worker processes are not preloaded with libdagz.so: dagz's clone connections run inside its
+hard bypass anyway, and a preloaded shim would reroute the baselines' own connections. dagz loads
+the library with ctypes for its naming rules (``DAGZ_WORKER=N`` is set in worker N).
+
+    .venv/bin/python bench/provisioning.py [--reps 5] [--engines pg,mysql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import MySQLdb
+import psycopg
+
+if TYPE_CHECKING:
+    from dagz.config import DbConfig
+    from MySQLdb.connections import Connection as MyConnection
+
+ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS = ROOT / "bench" / "migrations"
+WORKERS = 4
+BASE = "dagz_bench_prov"
+PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+MY_URL = "mysql+mysqldb://root@127.0.0.1:3306/{db}"
+TABLES = 101  # 100 + alembic_version
+FOREIGN_KEYS = 123
+HEAD = "0100"
+
+Task = tuple[str, ...]
+Result = tuple[str, float, str]  # ("ok" | "error", seconds in the worker, detail)
+
+
+# --------------------------------------------------------------------------------------------
+# database helpers (used by the workers and the controller)
+
+
+def pg_admin(db: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(dbname=db, autocommit=True, **PG_KW)  # type: ignore[arg-type]
+
+
+def my_admin() -> MyConnection:
+    return MySQLdb.connect(**MY_KW, autocommit=True)  # type: ignore[arg-type]
+
+
+def pg_recreate(db: str) -> None:
+    with pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db}"')
+
+
+def my_recreate(db: str) -> None:
+    conn = my_admin()
+    try:
+        cur = conn.cursor()
+        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+        cur.execute(f"CREATE DATABASE `{db}`")
+    finally:
+        conn.close()
+
+
+def alembic_upgrade(url: str) -> None:
+    from alembic import command  # noqa: PLC0415
+    from alembic.config import Config  # noqa: PLC0415
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head")
+
+
+DUMP = shutil.which("mysqldump") or "mariadb-dump"
+LOAD = shutil.which("mysql") or "mariadb"
+
+
+def mysqldump_into(base: str, target: str) -> None:
+    """Django's MySQL clone_test_db: ``mysqldump --routines --events base | mysql target``."""
+    conn_args = [f"--host={MY_KW['host']}", f"--port={MY_KW['port']}", f"--user={MY_KW['user']}"]
+    dump = subprocess.Popen(
+        [DUMP, *conn_args, "--routines", "--events", base],
+        stdout=subprocess.PIPE,
+    )
+    load = subprocess.run([LOAD, *conn_args, target], stdin=dump.stdout, check=False)
+    assert dump.stdout is not None
+    dump.stdout.close()
+    if dump.wait() != 0 or load.returncode != 0:
+        raise RuntimeError(f"mysqldump {base} | mysql {target} failed")
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes
+
+
+def worker_main(num: int, conn: Connection) -> None:
+    """One long-lived worker process, like an xdist worker: imports first, then tasks."""
+    os.environ["DAGZ_WORKER"] = str(num)
+    os.environ["DAGZ_WORKER_COUNT"] = str(WORKERS)
+    import alembic.command  # noqa: F401, PLC0415 - warm imports before the first measurement
+    import sqlalchemy  # noqa: F401, PLC0415
+    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
+
+    pg_init = PG_CONFIG.create_worker_init([BASE], **PG_KW)
+    my_init = MYSQL_CONFIG.create_worker_init([BASE], **MY_KW)
+
+    def dagz_call(init: Callable[[int], None], config: DbConfig) -> str:
+        buf = io.StringIO()
+        with contextlib.redirect_stderr(buf):
+            init(num)
+        target = config.reroute_db(BASE)
+        return f"{target}: {buf.getvalue().strip()}"
+
+    def migrate_pg(db: str) -> str:
+        pg_recreate(db)
+        alembic_upgrade(PG_URL.format(db=db))
+        return db
+
+    def migrate_my(db: str) -> str:
+        my_recreate(db)
+        alembic_upgrade(MY_URL.format(db=db))
+        return db
+
+    def dump_my(db: str) -> str:
+        my_recreate(db)
+        mysqldump_into(BASE, db)
+        return db
+
+    tasks: dict[str, Callable[..., str]] = {
+        "pg_dagz": lambda: dagz_call(pg_init, PG_CONFIG),
+        "my_dagz": lambda: dagz_call(my_init, MYSQL_CONFIG),
+        "pg_migrate": migrate_pg,
+        "my_migrate": migrate_my,
+        "my_dump": dump_my,
+    }
+    conn.send(("ok", 0.0, "ready"))
+    while True:
+        task: Task | None = conn.recv()
+        if task is None:
+            return
+        name, *args = task
+        t0 = time.perf_counter()
+        try:
+            detail = tasks[name](*args)
+        except Exception as exc:
+            conn.send(("error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
+        else:
+            conn.send(("ok", time.perf_counter() - t0, detail))
+
+
+class Pool:
+    """The 4 worker processes; `run` sends one task to each and waits for all of them."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.procs: list[mp.process.BaseProcess] = []
+        self.conns: list[Connection] = []
+        #: The workers' results of the last `run`.
+        self.last: list[Result] = []
+        for num in range(WORKERS):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, args=(num, child), daemon=True)
+            proc.start()
+            self.procs.append(proc)
+            self.conns.append(parent)
+        for num, conn in enumerate(self.conns):
+            self._check(num, conn.recv())
+
+    @staticmethod
+    def _check(num: int, result: Result) -> Result:
+        if result[0] != "ok":
+            raise RuntimeError(f"worker {num}: {result[2]}")
+        return result
+
+    def run(
+        self, make_task: Callable[[int], Task], workers: Sequence[int] = range(WORKERS)
+    ) -> float:
+        t0 = time.perf_counter()
+        for num in workers:
+            self.conns[num].send(make_task(num))
+        results = [self.conns[num].recv() for num in workers]
+        elapsed = time.perf_counter() - t0
+        for num, result in zip(workers, results, strict=True):
+            self._check(num, result)
+        self.last = results
+        return elapsed
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+# --------------------------------------------------------------------------------------------
+# methods
+
+
+def pg_checkpoint() -> None:
+    with pg_admin() as conn:
+        conn.execute("CHECKPOINT")
+
+
+def build_base(pool: Pool, engine: str) -> float:
+    """Drop and rebuild the base database with `alembic upgrade head` in worker 0."""
+    task = ("pg_migrate" if engine == "pg" else "my_migrate", BASE)
+    return pool.run(lambda _num: task, workers=[0])
+
+
+def method_table(engine: str, pool: Pool) -> dict[str, Callable[[], float]]:
+    prefix = "pg" if engine == "pg" else "my"
+    methods: dict[str, Callable[[], float]] = {
+        "migrate": lambda: pool.run(lambda n: (f"{prefix}_migrate", f"{BASE}_mig_w{n}")),
+        "dagz": lambda: pool.run(lambda _n: (f"{prefix}_dagz",)),
+        "first run": lambda: build_base(pool, engine) + pool.run(lambda _n: (f"{prefix}_dagz",)),
+    }
+    if engine == "mysql":
+        methods["dump"] = lambda: pool.run(lambda n: ("my_dump", f"{BASE}_dump_w{n}"))
+    return methods
+
+
+LABELS = {
+    "migrate": "each worker runs alembic upgrade head, 4 at once",
+    "dump": "mysqldump base | mysql wN per worker, 4 at once",
+    "dagz": "dagz create_worker_init (worker_init(N)), 4 at once",
+    "first run": "first run: alembic upgrade of the base + dagz",
+}
+
+
+def worker_dbs(engine: str) -> list[str]:
+    names = [f"{BASE}_jw{n:02}" for n in range(WORKERS)]
+    names += [f"{BASE}_mig_w{n}" for n in range(WORKERS)]
+    if engine == "mysql":
+        names += [f"{BASE}_dump_w{n}" for n in range(WORKERS)]
+    return names
+
+
+def verify(engine: str) -> str:
+    """Every provisioned database holds the full schema, its foreign keys and the seed rows."""
+    bad = []
+    for db in [BASE, *worker_dbs(engine)]:
+        if engine == "pg":
+            with pg_admin(db) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'public'),"
+                    " (SELECT count(*) FROM pg_constraint WHERE contype = 'f'),"
+                    " (SELECT version_num FROM alembic_version),"
+                    " (SELECT count(*) FROM countries)"
+                ).fetchone()
+        else:
+            conn = my_admin()
+            try:
+                cur = conn.cursor()
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM information_schema.TABLES"
+                    "         WHERE TABLE_SCHEMA = %s),"
+                    " (SELECT count(*) FROM information_schema.REFERENTIAL_CONSTRAINTS"
+                    "   WHERE CONSTRAINT_SCHEMA = %s),"
+                    f" (SELECT version_num FROM `{db}`.alembic_version),"
+                    f" (SELECT count(*) FROM `{db}`.countries)",
+                    (db, db),
+                )
+                row = cur.fetchone()
+            finally:
+                conn.close()
+        if tuple(row or ()) != (TABLES, FOREIGN_KEYS, HEAD, 13):
+            bad.append(f"{db}: {row}")
+    if bad:
+        raise RuntimeError("provisioned databases differ from the schema: " + "; ".join(bad))
+    return (
+        f"checked: all {1 + len(worker_dbs(engine))} databases hold {TABLES - 1} tables +"
+        f" alembic_version at {HEAD}, {FOREIGN_KEYS} foreign keys, the seed rows"
+    )
+
+
+def drop_all(engine: str) -> None:
+    for db in [BASE, *worker_dbs(engine)]:
+        if engine == "pg":
+            with pg_admin() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        else:
+            conn = my_admin()
+            try:
+                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
+            finally:
+                conn.close()
+
+
+def server_line(engine: str) -> str:
+    if engine == "pg":
+        with pg_admin() as conn:
+            row = conn.execute(
+                "SELECT split_part(version(), ' on ', 1), current_setting('fsync'),"
+                " pg_size_pretty(pg_database_size(%s))",
+                (BASE,),
+            ).fetchone()
+        assert row is not None
+        return f"{row[0]} (fsync={row[1]}), base database {row[2]}"
+    conn = my_admin()
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT VERSION(), ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1)"
+            " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (BASE,),
+        )
+        version, size = cur.fetchone()
+    finally:
+        conn.close()
+    return f"MariaDB/MySQL {version}, base database {size} MB of tables and indexes"
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):7.3f} s   {min(values):7.3f} - {max(values):.3f} s"
+
+
+def ratio_line(name: str, base: Sequence[float], dagz: Sequence[float], target: float) -> str:
+    paired = [b / d for b, d in zip(base, dagz, strict=True)]
+    med = statistics.median(base) / statistics.median(dagz)
+    verdict = "met" if med >= target else "MISSED"
+    return (
+        f"  {name} / dagz: {med:5.1f}x  (per repetition {min(paired):.1f}-{max(paired):.1f}x)"
+        f"   target >= {target:g}x: {verdict}"
+    )
+
+
+def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
+    title = "PostgreSQL" if engine == "pg" else "MySQL/MariaDB"
+    drop_all(engine)
+    base_build = build_base(pool, engine)
+    methods = method_table(engine, pool)
+    names = list(methods)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    sample = ""
+    for rep in range(warmup + reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            if engine == "pg":
+                pg_checkpoint()
+            elapsed = methods[name]()
+            if rep >= warmup:
+                times[name].append(elapsed)
+            if name == "dagz" and not sample:
+                sample = pool.last[WORKERS - 1][2]
+    print(f"\n{title}: {server_line(engine)}")
+    print(f"  building the base once with alembic (setup, 1 process): {base_build:.2f} s")
+    print(f"  {'method':<56} {'median':>9}   min - max")
+    for name in names:
+        print(f"  {LABELS[name]:<56} {spread(times[name])}")
+    print(ratio_line("migrate", times["migrate"], times["dagz"], 10 if engine == "pg" else 3))
+    if engine == "mysql":
+        print(ratio_line("dump", times["dump"], times["dagz"], 1))
+    print(f"  {verify(engine)}")
+    print(f"  dagz worker 3 said: {sample}")
+    drop_all(engine)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="counted repetitions (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
+    parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    args = parser.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    print(
+        f"Worker provisioning: {WORKERS} workers, 100-table schema from 100 alembic revisions;"
+        f" {args.reps} repetitions (+{args.warmup} warm-up), methods interleaved, wall time"
+    )
+    pool = Pool()
+    try:
+        for engine in engines:
+            run_engine(engine, pool, args.reps, args.warmup)
+    finally:
+        pool.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""Per-test preparation on a 50-table schema with foreign keys (issue 6, bench 2).
+
+A test wrote 5 rows into 2 of the 50 tables (2 ``customers``, 3 ``orders`` referencing them);
+then the database is emptied for the next test. Compared side by side in one run, repetitions
+interleaved (the order of the methods rotates every repetition), each repetition inserting the
+rows again (committed, not timed) and then timing only the cleanup:
+
+* ``dagz``: ``PG_CONFIG.truncate(db)`` / ``MYSQL_CONFIG.truncate(db)``, the call a DAGZ-style
+  ``prepare`` makes. It opens its own connection every time (its cost is part of the time; it
+  is also measured alone, below);
+* ``cleaner``: DatabaseCleaner's default truncation, on an open connection: on PostgreSQL one
+  ``TRUNCATE TABLE t1, …, t50 RESTART IDENTITY CASCADE``; on MySQL ``SET FOREIGN_KEY_CHECKS = 0``,
+  one ``TRUNCATE TABLE t`` per table, ``SET FOREIGN_KEY_CHECKS = 1``;
+* ``delete``: ``DELETE FROM t`` for each of the 50 tables (children first; on MySQL with
+  foreign key checks off), one transaction, on an open connection. It does not reset
+  identities, which the other two do.
+
+Schema: 50 tables (serial/auto-increment keys, a unique column, an indexed foreign key column
+per reference), 59 foreign keys, plus ``alembic_version`` holding one row, which every method
+leaves alone. After every cleanup the two tables are checked empty (not timed), and the next
+insert shows whether the identity restarted at 1.
+
+    .venv/bin/python bench/truncate.py [--reps 40] [--engines pg,mysql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import MySQLdb
+import psycopg
+from dagz import _mysql, _pg
+from dagz.config import MYSQL_CONFIG, PG_CONFIG
+
+# dagz reads the worker from the environment on every call: this process is worker 1, so
+# `truncate` accepts the per-worker database `dagz_bench_trunc_jw01`.
+os.environ["DAGZ_WORKER"] = "1"
+os.environ["DAGZ_WORKER_COUNT"] = "4"
+
+DB = "dagz_bench_trunc_jw01"
+PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": 3306, "user": "root"}
+
+TABLES = [
+    "customers", "orders", "organizations", "users", "addresses", "products", "categories",
+    "order_lines", "payments", "invoices", "shipments", "carriers", "warehouses", "stock_levels",
+    "suppliers", "purchase_orders", "carts", "cart_items", "coupons", "reviews", "tags",
+    "product_tags", "price_lists", "price_items", "refunds", "returns", "return_items",
+    "tickets", "ticket_messages", "articles", "subscriptions", "plans", "events", "webhooks",
+    "deliveries", "notifications", "settings", "reports", "report_runs", "exports", "imports",
+    "import_rows", "flags", "flag_overrides", "pages", "blocks", "menus", "menu_items",
+    "sessions", "api_keys",
+]  # fmt: skip
+WRITTEN = ("customers", "orders")
+N_FOREIGN_KEYS = 59
+
+
+def foreign_keys() -> dict[str, list[str]]:
+    """Parent tables of each table: `orders` → `customers`, every later table one reference to
+    an earlier one, and 10 more; 59 in all (FKs point back only, so creation order works)."""
+    rng = random.Random(50)
+    refs: dict[str, list[str]] = {t: [] for t in TABLES}
+    refs["orders"] = ["customers"]
+    for i, table in enumerate(TABLES[2:], start=2):
+        refs[table].append(rng.choice(TABLES[:i]))
+    while sum(len(v) for v in refs.values()) < N_FOREIGN_KEYS:
+        i = rng.randrange(3, len(TABLES))
+        parent = rng.choice(TABLES[:i])
+        if parent not in refs[TABLES[i]]:
+            refs[TABLES[i]].append(parent)
+    return refs
+
+
+def ddl(engine: str) -> list[str]:
+    statements = []
+    for table, parents in foreign_keys().items():
+        if engine == "pg":
+            cols = [
+                "id serial PRIMARY KEY",
+                "name varchar(120) NOT NULL",
+                "code varchar(40) UNIQUE",
+                "created_at timestamptz NOT NULL DEFAULT now()",
+            ]
+            cols += [f"{p}_id integer REFERENCES {p}(id) ON DELETE CASCADE" for p in parents]
+            statements.append(f"CREATE TABLE {table} ({', '.join(cols)})")
+            statements += [f"CREATE INDEX ON {table} ({p}_id)" for p in parents]
+        else:
+            cols = [
+                "id int AUTO_INCREMENT PRIMARY KEY",
+                "name varchar(120) NOT NULL",
+                "code varchar(40) UNIQUE",
+                "created_at datetime NOT NULL DEFAULT CURRENT_TIMESTAMP",
+            ]
+            cols += [f"{p}_id int" for p in parents]
+            cols += [f"FOREIGN KEY ({p}_id) REFERENCES {p}(id) ON DELETE CASCADE" for p in parents]
+            statements.append(f"CREATE TABLE {table} ({', '.join(cols)}) ENGINE=InnoDB")
+    statements += [
+        "CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY)",
+        "INSERT INTO alembic_version VALUES ('0042')",
+    ]
+    return statements
+
+
+# --------------------------------------------------------------------------------------------
+# engines
+
+
+class Engine:
+    """Connections and SQL of one engine; `cleanups` maps a method to its timed callable."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.cleanups: dict[str, Callable[[], None]] = {}
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        raise NotImplementedError
+
+    def insert(self) -> int:
+        """The test's writes: 2 customers, 3 orders, committed; returns the first customer id."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def remaining(self) -> int:
+        rows = self.execute(
+            " + ".join(f"(SELECT count(*) FROM {t})" for t in WRITTEN).join(("SELECT ", ""))
+        )
+        return int(str(rows[0][0]))
+
+
+class Pg(Engine):
+    name = "PostgreSQL"
+
+    def __init__(self) -> None:
+        super().__init__()
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG_KW) as admin:  # type: ignore[arg-type]
+            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{DB}"')
+            self.version = str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        self.writer = psycopg.connect(dbname=DB, autocommit=True, **PG_KW)  # type: ignore[arg-type]
+        self.cleaner = psycopg.connect(dbname=DB, autocommit=True, **PG_KW)  # type: ignore[arg-type]
+        for statement in ddl("pg"):
+            self.writer.execute(statement.encode())
+        all_tables = ", ".join(TABLES)
+        self.truncate_sql = f"TRUNCATE TABLE {all_tables} RESTART IDENTITY CASCADE;"
+        self.delete_sql = [f"DELETE FROM {t}" for t in reversed(TABLES)]
+        self.cleanups = {
+            "dagz": lambda: PG_CONFIG.truncate(DB, **PG_KW),
+            "cleaner": lambda: self.cleaner.execute(self.truncate_sql.encode()),
+            "delete": self.delete_all,
+        }
+
+    def delete_all(self) -> None:
+        with self.cleaner.transaction():
+            for sql in self.delete_sql:
+                self.cleaner.execute(sql.encode())
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        cur = self.writer.execute(sql.encode() if not params else sql, params or None)  # type: ignore[arg-type]
+        return list(cur.fetchall()) if cur.description else []
+
+    def insert(self) -> int:
+        with self.writer.transaction():
+            ids = [
+                int(str(self.execute(
+                    "INSERT INTO customers (name, code) VALUES (%s, %s) RETURNING id", (n, n)
+                )[0][0]))
+                for n in ("alice", "bob")
+            ]  # fmt: skip
+            for i in range(3):
+                self.execute(
+                    "INSERT INTO orders (name, customers_id) VALUES (%s, %s)", (f"o{i}", ids[i % 2])
+                )
+        return ids[0]
+
+    def connect_close(self) -> None:
+        _pg.connect(DB, **PG_KW).close()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.cleaner.close()
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG_KW) as admin:  # type: ignore[arg-type]
+            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+
+
+class My(Engine):
+    name = "MySQL/MariaDB"
+
+    def __init__(self) -> None:
+        super().__init__()
+        admin = MySQLdb.connect(**MY_KW, autocommit=True)  # type: ignore[arg-type]
+        cur = admin.cursor()
+        cur.execute(f"DROP DATABASE IF EXISTS `{DB}`")
+        cur.execute(f"CREATE DATABASE `{DB}`")
+        cur.execute("SELECT VERSION()")
+        self.version = str(cur.fetchone()[0])
+        admin.close()
+        self.writer = MySQLdb.connect(**MY_KW, db=DB, autocommit=True)  # type: ignore[arg-type]
+        self.cleaner = MySQLdb.connect(**MY_KW, db=DB, autocommit=True)  # type: ignore[arg-type]
+        for statement in ddl("mysql"):
+            self.execute(statement)
+        self.cleanups = {
+            "dagz": lambda: MYSQL_CONFIG.truncate(DB, **MY_KW),
+            "cleaner": self.truncate_each,
+            "delete": self.delete_all,
+        }
+
+    def truncate_each(self) -> None:
+        cur = self.cleaner.cursor()
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        for table in TABLES:
+            cur.execute(f"TRUNCATE TABLE `{table}`")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+    def delete_all(self) -> None:
+        cur = self.cleaner.cursor()
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        cur.execute("BEGIN")
+        for table in reversed(TABLES):
+            cur.execute(f"DELETE FROM `{table}`")
+        cur.execute("COMMIT")
+        cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        cur = self.writer.cursor()
+        cur.execute(sql, tuple(params) or None)
+        return list(cur.fetchall()) if cur.description else []
+
+    def insert(self) -> int:
+        cur = self.writer.cursor()
+        cur.execute("BEGIN")
+        ids = []
+        for n in ("alice", "bob"):
+            cur.execute("INSERT INTO customers (name, code) VALUES (%s, %s)", (n, n))
+            ids.append(int(cur.lastrowid))
+        for i in range(3):
+            cur.execute(
+                "INSERT INTO orders (name, customers_id) VALUES (%s, %s)", (f"o{i}", ids[i % 2])
+            )
+        cur.execute("COMMIT")
+        return ids[0]
+
+    def connect_close(self) -> None:
+        _mysql.connect(DB, **MY_KW).close()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.cleaner.close()
+        admin = MySQLdb.connect(**MY_KW, autocommit=True)  # type: ignore[arg-type]
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{DB}`")
+        admin.close()
+
+
+# --------------------------------------------------------------------------------------------
+# measurement
+
+
+LABELS = {
+    "dagz": "dagz truncate (own connection included)",
+    "cleaner_pg": "DatabaseCleaner default: TRUNCATE all RESTART IDENTITY CASCADE",
+    "cleaner_mysql": "DatabaseCleaner default: TRUNCATE per table",
+    "delete": "DELETE FROM every table, one transaction",
+    "connect": "  of dagz: connect + close alone",
+}
+TARGET = 10.0
+
+
+def measure(
+    engine: Engine, reps: int, warmup: int
+) -> tuple[dict[str, list[float]], dict[str, bool]]:
+    """Seconds per cleanup (and per dagz connect), and whether each method restarted the
+    identities (seen by the insert that follows it)."""
+    names = list(engine.cleanups)
+    times: dict[str, list[float]] = {n: [] for n in [*names, "connect"]}
+    restarted: dict[str, bool] = {n: True for n in names}
+    previous = ""
+    for rep in range(warmup + reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            first_id = engine.insert()
+            if previous and first_id != 1:
+                restarted[previous] = False
+            t0 = time.perf_counter()
+            engine.cleanups[name]()
+            elapsed = time.perf_counter() - t0
+            if engine.remaining():
+                raise RuntimeError(f"{engine.name}: {name} left rows in {WRITTEN}")
+            previous = name
+            t0 = time.perf_counter()
+            engine.connect_close()
+            connect = time.perf_counter() - t0
+            if rep >= warmup:
+                times[name].append(elapsed)
+                if name == "dagz":
+                    times["connect"].append(connect)
+    return times, restarted
+
+
+def report(
+    engine: Engine, key: str, times: dict[str, list[float]], restarted: dict[str, bool]
+) -> None:
+    print(f"\n{engine.name} {engine.version}")
+    print(f"  {'method':<64} {'median':>9}   min - max (ms)   identity reset")
+    for name, values in times.items():
+        label = LABELS.get(f"{name}_{key}") or LABELS[name]
+        reset = ("yes" if restarted[name] else "no") if name in restarted else ""
+        ms = [v * 1e3 for v in values]
+        print(
+            f"  {label:<64} {statistics.median(ms):9.2f}   {min(ms):.2f} - {max(ms):.2f}   {reset}"
+        )
+    for base in ("cleaner", "delete"):
+        paired = [b / d for b, d in zip(times[base], times["dagz"], strict=True)]
+        med = statistics.median(times[base]) / statistics.median(times["dagz"])
+        target = f"   target >= {TARGET:g}x: {'met' if med >= TARGET else 'MISSED'}"
+        print(
+            f"  {base} / dagz: {med:6.1f}x  (per repetition {min(paired):.1f}-{max(paired):.1f}x)"
+            + (target if base == "cleaner" else "")
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=40, help="counted repetitions (default 40)")
+    parser.add_argument("--warmup", type=int, default=3, help="uncounted repetitions first")
+    parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    args = parser.parse_args()
+    print(
+        f"Per-test cleanup, 50 tables / {N_FOREIGN_KEYS} foreign keys, 5 rows written into 2"
+        f" tables: {args.reps} repetitions (+{args.warmup} warm-up), methods interleaved"
+    )
+    for key in [e.strip() for e in args.engines.split(",") if e.strip()]:
+        engine: Engine = Pg() if key == "pg" else My()
+        try:
+            report(engine, key, *measure(engine, args.reps, args.warmup))
+        finally:
+            engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
