@@ -61,3 +61,18 @@ def test_bypass_threads_and_tasks(sample: SampleProject) -> None:
     assert _sides(run, test) == {"inner": base, "outer": base, "after": jw(test)}
     # the bypassed connects were not prepared: only the per-worker databases were
     assert {e["db"] for e in run.of("prepare")} <= {sample.dbs.worker(0), sample.dbs.worker(1)}
+
+
+def test_bypassed_connects_run_no_callbacks(sample: SampleProject) -> None:
+    """A worker whose only connects are made inside ``bypass()`` runs neither ``worker_init`` nor
+    ``prepare`` and creates no per-worker database (one worker, so nothing else connects)."""
+    base = sample.dbs.base
+    run = sample.run("--dagz-workers", "1", "-k", "refuses", files=["test_truncate.py"])
+    assert_passed(run, at_least=4)
+    landed = run.landed()
+    assert landed, run.describe()
+    assert all(e["bypassed"] and e["db"] == base for e in landed), run.describe()
+    assert run.of("worker_init") == [], run.describe()
+    assert run.of("prepare") == [], run.describe()
+    for family in ("pg", "mysql"):
+        assert sample.dbs.databases(family) == [base]

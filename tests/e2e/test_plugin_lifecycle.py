@@ -61,8 +61,11 @@ def test_worker_init_and_prepare_counts(sample: SampleProject) -> None:
     # manual init: marked in its own test only; the next test of that worker is prepared again
     marks = run.of("manual")
     assert sorted((m["family"], m["helper"]) for m in marks) == [
+        ("mysql", "mysql+pymysql"),
         ("mysql", "url"),
         ("pg", "name"),
+        ("pg", "postgres"),
+        ("pg", "postgresql+psycopg2"),
         ("pg", "url"),
     ], run.describe()
     followups = manual_followups(run, base)

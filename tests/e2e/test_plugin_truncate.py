@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plugin_support import KEEP_ROWS, SampleProject, assert_passed, sample_project
+from plugin_support import (
+    KEEP_ROWS,
+    SampleProject,
+    assert_passed,
+    landing_problems,
+    lifecycle_problems,
+    sample_project,
+)
 
 
 @pytest.fixture
@@ -22,6 +29,8 @@ def test_truncate_refuses_base_and_empties_own(sample: SampleProject) -> None:
     base = sample.dbs.base
     run = sample.run("--dagz-workers", "2", files=["test_truncate.py"])
     assert_passed(run, at_least=5)
+    assert landing_problems(run, base) == [], run.describe()
+    assert lifecycle_problems(run, base, ("pg", "mysql")) == [], run.describe()
     refusals = [t for t in run.outcomes if "test_truncate_refuses" in t]
     assert len(refusals) == 4, run.describe()
     # server side: the base databases kept every row

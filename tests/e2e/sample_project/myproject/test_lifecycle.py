@@ -109,6 +109,23 @@ def test_manual_init_url_mysql(manual_mysql_url: str) -> None:
     _expect_fixture_rows("mysqlclient")
 
 
+@pytest.mark.parametrize(
+    ("scheme", "where", "query"),
+    [
+        ("postgres", "postgres@127.0.0.1:5432", "?sslmode=disable"),
+        ("postgresql+psycopg2", "postgres:secret@127.0.0.1:5432", ""),
+        ("mysql+pymysql", "root@127.0.0.1:3306", "?charset=utf8mb4"),
+    ],
+)
+def test_manual_init_url_forms(scheme: str, where: str, query: str) -> None:
+    """The other URL shapes the helper accepts; everything but the database name is kept."""
+    family = "mysql" if scheme.startswith("mysql") else "pg"
+    config = MYSQL_CONFIG if family == "mysql" else PG_CONFIG
+    url = config.get_manual_init_db_url(f"{scheme}://{where}/{DB}{query}")
+    record("manual", family=family, db=worker_db(), helper=scheme, url=url)
+    assert url == f"{scheme}://{where}/{worker_db()}{query}"
+
+
 @pytest.mark.parametrize("i", range(8))
 def test_after_manual(i: int) -> None:
     """Touches both families' databases: each must have been prepared again for this test."""
