@@ -5,9 +5,11 @@ of each kept): one with no span processor at all (the baseline: what the SDK its
 one with the dagz processor feeding an installed recorder. Spans look like a psycopg2 span
 (a CLIENT span with six attributes, started as the current span).
 
-Printed: µs/span for both, their ratio, the processor's hot-path cost (`on_end` in the
-application's thread: the difference), and the deferred conversion cost per span (paid by the
-pytest thread at the end of each test, not by the application).
+Printed, without and with ``--dagz-trace`` (which keeps every sub-span; without it only the
+summary's numbers are kept): µs/span for both providers and their ratio; the processor's
+hot-path cost (`on_end`, in the application's thread: the difference); the deferred conversion
+at each test's end (pytest thread, not the application); and the session-end cost per span
+(the worker's payload, the controller's merge and summary, and the Trace Event JSON).
 
     .venv/bin/python bench/otel_span_cost.py [--spans N] [--rounds R]
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import shutil
 import statistics
@@ -133,6 +136,45 @@ def _drop_databases(base: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def session_end(recorder: _trace.Recorder, trace: bool) -> float:
+    """Seconds for the session's end: the worker's payload (encoded), the controller's decoding
+    and summary, and with a trace the Trace Event JSON (built and serialized, not written)."""
+    start = time.perf_counter()
+    encoded = _trace.encode_payload(recorder.payload())
+    payload = _trace.decode_payload(encoded)
+    assert payload is not None
+    lanes = _trace.lanes_of([payload])
+    _trace.summary_lines(lanes)
+    if trace:
+        json.dumps(_trace.chrome_trace(lanes), separators=(",", ":"), ensure_ascii=False)
+    return time.perf_counter() - start
+
+
+def measure(n: int, per_test: int, rounds: int, trace: bool) -> dict[str, float]:
+    """Best-round µs/span: the SDK alone, SDK + dagz processor, conversion, session end."""
+    base = TracerProvider()
+    dagz = TracerProvider()
+    dagz.add_span_processor(SPAN_PROCESSOR)
+    best = {"base": float("inf"), "dagz": float("inf"), "drain": 0.0, "end": float("inf")}
+    run_spans(base, 2000, per_test, None)  # warm-up
+    for _ in range(rounds):
+        recorder = _trace.Recorder("gw0", 0, keep_spans=trace)
+        test = recorder.open("bench::test", _trace.KIND_TEST, test="bench::test")
+        recorder.open("test.call", _trace.KIND_CALL)
+        _trace.install(recorder)
+        try:
+            best["base"] = min(best["base"], run_spans(base, n, per_test, None)[0])
+            spans_s, drain_s = run_spans(dagz, n, per_test, recorder)
+            assert recorder.otel_count == n, recorder.otel_count
+            if spans_s + drain_s < best["dagz"] + best["drain"]:
+                best["dagz"], best["drain"] = spans_s, drain_s
+            recorder.close(test)
+            best["end"] = min(best["end"], session_end(recorder, trace))
+        finally:
+            _trace.install(None)
+    return {k: v / n * 1e6 for k, v in best.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=20_000, help="spans per round")
@@ -143,47 +185,27 @@ def main() -> None:
     parser.add_argument("--suite-tests", type=int, default=200, help="test_many[n] tests")
     args = parser.parse_args()
     n = args.spans - args.spans % args.per_test
-
-    base = TracerProvider()
-    dagz = TracerProvider()
-    dagz.add_span_processor(SPAN_PROCESSOR)
-    recorder = _trace.Recorder("bench", 0)
-    test = recorder.open("bench::test", _trace.KIND_TEST, test="bench::test")
-    recorder.open("test.call", _trace.KIND_CALL)
-    _trace.install(recorder)
-
-    run_spans(base, 2000, args.per_test, None)  # warm-up
-    run_spans(dagz, 2000, args.per_test, recorder)
-    best_base = best_dagz = best_drain = float("inf")
-    for _ in range(args.rounds):
-        recorder.spans.clear()
-        recorder.otel_count = 0
-        best_base = min(best_base, run_spans(base, n, args.per_test, None)[0])
-        spans_s, drain_s = run_spans(dagz, n, args.per_test, recorder)
-        assert recorder.otel_count == n, recorder.otel_count
-        if spans_s + drain_s < best_dagz + best_drain:
-            best_dagz, best_drain = spans_s, drain_s
-    recorder.close(test)
-    _trace.install(None)
-
-    us_base = best_base / n * 1e6
-    us_dagz = best_dagz / n * 1e6
-    us_drain = best_drain / n * 1e6
     print(
         f"{n} spans per round in tests of {args.per_test} spans, {args.rounds} rounds "
-        "(best round of each)"
+        "(best round of each); µs per span"
     )
-    print(f"SDK span, no processor:                      {us_base:7.3f} µs/span")
-    print(
-        f"SDK span + dagz processor:                   {us_dagz:7.3f} µs/span"
-        f"   ratio {us_dagz / us_base:.3f}"
-    )
-    print(f"dagz on_end (application's thread):          {us_dagz - us_base:7.3f} µs/span")
-    print(f"dagz conversion at test end (pytest thread): {us_drain:7.3f} µs/span")
-    print(
-        f"dagz total per span:                         {us_dagz - us_base + us_drain:7.3f} µs/span"
-        f"   ratio {(us_dagz + us_drain) / us_base:.3f}"
-    )
+    for trace in (False, True):
+        r = measure(n, args.per_test, args.rounds, trace)
+        hot = r["dagz"] - r["base"]
+        total = hot + r["drain"] + r["end"]
+        print(f"-- {'with --dagz-trace' if trace else 'without --dagz-trace (summary only)'}")
+        print(f"  SDK span, no processor:                       {r['base']:7.3f}")
+        print(
+            f"  SDK span + dagz processor:                    {r['dagz']:7.3f}"
+            f"   ratio {r['dagz'] / r['base']:.3f}"
+        )
+        print(f"  dagz on_end, in the application's thread:     {hot:7.3f}")
+        print(f"  dagz conversion at each test's end:           {r['drain']:7.3f}")
+        print(f"  dagz at the session's end (payload, summary): {r['end']:7.3f}")
+        print(
+            f"  dagz total:                                   {total:7.3f}"
+            f"   ratio {(r['base'] + total) / r['base']:.3f}"
+        )
     if args.suite:
         suite_ratio(args.suite_runs, args.suite_tests)
 

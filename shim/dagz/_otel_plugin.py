@@ -59,9 +59,10 @@ class OtelPlugin:
         if worker is not None and worker[2:].isdigit():
             num = int(worker[2:])
         lane = worker if worker is not None else "main"
-        self.recorder = Recorder(lane, num)
-        _trace.install(self.recorder)
         trace_opt = config.getoption("dagz_trace", None)
+        # Without a trace file only the summary's numbers are kept per OTel span.
+        self.recorder = Recorder(lane, num, keep_spans=bool(trace_opt))
+        _trace.install(self.recorder)
         self.trace_path: Path | None = None
         if trace_opt:
             path = Path(str(trace_opt)).expanduser()
@@ -179,7 +180,8 @@ class OtelPlugin:
             log(f"otel: finishing the recording failed: {type(exc).__name__}: {exc}")
         if self.is_worker:
             try:
-                self.config.workeroutput[WORKEROUTPUT_KEY] = rec.payload()  # type: ignore[attr-defined]
+                out = self.config.workeroutput  # type: ignore[attr-defined]
+                out[WORKEROUTPUT_KEY] = _trace.encode_payload(rec.payload())
             except Exception as exc:
                 log(f"otel: could not send this worker's spans: {type(exc).__name__}: {exc}")
             return
@@ -189,23 +191,27 @@ class OtelPlugin:
             self.lines.append(f"trace output failed: {type(exc).__name__}: {exc}")
 
     def _finish_controller(self) -> None:
-        own = self.recorder.payload()
-        payloads: list[dict[str, Any]] = list(self.remote)
+        lanes = [_trace.Lane(p) for p in self.remote]
+        own = _trace.Lane.of_recorder(self.recorder)
         # Under xdist the controller runs no test: its lane is kept only when it recorded spans.
-        has_tests = any(s["kind"] == KIND_TEST for s in own["spans"])
-        has_otel = any(s["kind"] == _trace.KIND_OTEL for s in own["spans"])
-        if not payloads or has_tests or has_otel:
-            payloads.append(own)
-        otel_on = "dagz.otel" in sys.modules and bool(sys.modules["dagz.otel"].is_configured())
-        sub_spans = any(s["kind"] == _trace.KIND_OTEL for p in payloads for s in p["spans"])
+        if (
+            not lanes
+            or own.payload.get("stats")
+            or any(s.kind in (KIND_TEST, _trace.KIND_OTEL) for s in own.spans)
+        ):
+            lanes.append(own)
+        otel = sys.modules.get("dagz.otel")
+        otel_on = otel is not None and bool(otel.is_configured())
+        sub_spans = any(ln.payload.get("stats") for ln in lanes) or any(
+            s.kind == _trace.KIND_OTEL for ln in lanes for s in ln.spans
+        )
         if self.trace_path is None and not otel_on and not sub_spans:
             return
-        self.lines = _trace.summary_lines(payloads, top=SUMMARY_TOP)
-        for what in self.lost:
-            self.lines.append(what)
+        self.lines = _trace.summary_lines(lanes, top=SUMMARY_TOP)
+        self.lines.extend(self.lost)
         if self.trace_path is not None:
             try:
-                n = _trace.write_chrome_trace(self.trace_path, payloads)
+                n = _trace.write_chrome_trace(self.trace_path, lanes)
             except OSError as exc:
                 self.lines.append(f"could not write the trace to {self.trace_path}: {exc}")
             else:
@@ -218,10 +224,10 @@ class OtelPlugin:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """Controller: a worker finished (or died); take its spans."""
         out = getattr(node, "workeroutput", None) or {}
-        payload = out.get(WORKEROUTPUT_KEY)
+        payload = _trace.decode_payload(out.get(WORKEROUTPUT_KEY))
         name = getattr(node, "gateway", None)
         worker = str(getattr(name, "id", "worker"))
-        if isinstance(payload, dict) and isinstance(payload.get("spans"), list):
+        if payload is not None:
             if not any(
                 p.get("lane") == payload.get("lane") and p.get("pid") == payload.get("pid")
                 for p in self.remote

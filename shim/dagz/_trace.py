@@ -14,6 +14,7 @@ trace (`chrome_trace`) and one summary (`summary_lines`).
 from __future__ import annotations
 
 import enum
+import heapq
 import itertools
 import json
 import os
@@ -27,7 +28,24 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 #: Version of the payload format a worker sends to the controller.
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
+#: The columns of a span row in a payload (`Span.to_wire`).
+WIRE_FIELDS = (
+    "id",
+    "parent",
+    "name",
+    "kind",
+    "start",
+    "end",
+    "thread",
+    "tident",
+    "test",
+    "owner",
+    "otel_type",
+    "result",
+    "attrs",
+    "otel_parent",
+)
 #: OTel spans kept per process; past it they are counted (and named in the summary), not kept.
 MAX_OTEL_SPANS = 500_000
 #: `db.statement` / `db.query.text` are kept up to this many characters.
@@ -117,41 +135,44 @@ class Span:
     def duration_ns(self) -> int:
         return max(0, self.end_ns - self.start_ns)
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "id": self.sid,
-            "parent": self.parent,
-            "name": self.name,
-            "kind": self.kind,
-            "start": self.start_ns,
-            "end": self.end_ns,
-            "thread": self.thread,
-            "tident": self.tident,
-            "test": self.test,
-            "owner": self.owner,
-            "otel_type": self.otel_type,
-            "result": self.result,
-            "attrs": self.attrs,
-            "otel_parent": self.otel_parent,
-        }
+    def to_wire(self) -> list[Any]:
+        """The span as a row of `WIRE_FIELDS` (compact in JSON)."""
+        return [
+            self.sid,
+            self.parent,
+            self.name,
+            self.kind,
+            self.start_ns,
+            self.end_ns,
+            self.thread,
+            self.tident,
+            self.test,
+            self.owner,
+            self.otel_type,
+            self.result,
+            self.attrs,
+            self.otel_parent,
+        ]
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> Span:
+    def from_wire(cls, row: Sequence[Any]) -> Span:
+        (sid, parent, name, kind, start, end, thread, tident, test, owner) = row[:10]
+        otel_type, result, attrs, otel_parent = row[10:14]
         return cls(
-            str(d["id"]),
-            d.get("parent"),
-            str(d.get("name", "")),
-            str(d.get("kind", KIND_OTEL)),
-            int(d.get("start", 0)),
-            int(d.get("end", 0)),
-            str(d.get("thread", "")),
-            int(d.get("tident", 0)),
-            d.get("test"),
-            d.get("owner"),
-            otel_type=d.get("otel_type"),
-            result=str(d.get("result", SpanResult.OK.value)),
-            attrs=dict(d.get("attrs") or {}),
-            otel_parent=d.get("otel_parent"),
+            sid,
+            parent,
+            name,
+            kind,
+            start,
+            end,
+            thread,
+            tident,
+            test,
+            owner,
+            otel_type=otel_type,
+            result=result,
+            attrs=attrs,
+            otel_parent=otel_parent,
         )
 
     def __repr__(self) -> str:
@@ -469,8 +490,15 @@ class Recorder:
     """The spans of this process. The pytest thread opens and closes dagz spans; any thread may
     hand over a finished OTel span with `on_otel_end` (a deque append: thread-safe, no I/O)."""
 
-    def __init__(self, lane: str, worker_num: int | None = None) -> None:
+    def __init__(
+        self, lane: str, worker_num: int | None = None, *, keep_spans: bool = True
+    ) -> None:
         self.lane = lane
+        #: True: every OTel span is kept as a sub-span (for a trace file). False: only the
+        #: summary's numbers are kept (count, time and errors per test and `otel_type`).
+        self.keep_spans = keep_spans
+        #: owner (test or session span id) → otel_type → [count, total ns, errors].
+        self.stats: dict[str, dict[str, list[int]]] = {}
         self.worker_num = worker_num
         self.pid = os.getpid()
         self.main_ident = threading.get_ident()
@@ -556,6 +584,12 @@ class Recorder:
                 otel, sink, tident, thread = pending.popleft()
             except IndexError:
                 return
+            if not self.keep_spans:
+                try:
+                    self._count(otel, sink)
+                except Exception:
+                    self.convert_errors += 1
+                continue
             if self.otel_count >= MAX_OTEL_SPANS:
                 self.dropped += 1
                 continue
@@ -565,6 +599,26 @@ class Recorder:
             except Exception:
                 self.convert_errors += 1
 
+    def _count(self, otel: Any, sink: Span) -> None:
+        """The summary's numbers for one OTel span (no sub-span kept)."""
+        scope_obj = otel.instrumentation_scope
+        scope = (scope_obj.name or "") if scope_obj is not None else ""
+        otel_type = _otel_type_cached(scope, otel.name, _attributes_of(otel))
+        start = otel.start_time or 0
+        end = otel.end_time or start
+        error = 1 if _enum_name(otel.status.status_code) == "ERROR" else 0
+        per_owner = self.stats.get(sink.owner or "")
+        if per_owner is None:
+            per_owner = self.stats[sink.owner or ""] = {}
+        entry = per_owner.get(otel_type)
+        if entry is None:
+            per_owner[otel_type] = [1, end - start, error]
+        else:
+            entry[0] += 1
+            entry[1] += end - start
+            entry[2] += error
+        self.otel_count += 1
+
     def finish(self) -> None:
         """Close every open span (the session last) and convert what is pending."""
         while self.stack:
@@ -572,7 +626,7 @@ class Recorder:
         self.drain()
 
     def payload(self) -> dict[str, Any]:
-        """This process's recording as plain data (for ``config.workeroutput``)."""
+        """This process's recording as plain data (see `encode_payload`)."""
         self.drain()
         link_parents(self.spans)
         return {
@@ -583,8 +637,30 @@ class Recorder:
             "main_thread": self.main_thread,
             "dropped": self.dropped,
             "convert_errors": self.convert_errors,
+            "fields": list(WIRE_FIELDS),
             "spans": [s.to_wire() for s in self.spans],
+            "stats": self.stats,
         }
+
+
+def encode_payload(payload: Mapping[str, Any]) -> str:
+    """One JSON string: what a worker puts in ``config.workeroutput`` (execnet moves one string
+    far faster than a tree of small dicts and lists)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_payload(data: Any) -> dict[str, Any] | None:
+    """A payload from ``node.workeroutput`` (None when it is missing or not ours)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if not isinstance(data, dict) or data.get("version") != PAYLOAD_VERSION:
+        return None
+    if not isinstance(data.get("spans"), list):
+        return None
+    return data
 
 
 def link_parents(spans: Iterable[Span]) -> None:
@@ -615,16 +691,43 @@ def install(recorder: Recorder | None) -> None:
 # -- merged output ----------------------------------------------------------------------------
 
 
-def _ordered(payloads: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    def key(p: Mapping[str, Any]) -> tuple[int, int, str]:
-        num = p.get("worker_num")
-        return (0 if num is not None else 1, num if isinstance(num, int) else 0, str(p.get("lane")))
+class Lane:
+    """One process's recording, parsed: its payload's metadata and its spans."""
 
-    return sorted(payloads, key=key)
+    __slots__ = ("lane", "main_thread", "payload", "spans", "worker_num")
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        self.payload = payload
+        self.lane = str(payload.get("lane", "?"))
+        num = payload.get("worker_num")
+        self.worker_num = num if isinstance(num, int) else None
+        self.main_thread = payload.get("main_thread")
+        self.spans = [Span.from_wire(row) for row in payload.get("spans", ())]
+
+    @classmethod
+    def of_recorder(cls, rec: Recorder) -> Lane:
+        """This process's lane, without the round trip through rows."""
+        rec.drain()
+        link_parents(rec.spans)
+        meta = {
+            "version": PAYLOAD_VERSION,
+            "lane": rec.lane,
+            "worker_num": rec.worker_num,
+            "pid": rec.pid,
+            "main_thread": rec.main_thread,
+            "dropped": rec.dropped,
+            "convert_errors": rec.convert_errors,
+            "stats": rec.stats,
+        }
+        lane = cls(meta)
+        lane.spans = list(rec.spans)
+        return lane
 
 
-def spans_of(payload: Mapping[str, Any]) -> list[Span]:
-    return [Span.from_wire(d) for d in payload.get("spans", ())]
+def lanes_of(payloads: Iterable[Mapping[str, Any] | Lane]) -> list[Lane]:
+    """Parsed lanes, workers in number order first."""
+    lanes = [p if isinstance(p, Lane) else Lane(p) for p in payloads]
+    return sorted(lanes, key=lambda ln: (ln.worker_num is None, ln.worker_num or 0, ln.lane))
 
 
 def nest_lanes(spans: Iterable[Span]) -> list[list[Span]]:
@@ -633,25 +736,24 @@ def nest_lanes(spans: Iterable[Span]) -> list[list[Span]]:
     lanes: list[list[Span]] = []
     stacks: list[list[int]] = []
     for s in sorted(spans, key=lambda s: (s.start_ns, -s.end_ns)):
+        start, end = s.start_ns, s.end_ns
         for lane, stack in zip(lanes, stacks, strict=True):
-            while stack and stack[-1] <= s.start_ns:
+            while stack and stack[-1] <= start:
                 stack.pop()
-            if not stack or stack[-1] >= s.end_ns:
-                stack.append(s.end_ns)
+            if not stack or stack[-1] >= end:
+                stack.append(end)
                 lane.append(s)
                 break
         else:
             lanes.append([s])
-            stacks.append([s.end_ns])
+            stacks.append([end])
     return lanes
 
 
-def _us(ns: int, t0: int) -> float:
-    return round((ns - t0) / 1000.0, 3)
-
-
-def _event_args(s: Span, lane: str) -> dict[str, Any]:
-    args: dict[str, Any] = {"id": s.sid, "kind": s.kind, "worker": lane, "result": s.result}
+def _event_args(s: Span) -> dict[str, Any]:
+    args = dict(s.attrs)
+    args["id"] = s.sid
+    args["result"] = s.result
     if s.parent is not None:
         args["parent"] = s.parent
     if s.test is not None:
@@ -660,9 +762,8 @@ def _event_args(s: Span, lane: str) -> dict[str, Any]:
         args["otel_type"] = s.otel_type
         args["span_name"] = s.name
         args["thread"] = s.thread
-        if s.otel_parent is not None:
+        if s.otel_parent is not None and s.otel_parent != s.parent:
             args["otel_parent"] = s.otel_parent
-    args.update(s.attrs)
     return args
 
 
@@ -689,45 +790,30 @@ def _flows(
     return flows
 
 
-def chrome_trace(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _meta(name: str, pid: int, tid: int, args: dict[str, Any]) -> dict[str, Any]:
+    return {"ph": "M", "name": name, "pid": pid, "tid": tid, "args": args}
+
+
+def chrome_trace(payloads: Iterable[Mapping[str, Any] | Lane]) -> dict[str, Any]:
     """The run as Chrome Trace Event JSON: one process lane (``pid``) per worker, one ``tid`` per
     thread (and nesting lane), complete events (``ph: "X"``) with ``ts``/``dur`` in µs, metadata
     events (``ph: "M"``) naming the lanes, flow events (``ph: "s"``/``"f"``) for OTel parent
     links that cross threads."""
-    per_lane = [(p, spans_of(p)) for p in _ordered(payloads)]
-    starts = [s.start_ns for _, spans in per_lane for s in spans]
-    t0 = min(starts) if starts else 0
+    lanes = lanes_of(payloads)
+    t0 = min((s.start_ns for ln in lanes for s in ln.spans), default=0)
     events: list[dict[str, Any]] = []
-    for pid, (payload, spans) in enumerate(per_lane, start=1):
-        lane = str(payload.get("lane", f"p{pid}"))
-        events.append(
-            {
-                "ph": "M",
-                "name": "process_name",
-                "pid": pid,
-                "tid": 0,
-                "args": {"name": f"dagz {lane}"},
-            }
-        )
-        events.append(
-            {
-                "ph": "M",
-                "name": "process_sort_index",
-                "pid": pid,
-                "tid": 0,
-                "args": {"sort_index": pid},
-            }
-        )
+    for pid, ln in enumerate(lanes, start=1):
+        events.append(_meta("process_name", pid, 0, {"name": f"dagz {ln.lane}"}))
+        events.append(_meta("process_sort_index", pid, 0, {"sort_index": pid}))
         threads: dict[tuple[int, str], list[Span]] = {}
-        main_thread = payload.get("main_thread")
-        for s in spans:
+        for s in ln.spans:
             threads.setdefault((s.tident, s.thread), []).append(s)
 
         def thread_key(
-            item: tuple[tuple[int, str], list[Span]], main: Any = main_thread
+            item: tuple[tuple[int, str], list[Span]], main: Any = ln.main_thread
         ) -> tuple[int, int]:
             (_, name), members = item
-            is_main = any(m.kind == KIND_SESSION for m in members) or name == main
+            is_main = name == main or any(m.kind == KIND_SESSION for m in members)
             return (0 if is_main else 1, min(m.start_ns for m in members))
 
         tid = 0
@@ -736,51 +822,36 @@ def chrome_trace(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             for index, lane_spans in enumerate(nest_lanes(members)):
                 tid += 1
                 label = thread_name if index == 0 else f"{thread_name} (overlap {index})"
-                events.append(
-                    {
-                        "ph": "M",
-                        "name": "thread_name",
-                        "pid": pid,
-                        "tid": tid,
-                        "args": {"name": label},
-                    }
-                )
-                events.append(
-                    {
-                        "ph": "M",
-                        "name": "thread_sort_index",
-                        "pid": pid,
-                        "tid": tid,
-                        "args": {"sort_index": tid},
-                    }
-                )
+                events.append(_meta("thread_name", pid, tid, {"name": label}))
+                events.append(_meta("thread_sort_index", pid, tid, {"sort_index": tid}))
                 for s in lane_spans:
-                    ts = _us(s.start_ns, t0)
+                    ts = round((s.start_ns - t0) / 1000.0, 3)
+                    end = round((max(s.end_ns, s.start_ns) - t0) / 1000.0, 3)
                     event = {
                         "ph": "X",
                         "name": s.otel_type if s.kind == KIND_OTEL and s.otel_type else s.name,
                         "cat": s.kind,
                         "ts": ts,
-                        "dur": max(0.0, round(_us(max(s.end_ns, s.start_ns), t0) - ts, 3)),
+                        "dur": round(end - ts, 3),
                         "pid": pid,
                         "tid": tid,
-                        "args": _event_args(s, lane),
+                        "args": _event_args(s),
                     }
                     events.append(event)
                     track_of[s.sid] = (tid, event)
-        events.extend(_flows(spans, track_of, pid, len(events)))
+        events.extend(_flows(ln.spans, track_of, pid, len(events)))
     return {
         "traceEvents": events,
         "displayTimeUnit": "ms",
         "otherData": {
             "generator": "dagz",
             "t0_unix_ns": t0,
-            "workers": [str(p.get("lane")) for p, _ in per_lane],
+            "workers": [ln.lane for ln in lanes],
         },
     }
 
 
-def write_chrome_trace(path: Path, payloads: Sequence[Mapping[str, Any]]) -> int:
+def write_chrome_trace(path: Path, payloads: Iterable[Mapping[str, Any] | Lane]) -> int:
     """Write the trace (atomically); returns the number of complete events."""
     trace = chrome_trace(payloads)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -795,55 +866,84 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:.1f}ms"
 
 
-def _by_type(spans: Iterable[Span]) -> list[tuple[str, int, int]]:
-    """(otel_type, count, total ns), most time first."""
-    acc: dict[str, list[int]] = {}
-    for s in spans:
-        entry = acc.setdefault(s.otel_type or "otel", [0, 0])
-        entry[0] += 1
-        entry[1] += s.duration_ns
-    return sorted(((t, c, d) for t, (c, d) in acc.items()), key=lambda x: (-x[2], x[0]))
+Stats = dict[str, list[int]]
 
 
-def _types_text(spans: Sequence[Span], limit: int = 6) -> str:
-    parts = [f"{t} ×{c} {_ms(d)}" for t, c, d in _by_type(spans)]  # noqa: RUF001
-    if len(parts) > limit:
-        parts = [*parts[:limit], f"+{len(parts) - limit} more"]
+def _add(stats: Stats, otel_type: str, count: int, ns: int, errors: int) -> None:
+    entry = stats.get(otel_type)
+    if entry is None:
+        stats[otel_type] = [count, ns, errors]
+    else:
+        entry[0] += count
+        entry[1] += ns
+        entry[2] += errors
+
+
+def _types_text(stats: Stats, limit: int = 6) -> str:
+    """``psycopg2.SELECT ×3 1.2ms, requests.GET ×1 5.0ms (1 error)``, most time first."""  # noqa: RUF002
+    ordered = sorted(stats.items(), key=lambda item: (-item[1][1], item[0]))
+    parts = []
+    for otel_type, (count, ns, errors) in ordered[:limit]:
+        err = f" ({errors} error{'s' if errors != 1 else ''})" if errors else ""
+        parts.append(f"{otel_type} ×{count} {_ms(ns)}{err}")  # noqa: RUF001
+    if len(ordered) > limit:
+        parts.append(f"+{len(ordered) - limit} more")
     return ", ".join(parts)
 
 
-def summary_lines(payloads: Sequence[Mapping[str, Any]], top: int = 10) -> list[str]:
-    """The slowest tests with their sub-span count and time per `otel_type`."""
+def _collect(lanes: Sequence[Lane]) -> tuple[list[tuple[Span, str]], dict[str, Stats], set[str]]:
+    """(test spans with their lane, sub-span numbers per owner, the test spans' ids)."""
     tests: list[tuple[Span, str]] = []
-    sub: dict[str, list[Span]] = {}
-    outside: list[Span] = []
-    dropped = 0
-    for payload in _ordered(payloads):
-        lane = str(payload.get("lane"))
-        dropped += int(payload.get("dropped", 0) or 0)
-        for s in spans_of(payload):
+    per_owner: dict[str, Stats] = {}
+    test_owners: set[str] = set()
+    for ln in lanes:
+        for owner, stats in (ln.payload.get("stats") or {}).items():
+            into = per_owner.setdefault(owner, {})
+            for otel_type, (count, ns, errors) in stats.items():
+                _add(into, otel_type, count, ns, errors)
+        for s in ln.spans:
             if s.kind == KIND_TEST:
-                tests.append((s, lane))
+                tests.append((s, ln.lane))
+                test_owners.add(s.sid)
             elif s.kind == KIND_OTEL:
-                if s.test is None:
-                    outside.append(s)
-                elif s.owner is not None:
-                    sub.setdefault(s.owner, []).append(s)
-    all_sub = [s for spans in sub.values() for s in spans]
+                error = 1 if s.result == SpanResult.ERROR.value else 0
+                stats = per_owner.setdefault(s.owner or "", {})
+                _add(stats, s.otel_type or "otel", 1, s.duration_ns, error)
+    return tests, per_owner, test_owners
+
+
+def summary_lines(payloads: Iterable[Mapping[str, Any] | Lane], top: int = 10) -> list[str]:
+    """The slowest tests with their sub-span count and time per `otel_type`."""
+    lanes = lanes_of(payloads)
+    tests, per_owner, test_owners = _collect(lanes)
+    dropped = sum(int(ln.payload.get("dropped", 0) or 0) for ln in lanes)
+    in_tests: Stats = {}
+    outside: Stats = {}
+    for owner, stats in per_owner.items():
+        into = in_tests if owner in test_owners else outside
+        for otel_type, (count, ns, errors) in stats.items():
+            _add(into, otel_type, count, ns, errors)
+    n_in = sum(v[0] for v in in_tests.values())
+    n_out = sum(v[0] for v in outside.values())
     lines = [
-        f"{len(tests)} tests on {len(payloads)} worker(s); {len(all_sub)} OTel sub-spans in tests, "
-        f"{len(outside)} outside tests"
+        f"{len(tests)} tests on {len(lanes)} worker(s); {n_in} OTel sub-spans in tests, "
+        f"{n_out} outside tests"
         + (f", {dropped} dropped (over {MAX_OTEL_SPANS} per worker)" if dropped else "")
     ]
-    if all_sub or outside:
-        lines.append(f"by otel_type: {_types_text([*all_sub, *outside], limit=12)}")
+    if n_in or n_out:
+        everything: Stats = {}
+        for stats in (in_tests, outside):
+            for otel_type, (count, ns, errors) in stats.items():
+                _add(everything, otel_type, count, ns, errors)
+        lines.append(f"by otel_type: {_types_text(everything, limit=12)}")
     if tests:
-        tests.sort(key=lambda t: -t[0].duration_ns)
-        lines.append(f"slowest {min(top, len(tests))} tests:")
-        for span, lane in tests[:top]:
-            subs = sub.get(span.sid, [])
-            noun = "sub-span" if len(subs) == 1 else "sub-spans"
-            detail = f"{len(subs)} {noun}" + (f": {_types_text(subs)}" if subs else "")
+        slowest = heapq.nlargest(top, tests, key=lambda t: t[0].duration_ns)
+        lines.append(f"slowest {len(slowest)} tests:")
+        for span, lane in slowest:
+            stats = per_owner.get(span.sid, {})
+            count = sum(v[0] for v in stats.values())
+            noun = "sub-span" if count == 1 else "sub-spans"
+            detail = f"{count} {noun}" + (f": {_types_text(stats)}" if stats else "")
             mark = " FAILED" if span.result == SpanResult.ERROR.value else ""
             lines.append(f"  {span.duration_ns / 1e9:8.3f}s {span.name} [{lane}]{mark} — {detail}")
     return lines

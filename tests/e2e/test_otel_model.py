@@ -114,3 +114,27 @@ def test_overlapping_spans_of_a_thread_get_their_own_lane() -> None:
         [_span("a", 0, 100), _span("b", 10, 20), _span("c", 50, 150), _span("d", 120, 130)]
     )
     assert [[s.sid for s in lane] for lane in lanes] == [["a", "b", "d"], ["c"]]
+
+
+def test_without_a_trace_only_the_numbers_are_kept(provider: TracerProvider) -> None:
+    """keep_spans=False (no --dagz-trace): no sub-span objects, the summary still has them."""
+    rec = _trace.Recorder("gw3", 3, keep_spans=False)
+    _trace.install(rec)
+    try:
+        tracer = provider.get_tracer("opentelemetry.instrumentation.requests")
+        test = rec.open("t.py::test_b", _trace.KIND_TEST, test="t.py::test_b")
+        for status in (StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR):
+            with tracer.start_as_current_span("GET", attributes={"http.method": "GET"}) as span:
+                span.set_status(Status(status))
+        rec.close(test)
+        rec.finish()
+    finally:
+        _trace.install(None)
+    assert [s for s in rec.spans if s.kind == _trace.KIND_OTEL] == []
+    payload = _trace.decode_payload(_trace.encode_payload(rec.payload()))
+    assert payload is not None
+    lines = _trace.summary_lines([payload])
+    assert lines[0].startswith("1 tests on 1 worker(s); 3 OTel sub-spans in tests, 0 outside")
+    assert "requests.GET \u00d73" in lines[1]
+    assert "(1 error)" in lines[1]
+    assert "t.py::test_b [gw3] — 3 sub-spans: requests.GET \u00d73" in lines[3]
