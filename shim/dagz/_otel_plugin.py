@@ -145,6 +145,8 @@ class OtelPlugin:
         )
         try:
             return (yield)
+        except (pytest.skip.Exception, pytest.xfail.Exception):
+            raise
         except BaseException:
             span.result = SpanResult.ERROR.value
             raise

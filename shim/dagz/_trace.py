@@ -46,8 +46,9 @@ WIRE_FIELDS = (
     "attrs",
     "otel_parent",
 )
-#: OTel spans kept per process; past it they are counted (and named in the summary), not kept.
-MAX_OTEL_SPANS = 500_000
+#: OTel sub-spans kept per process for a trace; past it they are only counted (the summary says
+#: how many the trace lacks).
+MAX_OTEL_SPANS = 200_000
 #: `db.statement` / `db.query.text` are kept up to this many characters.
 STATEMENT_CHARS = 200
 #: Other string attributes are kept up to this many characters.
@@ -591,7 +592,12 @@ class Recorder:
                     self.convert_errors += 1
                 continue
             if self.otel_count >= MAX_OTEL_SPANS:
+                # past the cap a span is only counted: the summary stays whole, the trace not
                 self.dropped += 1
+                try:
+                    self._count(otel, sink)
+                except Exception:
+                    self.convert_errors += 1
                 continue
             try:
                 self.spans.append(otel_to_span(otel, sink, tident, thread, self.db_names))
@@ -928,7 +934,7 @@ def summary_lines(payloads: Iterable[Mapping[str, Any] | Lane], top: int = 10) -
     lines = [
         f"{len(tests)} tests on {len(lanes)} worker(s); {n_in} OTel sub-spans in tests, "
         f"{n_out} outside tests"
-        + (f", {dropped} dropped (over {MAX_OTEL_SPANS} per worker)" if dropped else "")
+        + (f"; {dropped} not in the trace (over {MAX_OTEL_SPANS} per worker)" if dropped else "")
     ]
     if n_in or n_out:
         everything: Stats = {}

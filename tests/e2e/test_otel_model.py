@@ -138,3 +138,25 @@ def test_without_a_trace_only_the_numbers_are_kept(provider: TracerProvider) -> 
     assert "requests.GET \u00d73" in lines[1]
     assert "(1 error)" in lines[1]
     assert "t.py::test_b [gw3] — 3 sub-spans: requests.GET \u00d73" in lines[3]
+
+
+def test_past_the_cap_spans_are_counted_not_kept(
+    provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_trace, "MAX_OTEL_SPANS", 2)
+    rec = _trace.Recorder("main", None)
+    _trace.install(rec)
+    try:
+        test = rec.open("t.py::test_c", _trace.KIND_TEST, test="t.py::test_c")
+        for _ in range(3):
+            with provider.get_tracer("manual").start_as_current_span("op"):
+                pass
+        rec.close(test)
+        rec.finish()
+    finally:
+        _trace.install(None)
+    assert len([s for s in rec.spans if s.kind == _trace.KIND_OTEL]) == 2
+    lines = _trace.summary_lines([_trace.Lane.of_recorder(rec)])
+    assert "3 OTel sub-spans in tests" in lines[0]
+    assert "1 not in the trace" in lines[0]
+    assert "manual.op \u00d73" in lines[1]
