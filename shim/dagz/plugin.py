@@ -18,6 +18,7 @@ from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 
 _MAIN_MARK = "dagz_main_worker"
 _RUN_DIR_ENV = "DAGZ_RUN_DIR"
+_FRESH_ENV = "DAGZ_FRESH"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +30,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="N|auto",
         help="run N pytest-xdist workers with libdagz.so preloaded into each",
+    )
+    group.addoption(
+        "--dagz-fresh",
+        action="store_true",
+        default=False,
+        help="rebuild every worker database from its base (no warm start from the last run)",
     )
     group.addoption(
         "--dagz-trace",
@@ -137,6 +144,9 @@ def _export_family_switches() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{_MAIN_MARK}: run this test on worker 0 (gw0) only")
+    if config.getoption("dagz_fresh", False):
+        # Read by create_worker_init's worker_init; exported before xdist starts the workers.
+        os.environ[_FRESH_ENV] = "1"
     if not _active(config):
         return
     STATE.active = True
