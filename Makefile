@@ -6,6 +6,7 @@
 #   make e2e     only the end-to-end suite (builds the shim and the venvs first)
 #   make lint    cargo fmt --check, cargo clippy -D warnings, ruff check, ruff format --check
 #   make bench   runs bench/run when it exists
+#   make demo    the example suite (examples/shop): serial, on 4 dagz workers (trace on), and without dagz
 #
 # The venvs are guarded by stamp files: `make venv` is a no-op unless a requirements file changed
 # (or a venv was deleted).
@@ -28,7 +29,7 @@ E2E_WORKERS ?= 4
 E2E_ARGS ?=
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
 
-.PHONY: build venv test cargo-test e2e lint fmt bench clean-venv
+.PHONY: build venv test cargo-test e2e lint fmt bench demo clean-venv
 
 build:
 	$(CARGO) build --release
@@ -67,6 +68,9 @@ fmt: $(VENV_STAMP)
 
 bench:
 	if [ -x bench/run ]; then bench/run; else echo "bench: no bench/run yet, nothing to do"; fi
+
+demo: build venv
+	scripts/demo.sh
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_SRC)
