@@ -148,7 +148,18 @@ def configure(
     global _pending  # noqa: PLW0603 - module-level request applied when the plugin activates
     with _lock:
         _pending = request
+    if STATE.active:
+        # configure() from a conftest loaded after pytest_configure: the plugin registers the
+        # OTel half now (it is only registered when OTel or a trace is asked for).
+        from dagz import plugin
+
+        plugin.ensure_otel_plugin()
     _apply_if_active()
+
+
+def requested() -> bool:
+    """True once `configure` was called in this process (applied or waiting for the plugin)."""
+    return _pending is not None or _applied is not None
 
 
 def is_configured() -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Generator
 from pathlib import Path
@@ -18,6 +20,8 @@ from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 
 _MAIN_MARK = "dagz_main_worker"
 _RUN_DIR_ENV = "DAGZ_RUN_DIR"
+#: The run directory this controller created (removed at unconfigure).
+_OWNED_RUN_DIR: list[str] = []
 _FRESH_ENV = "DAGZ_FRESH"
 
 
@@ -147,16 +151,23 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("dagz_fresh", False):
         # Read by create_worker_init's worker_init; exported before xdist starts the workers.
         os.environ[_FRESH_ENV] = "1"
+    # Before the activity check: a plain `pytest -n 2` of a project that configured a family
+    # must stop too, not share its databases.
+    _check_shim_in_workers(config)
     if not _active(config):
+        if config.getoption("dagz_trace", None):
+            raise pytest.UsageError(
+                "dagz: --dagz-trace needs dagz active: add --dagz or --dagz-workers N"
+            )
         return
     STATE.active = True
-    _check_shim_in_workers(config)
     if (
         not _is_xdist_worker(config)
         and _worker_count(config) > 1
         and _RUN_DIR_ENV not in os.environ
     ):
         os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dagz-run-")
+        _OWNED_RUN_DIR.append(os.environ[_RUN_DIR_ENV])
     if _shim.PRELOADED:
         try:
             _shim.policy_check()
@@ -170,17 +181,43 @@ def pytest_configure(config: pytest.Config) -> None:
     _register_otel(config)
 
 
+_CONFIG: list[pytest.Config] = []
+
+
 def _register_otel(config: pytest.Config) -> None:
-    """The OpenTelemetry half (test spans, sub-spans, trace output) is its own plugin object."""
-    try:
-        from dagz._otel_plugin import OtelPlugin
-    except ImportError:
+    """The OpenTelemetry half (test spans, sub-spans, trace output) is its own plugin object,
+    registered only when a trace is asked for or `dagz.otel.configure()` was called: otherwise it
+    would cost every test its span bookkeeping for nothing."""
+    _CONFIG[:] = [config]
+    otel = sys.modules.get("dagz.otel")
+    if config.getoption("dagz_trace", None) or (otel is not None and otel.requested()):
+        ensure_otel_plugin()
+
+
+def ensure_otel_plugin() -> None:
+    """Registers the OTel half once, in the active run of this process."""
+    if not _CONFIG or not STATE.active:
         return
-    config.pluginmanager.register(OtelPlugin(config), "dagz-otel")
+    config = _CONFIG[0]
+    if config.pluginmanager.get_plugin("dagz-otel") is None:
+        from dagz._otel_plugin import OtelPlugin
+
+        config.pluginmanager.register(OtelPlugin(config), "dagz-otel")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     STATE.active = False
+    _CONFIG.clear()
+    while _OWNED_RUN_DIR:
+        path = _OWNED_RUN_DIR.pop()
+        shutil.rmtree(path, ignore_errors=True)
+        if os.environ.get(_RUN_DIR_ENV) == path:
+            del os.environ[_RUN_DIR_ENV]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Families configured by conftests below the root are known only after collection."""
+    _check_shim_in_workers(session.config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

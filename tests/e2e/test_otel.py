@@ -378,12 +378,22 @@ def test_configure_is_a_noop_in_pytest_without_dagz(
         launcher,
         shim,
         directory,
-        ["-rA", "-p", "no:xdist", "--dagz-trace=t.json"],
+        ["-rA", "-p", "no:xdist"],
         {"OTEL_E2E_MODE": "full", "OTEL_E2E_EXPECT_INACTIVE": "1"},
     )
     assert run.rc == 0, run.describe()
     assert "PASSED test_app.py::test_configure_was_a_noop" in run.stdout, run.describe()
     assert "dagz otel" not in run.stdout
+    # Asking for a trace without dagz active is a usage error, not a silently missing file.
+    refused = run_pytest(
+        launcher,
+        shim,
+        directory,
+        ["-p", "no:xdist", "--dagz-trace=t.json"],
+        {"OTEL_E2E_MODE": "full", "OTEL_E2E_EXPECT_INACTIVE": "1"},
+    )
+    assert refused.rc == 4, refused.describe()
+    assert "--dagz-trace needs dagz active" in refused.stderr, refused.describe()
     assert not (directory / "t.json").exists()
 
 

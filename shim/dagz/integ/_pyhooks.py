@@ -26,13 +26,13 @@ def install_psycopg_python() -> None:
         return
     cls = pq_ctypes.PGconn
     for name in ("connect", "connect_start"):
-        original = getattr(cls, name)
+        original = getattr(cls, name)  # a classmethod, already bound to the class
         if _wrapped(original):
             continue
 
         def make(orig: Any) -> Any:
             @functools.wraps(orig)
-            def hook(conninfo: bytes) -> Any:
+            def hook(cls: Any, conninfo: bytes) -> Any:
                 if _shim.PRELOADED or PG_CONFIG.configured:
                     try:
                         text = _shim.pg_rewrite_conninfo(
