@@ -11,10 +11,16 @@ PostgreSQL
     ``alembic.command.upgrade(cfg, "head")`` in the worker process;
   * ``dagz``: the real ``PG_CONFIG.create_worker_init(["dagz_bench_prov"], ...)`` worker_init,
     called in each worker for its worker number, all 4 at once (dagz clones the already migrated
-    base into ``dagz_bench_prov_jwNN``; leftovers from the previous repetition are dropped by it);
+    base into ``dagz_bench_prov_jwNN``; leftovers from the previous repetition are dropped by it),
+    with ``DAGZ_FRESH=1`` (``--dagz-fresh``) so that it always builds the copies;
   * ``first run``: the base built by ``alembic upgrade`` first (worker 0), then the 4 dagz clones
-    — what a run costs when the base database must be built too (not a target, for honesty).
-MySQL/MariaDB: the same three, plus
+    — what a run costs when the base database must be built too (not a target, for honesty);
+  * ``warm`` (when dagz has warm start, issue 7): ``worker_init`` again without ``DAGZ_FRESH``,
+    the worker databases of an earlier repetition in place and the base unchanged — a second run;
+  * references (no dagz): the same drop-leftover + ``CREATE DATABASE … TEMPLATE base STRATEGY
+    FILE_COPY`` (dagz's method) and ``STRATEGY WAL_LOG`` as raw SQL in each worker, 4 at once:
+    what dagz adds over its SQL, and what the other strategy would cost on this server.
+MySQL/MariaDB: the same (no raw references), plus
   * ``dump``: ``mysqldump --routines --events base | mysql wN`` per worker after ``CREATE
     DATABASE wN`` (what Django's ``--parallel`` does; Django runs them one after another, here
     they run 4 at once, the stronger baseline).
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import multiprocessing as mp
 import os
@@ -65,6 +72,8 @@ PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": 5432, "user": "postgres
 MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": 3306, "user": "root"}
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 MY_URL = "mysql+mysqldb://root@127.0.0.1:3306/{db}"
+#: dagz keeps worker databases whose base did not change (issue 7) when it has `dagz._warm`.
+WARM_START = importlib.util.find_spec("dagz._warm") is not None
 TABLES = 101  # 100 + alembic_version
 FOREIGN_KEYS = 123
 HEAD = "0100"
@@ -144,7 +153,13 @@ def worker_main(num: int, conn: Connection) -> None:
     pg_init = PG_CONFIG.create_worker_init([BASE], **PG_KW)
     my_init = MYSQL_CONFIG.create_worker_init([BASE], **MY_KW)
 
-    def dagz_call(init: Callable[[int], None], config: DbConfig) -> str:
+    def dagz_call(init: Callable[[int], None], config: DbConfig, mode: str) -> str:
+        # "fresh": DAGZ_FRESH=1, what --dagz-fresh exports (with warm start, a plain call would
+        # keep the copy made in the previous repetition); "warm": a second run, nothing changed.
+        if mode == "fresh":
+            os.environ["DAGZ_FRESH"] = "1"
+        else:
+            os.environ.pop("DAGZ_FRESH", None)
         buf = io.StringIO()
         with contextlib.redirect_stderr(buf):
             init(num)
@@ -161,15 +176,23 @@ def worker_main(num: int, conn: Connection) -> None:
         alembic_upgrade(MY_URL.format(db=db))
         return db
 
+    def raw_pg(strategy: str) -> str:
+        db = f"{BASE}_raw_w{num}"
+        with pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{db}" TEMPLATE "{BASE}" STRATEGY {strategy}')
+        return db
+
     def dump_my(db: str) -> str:
         my_recreate(db)
         mysqldump_into(BASE, db)
         return db
 
     tasks: dict[str, Callable[..., str]] = {
-        "pg_dagz": lambda: dagz_call(pg_init, PG_CONFIG),
-        "my_dagz": lambda: dagz_call(my_init, MYSQL_CONFIG),
+        "pg_dagz": lambda mode: dagz_call(pg_init, PG_CONFIG, mode),
+        "my_dagz": lambda mode: dagz_call(my_init, MYSQL_CONFIG, mode),
         "pg_migrate": migrate_pg,
+        "pg_raw": raw_pg,
         "my_migrate": migrate_my,
         "my_dump": dump_my,
     }
@@ -254,11 +277,16 @@ def method_table(engine: str, pool: Pool) -> dict[str, Callable[[], float]]:
     prefix = "pg" if engine == "pg" else "my"
     methods: dict[str, Callable[[], float]] = {
         "migrate": lambda: pool.run(lambda n: (f"{prefix}_migrate", f"{BASE}_mig_w{n}")),
-        "dagz": lambda: pool.run(lambda _n: (f"{prefix}_dagz",)),
-        "first run": lambda: build_base(pool, engine) + pool.run(lambda _n: (f"{prefix}_dagz",)),
     }
     if engine == "mysql":
         methods["dump"] = lambda: pool.run(lambda n: ("my_dump", f"{BASE}_dump_w{n}"))
+    methods["dagz"] = lambda: pool.run(lambda _n: (f"{prefix}_dagz", "fresh"))
+    methods["first run"] = lambda: build_base(pool, engine) + methods["dagz"]()
+    if WARM_START:
+        methods["warm"] = lambda: pool.run(lambda _n: (f"{prefix}_dagz", "warm"))
+    if engine == "pg":
+        for strategy in ("FILE_COPY", "WAL_LOG"):
+            methods[strategy] = lambda s=strategy: pool.run(lambda _n: ("pg_raw", s))
     return methods
 
 
@@ -267,12 +295,17 @@ LABELS = {
     "dump": "mysqldump base | mysql wN per worker, 4 at once",
     "dagz": "dagz create_worker_init (worker_init(N)), 4 at once",
     "first run": "first run: alembic upgrade of the base + dagz",
+    "warm": "dagz second run, nothing changed (warm start)",
+    "FILE_COPY": "reference: raw CREATE DATABASE TEMPLATE, FILE_COPY",
+    "WAL_LOG": "reference: raw CREATE DATABASE TEMPLATE, WAL_LOG",
 }
 
 
 def worker_dbs(engine: str) -> list[str]:
     names = [f"{BASE}_jw{n:02}" for n in range(WORKERS)]
     names += [f"{BASE}_mig_w{n}" for n in range(WORKERS)]
+    if engine == "pg":
+        names += [f"{BASE}_raw_w{n}" for n in range(WORKERS)]
     if engine == "mysql":
         names += [f"{BASE}_dump_w{n}" for n in range(WORKERS)]
     return names
@@ -361,44 +394,70 @@ def spread(values: Sequence[float]) -> str:
     return f"{statistics.median(values):7.3f} s   {min(values):7.3f} - {max(values):.3f} s"
 
 
-def ratio_line(name: str, base: Sequence[float], dagz: Sequence[float], target: float) -> str:
+def ratio_line(
+    name: str, base: Sequence[float], dagz: Sequence[float], target: float, of: str = "dagz"
+) -> str:
     paired = [b / d for b, d in zip(base, dagz, strict=True)]
     med = statistics.median(base) / statistics.median(dagz)
     verdict = "met" if med >= target else "MISSED"
     return (
-        f"  {name} / dagz: {med:5.1f}x  (per repetition {min(paired):.1f}-{max(paired):.1f}x)"
+        f"  {name} / {of}: {med:5.1f}x  (per repetition {min(paired):.1f}-{max(paired):.1f}x)"
         f"   target >= {target:g}x: {verdict}"
     )
 
 
-def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
-    title = "PostgreSQL" if engine == "pg" else "MySQL/MariaDB"
-    drop_all(engine)
-    base_build = build_base(pool, engine)
+class Measured:
+    """The seconds of each method, the last dagz log lines, and how often warm start kept."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.times: dict[str, list[float]] = {name: [] for name in names}
+        self.samples: dict[str, str] = {}
+        self.warm_kept = 0
+
+
+def measure(engine: str, pool: Pool, reps: int, warmup: int) -> Measured:
     methods = method_table(engine, pool)
     names = list(methods)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    sample = ""
+    out = Measured(names)
     for rep in range(warmup + reps):
         order = names[rep % len(names) :] + names[: rep % len(names)]
         for name in order:
             if engine == "pg":
                 pg_checkpoint()
             elapsed = methods[name]()
-            if rep >= warmup:
-                times[name].append(elapsed)
-            if name == "dagz" and not sample:
-                sample = pool.last[WORKERS - 1][2]
+            if rep < warmup:
+                continue
+            out.times[name].append(elapsed)
+            if name in ("dagz", "warm"):
+                out.samples[name] = pool.last[WORKERS - 1][2]
+            if name == "warm" and all(" kept" in r[2] for r in pool.last):
+                out.warm_kept += 1
+    return out
+
+
+def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
+    title = "PostgreSQL" if engine == "pg" else "MySQL/MariaDB"
+    drop_all(engine)
+    base_build = build_base(pool, engine)
+    m = measure(engine, pool, reps, warmup)
+    times = m.times
     print(f"\n{title}: {server_line(engine)}")
     print(f"  building the base once with alembic (setup, 1 process): {base_build:.2f} s")
     print(f"  {'method':<56} {'median':>9}   min - max")
-    for name in names:
-        print(f"  {LABELS[name]:<56} {spread(times[name])}")
+    for name, values in times.items():
+        print(f"  {LABELS[name]:<56} {spread(values)}")
     print(ratio_line("migrate", times["migrate"], times["dagz"], 10 if engine == "pg" else 3))
     if engine == "mysql":
         print(ratio_line("dump", times["dump"], times["dagz"], 1))
+    if "warm" in times:  # issue 7's targets for the second run
+        print(f"  warm start: all 4 copies kept in {m.warm_kept} of {reps} repetitions")
+        if m.warm_kept and engine == "pg":
+            print(ratio_line("dagz fresh", times["dagz"], times["warm"], 5, "warm"))
+        elif m.warm_kept:
+            print(ratio_line("dump", times["dump"], times["warm"], 10, "warm"))
     print(f"  {verify(engine)}")
-    print(f"  dagz worker 3 said: {sample}")
+    for name, sample in m.samples.items():
+        print(f"  dagz log, {name}, worker 3, last repetition: {sample}")
     drop_all(engine)
 
 
