@@ -24,9 +24,12 @@ Choices (measured, see db-cost-facts.md and the module's tests):
   ON DELETE trigger, always ``TRUNCATE``d (it fires no trigger, so an audit trigger cannot refill
   a table).
 * `clone` replays ``SHOW CREATE TABLE`` (``CREATE TABLE … LIKE`` silently drops foreign keys),
-  copies rows only for tables that hold rows, then creates views and triggers. ``DEFINER``
-  clauses are dropped (the cloning user becomes the definer: keeping another definer would need
-  SUPER/SET USER).
+  copies rows only for tables that hold rows, then creates stored functions and procedures,
+  views and triggers. ``DEFINER`` clauses are dropped (the cloning user becomes the definer:
+  keeping another definer would need SUPER/SET USER). Events are not copied.
+* `provision` (warm start, see `dagz._warm`) keeps the worker database of the last run when its
+  stamp (the database comment, MariaDB >= 10.5) and its live fingerprint match the base's
+  fingerprint, and then only restores the base's rows (see `_keep`).
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dagz import _warm
 from dagz._bypass import hard_bypass
 
 #: Migration bookkeeping tables: never emptied, their auto-increment never reset.
@@ -456,11 +461,14 @@ def clone(base: str, target: str, **connect_kwargs: object) -> str:
             raise _batch_error(what, err, connect_kwargs) from err.exc
 
 
-def _clone(conn: DbConnection, base: str, target: str) -> str:
+def _clone(conn: DbConnection, base: str, target: str, comment: str | None = None) -> str:
+    """`clone` on an open server connection; `comment` (MariaDB >= 10.5) is given to the new
+    database in its CREATE DATABASE."""
     lit = _literal(conn, base)
     qb, qt = quote_ident(base), quote_ident(target)
+    with_comment = "" if comment is None else f" COMMENT {_literal(conn, comment)}"
     # Round trip 1: drop the leftover target, read the base's catalog.
-    _, _, schema, objects, columns, triggers = _run(
+    _, _, schema, objects, columns, triggers, routines = _run(
         conn,
         [
             _lock_waits(),
@@ -475,10 +483,12 @@ def _clone(conn: DbConnection, base: str, target: str) -> str:
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
             f" WHERE TRIGGER_SCHEMA = {lit}"
             " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES"
+            f" WHERE ROUTINE_SCHEMA = {lit} ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
         ],
     )
     if not schema:
-        _run(conn, [f"CREATE DATABASE {qt}"])
+        _run(conn, [f"CREATE DATABASE {qt}{with_comment}"])
         return "empty"
     charset, collation = (str(x) for x in schema[0])
     tables = [str(n) for n, kind in objects if kind in ("BASE TABLE", "SYSTEM VERSIONED")]
@@ -492,17 +502,20 @@ def _clone(conn: DbConnection, base: str, target: str) -> str:
     show = [f"SHOW CREATE TABLE {_q(base, t)}" for t in tables]
     show += [f"SHOW CREATE VIEW {_q(base, v)}" for v in views]
     show += [f"SHOW CREATE TRIGGER {_q(base, t)}" for t in trigger_names]
+    show += [f"SHOW CREATE {kind} {_q(base, str(name))}" for kind, name in routines]
     if tables:
         show.append(_rows_union(base, tables))
     defs = _run(conn, show)
     table_ddl = [str(r[0][1]) for r in defs[: len(tables)]]
     view_ddl = {v: str(defs[len(tables) + i][0][1]) for i, v in enumerate(views)}
     trigger_defs = defs[len(tables) + len(views) : len(tables) + len(views) + len(trigger_names)]
+    first_routine = len(tables) + len(views) + len(trigger_names)
+    routine_defs = defs[first_routine : first_routine + len(routines)]
     with_rows = [tables[int(row[0])] for row in defs[-1]] if tables else []
 
     # Round trip 3: database, tables (any order: foreign key checks are off), rows.
     work = [
-        f"CREATE DATABASE {qt} CHARACTER SET {charset} COLLATE {collation}",
+        f"CREATE DATABASE {qt} CHARACTER SET {charset} COLLATE {collation}{with_comment}",
         f"USE {qt}",
         # mysqldump's session settings: a 0 in an AUTO_INCREMENT column stays 0, no strictness
         # surprises on legacy defaults; no FK/unique checks while loading.
@@ -514,6 +527,8 @@ def _clone(conn: DbConnection, base: str, target: str) -> str:
     for t in with_rows:
         cols = ", ".join(quote_ident(c) for c in copy_columns.get(t, []))
         work.append(f"INSERT INTO {_q(target, t)} ({cols}) SELECT {cols} FROM {_q(base, t)}")
+    # Stored functions and procedures (triggers and views may call them).
+    work += _routine_statements(conn, base, routines, routine_defs)
     _run(conn, work)
 
     # Round trip 4: views (dependency order, qualified references rewritten to the target) and
@@ -540,6 +555,28 @@ def _clone(conn: DbConnection, base: str, target: str) -> str:
     return "cloned"
 
 
+def _routine_statements(
+    conn: DbConnection,
+    base: str,
+    routines: Sequence[tuple[Any, ...]],
+    defs: Sequence[list[tuple[Any, ...]]],
+) -> list[str]:
+    """CREATE FUNCTION/PROCEDURE statements (definer dropped), each after its original sql_mode;
+    then the loading session's mode again (for the views that follow)."""
+    out: list[str] = []
+    for (kind, name), rows in zip(routines, defs, strict=True):
+        sql_mode, statement = rows[0][1], rows[0][2]
+        if statement is None:
+            raise MySQLUtilError(
+                f"dagz: cannot read the definition of {kind} {base}.{name}: missing privilege"
+            )
+        out.append(f"SET SESSION sql_mode = {_literal(conn, str(sql_mode))}")
+        out.append(_strip_definer(str(statement), str(kind)))
+    if out:
+        out.append("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")
+    return out
+
+
 def _create_views_retrying(conn: DbConnection, statements: list[str]) -> None:
     pending = list(statements)
     while pending:
@@ -556,3 +593,514 @@ def _create_views_retrying(conn: DbConnection, statements: list[str]) -> None:
         if len(failed) == len(pending) and last is not None:
             raise last
         pending = failed
+
+
+# --------------------------------------------------------------------------------------------
+# warm start (issue 7): fingerprint, keep, rebuild, stamps — see dagz._warm for the design.
+
+#: The catalog part of the fingerprint: (information_schema table, schema column, fields). Every
+#: field goes through QUOTE() (NULL stays NULL, text is quoted), the rows of each table are
+#: sorted by their binary text and hashed by the server. Left out on purpose: whatever differs
+#: between a base and its copy — definers (a copy's objects belong to the cloning user),
+#: creation times, counters and sizes, the client character set of views/triggers/routines, and
+#: the database's own name inside view definitions and foreign key references (replaced by ~).
+_FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("SCHEMATA", "SCHEMA_NAME", ("DEFAULT_CHARACTER_SET_NAME", "DEFAULT_COLLATION_NAME")),
+    (
+        "TABLES",
+        "TABLE_SCHEMA",
+        (
+            "TABLE_NAME",
+            "TABLE_TYPE",
+            "ENGINE",
+            "TABLE_COLLATION",
+            "CREATE_OPTIONS",
+            "TABLE_COMMENT",
+        ),
+    ),
+    (
+        "COLUMNS",
+        "TABLE_SCHEMA",
+        (
+            "TABLE_NAME",
+            "ORDINAL_POSITION",
+            "COLUMN_NAME",
+            "COLUMN_TYPE",
+            "IS_NULLABLE",
+            "COLUMN_DEFAULT",
+            "CHARACTER_SET_NAME",
+            "COLLATION_NAME",
+            "EXTRA",
+            "GENERATION_EXPRESSION",
+            "COLUMN_COMMENT",
+        ),
+    ),
+    (
+        "STATISTICS",
+        "TABLE_SCHEMA",
+        (
+            "TABLE_NAME",
+            "INDEX_NAME",
+            "NON_UNIQUE",
+            "SEQ_IN_INDEX",
+            "COLUMN_NAME",
+            "SUB_PART",
+            "INDEX_TYPE",
+            "COLLATION",
+            "INDEX_COMMENT",
+        ),
+    ),
+    (
+        "KEY_COLUMN_USAGE",
+        "TABLE_SCHEMA",
+        (
+            "TABLE_NAME",
+            "CONSTRAINT_NAME",
+            "ORDINAL_POSITION",
+            "COLUMN_NAME",
+            "IF(REFERENCED_TABLE_SCHEMA = {db}, '~', REFERENCED_TABLE_SCHEMA)",
+            "REFERENCED_TABLE_NAME",
+            "REFERENCED_COLUMN_NAME",
+        ),
+    ),
+    (
+        "REFERENTIAL_CONSTRAINTS",
+        "CONSTRAINT_SCHEMA",
+        (
+            "TABLE_NAME",
+            "CONSTRAINT_NAME",
+            "UPDATE_RULE",
+            "DELETE_RULE",
+            "MATCH_OPTION",
+            "REFERENCED_TABLE_NAME",
+        ),
+    ),
+    (
+        "TABLE_CONSTRAINTS",
+        "CONSTRAINT_SCHEMA",
+        ("TABLE_NAME", "CONSTRAINT_NAME", "CONSTRAINT_TYPE"),
+    ),
+    ("CHECK_CONSTRAINTS", "CONSTRAINT_SCHEMA", ("CONSTRAINT_NAME", "CHECK_CLAUSE")),
+    (
+        "VIEWS",
+        "TABLE_SCHEMA",
+        (
+            "TABLE_NAME",
+            "CHECK_OPTION",
+            "IS_UPDATABLE",
+            "SECURITY_TYPE",
+            "REPLACE(VIEW_DEFINITION, CONCAT('`', REPLACE({db}, '`', '``'), '`.'), '`~`.')",
+        ),
+    ),
+    (
+        "TRIGGERS",
+        "TRIGGER_SCHEMA",
+        (
+            "TRIGGER_NAME",
+            "EVENT_OBJECT_TABLE",
+            "EVENT_MANIPULATION",
+            "ACTION_TIMING",
+            "ACTION_ORDER",
+            "ACTION_ORIENTATION",
+            "SQL_MODE",
+            "ACTION_STATEMENT",
+        ),
+    ),
+    (
+        "ROUTINES",
+        "ROUTINE_SCHEMA",
+        (
+            "ROUTINE_TYPE",
+            "ROUTINE_NAME",
+            "DTD_IDENTIFIER",
+            "IS_DETERMINISTIC",
+            "SQL_DATA_ACCESS",
+            "SECURITY_TYPE",
+            "SQL_MODE",
+            "ROUTINE_COMMENT",
+            "ROUTINE_DEFINITION",
+        ),
+    ),
+    (
+        "PARAMETERS",
+        "SPECIFIC_SCHEMA",
+        (
+            "SPECIFIC_NAME",
+            "ROUTINE_TYPE",
+            "ORDINAL_POSITION",
+            "PARAMETER_MODE",
+            "PARAMETER_NAME",
+            "DTD_IDENTIFIER",
+        ),
+    ),
+)
+
+
+def _sorted_md5(rows_sql: str) -> str:
+    """md5 of the rows of `rows_sql` (one text column ``r``), sorted by their bytes."""
+    return (
+        "(SELECT MD5(GROUP_CONCAT(r ORDER BY CAST(r AS BINARY) SEPARATOR '\\n'))"
+        f" FROM ({rows_sql}) AS x)"
+    )
+
+
+def _fingerprint_sql(lit: str) -> str:
+    """One statement: the catalog fingerprint of the database named by the literal `lit`."""
+    parts = []
+    for table, schema_col, fields in _FINGERPRINT_PARTS:
+        quoted = ", ".join(f"QUOTE({f.replace('{db}', lit)})" for f in fields)
+        rows = (
+            f"SELECT CONCAT_WS(' ', {quoted}) AS r FROM information_schema.{table}"
+            f" WHERE {schema_col} = {lit}"
+        )
+        parts.append(f"COALESCE({_sorted_md5(rows)}, '-')")
+    return f"SELECT MD5(CONCAT_WS(' ', {', '.join(parts)}))"
+
+
+def _bookkeeping_sql(db: str, table: str, cols: Sequence[str]) -> str:
+    quoted = ", ".join(f"QUOTE({quote_ident(c)})" for c in cols) or "''"
+    return "SELECT " + _sorted_md5(f"SELECT CONCAT_WS(' ', {quoted}) AS r FROM {_q(db, table)}")
+
+
+def _session_settings(conn: DbConnection) -> list[str]:
+    """Lock waits; long GROUP_CONCATs; rows rendered in UTC; MySQL 8's live table statistics."""
+    out = [
+        _lock_waits(),
+        "SET SESSION group_concat_max_len = 1073741824, time_zone = '+00:00'",
+    ]
+    if not _is_mariadb(conn):
+        out.append("SET SESSION information_schema_stats_expiry = 0")
+    return out
+
+
+def _supports_stamps(conn: DbConnection) -> bool:
+    """Database comments (the stamp) exist from MariaDB 10.5 on; MySQL has none."""
+    info = conn.get_server_info()  # type: ignore[attr-defined]
+    if isinstance(info, bytes):
+        info = info.decode("utf-8", "replace")
+    m = re.match(r"(\d+)\.(\d+)", str(info))
+    return _is_mariadb(conn) and m is not None and (int(m[1]), int(m[2])) >= (10, 5)
+
+
+@dataclass
+class _Listing:
+    """What `provision` reads of a database (one batch) before deciding."""
+
+    catalog: str
+    tables: dict[str, int | None]  # base table -> AUTO_INCREMENT
+    bookkeeping: dict[str, str | None] = field(default_factory=dict)
+    with_rows: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return _warm.combine(self.catalog, self.bookkeeping)
+
+
+def _tables_sql(lit: str) -> str:
+    return (
+        "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA = {lit} AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
+        " ORDER BY TABLE_NAME"
+    )
+
+
+def _columns_sql(lit: str) -> str:
+    return (
+        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+        f" WHERE TABLE_SCHEMA = {lit} AND COALESCE(GENERATION_EXPRESSION, '') = ''"
+        " ORDER BY TABLE_NAME, ORDINAL_POSITION"
+    )
+
+
+def _listing(catalog: Sequence[tuple[Any, ...]], tables: Sequence[tuple[Any, ...]]) -> _Listing:
+    return _Listing(
+        str(catalog[0][0]),
+        {str(name): None if auto is None else int(auto) for name, auto in tables},
+    )
+
+
+def _group_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[str]]:
+    cols: dict[str, list[str]] = {}
+    for table, column in rows:
+        cols.setdefault(str(table), []).append(str(column))
+    return cols
+
+
+def _second_pass(
+    conn: DbConnection,
+    dbs: Sequence[tuple[str, _Listing]],
+    cols: dict[str, list[str]],
+    extra: Sequence[str] = (),
+) -> list[list[tuple[Any, ...]]]:
+    """One batch: each database's bookkeeping rows (md5) and which of its tables hold rows, then
+    the `extra` statements (whose results are returned)."""
+    statements: list[str] = []
+    plan: list[tuple[_Listing, str, str | None]] = []
+    for db, listing in dbs:
+        for table in sorted(t for t in listing.tables if t in KEEP_TABLES):
+            statements.append(_bookkeeping_sql(db, table, cols.get(table, [])))
+            plan.append((listing, "b", table))
+        data = [t for t in listing.tables if t not in KEEP_TABLES]
+        if data:
+            statements.append(_rows_union(db, data))
+            plan.append((listing, "r", None))
+    results = _run(conn, [*statements, *extra])
+    for (listing, kind, table), rows in zip(plan, results, strict=False):
+        if kind == "b" and table is not None:
+            listing.bookkeeping[table] = None if rows[0][0] is None else str(rows[0][0])
+        else:
+            data = [t for t in listing.tables if t not in KEEP_TABLES]
+            listing.with_rows = sorted(data[int(r[0])] for r in rows)
+    return results[len(statements) :]
+
+
+def fingerprint(db_name: str, **connect_kwargs: object) -> str:
+    """The fingerprint of `db_name` (catalog + bookkeeping rows), as `provision` computes it."""
+    what = f"fingerprinting MySQL database {db_name!r} failed"
+    with _connection(None, what, connect_kwargs) as conn:
+        try:
+            return _fingerprint(conn, db_name)
+        except _BatchError as err:
+            raise _batch_error(what, err, connect_kwargs) from err.exc
+
+
+def _fingerprint(conn: DbConnection, db: str) -> str:
+    lit = _literal(conn, db)
+    results = _run(
+        conn, [*_session_settings(conn), _fingerprint_sql(lit), _tables_sql(lit), _columns_sql(lit)]
+    )
+    catalog, tables, columns = results[-3:]
+    listing = _listing(catalog, tables)
+    listing.tables = {t: a for t, a in listing.tables.items() if t in KEEP_TABLES}
+    _second_pass(conn, [(db, listing)], _group_columns(columns))
+    return listing.fingerprint
+
+
+def provision(
+    base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
+) -> _warm.Outcome:
+    """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
+
+    Keep when `target` exists with a final stamp whose fingerprint is the base's current one,
+    its own live fingerprint is the same, and `fresh` is false: then only its rows and
+    auto-increment counters are reset to the base's (`_keep`), and the base is fingerprinted
+    once more afterwards (MySQL DDL is not transactional: a base changed meanwhile rebuilds).
+    Otherwise (or when the keep fails) clone it again (`_clone`, created with the building
+    stamp), fingerprint the copy and stamp it with that fingerprint, last. A missing base gives
+    an empty `target`. Servers without database comments (MySQL, MariaDB < 10.5) always clone.
+    """
+    what = f"provisioning MySQL database {target!r} from {base!r} failed"
+    if base == target:
+        raise MySQLUtilError(f"dagz: {what}: source and target are the same database")
+    with _connection(None, what, connect_kwargs) as conn:
+        try:
+            return _provision(conn, base, target, fresh, what, connect_kwargs)
+        except _BatchError as err:
+            raise _batch_error(what, err, connect_kwargs) from err.exc
+
+
+def _provision(
+    conn: DbConnection,
+    base: str,
+    target: str,
+    fresh: bool,
+    what: str,
+    connect_kwargs: dict[str, object],
+) -> _warm.Outcome:
+    if not _supports_stamps(conn):
+        _clone(conn, base, target)
+        detail = "warm start needs database comments (MariaDB >= 10.5)"
+        return _warm.Outcome("rebuilt", _warm.UNSUPPORTED, "", detail)
+    lb, lt = _literal(conn, base), _literal(conn, target)
+    results = _run(
+        conn,
+        [
+            *_session_settings(conn),
+            "SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA"
+            f" WHERE SCHEMA_NAME IN ({lb}, {lt})",
+            _fingerprint_sql(lb),
+            _fingerprint_sql(lt),
+            _tables_sql(lb),
+            _tables_sql(lt),
+            _columns_sql(lb),
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, EVENT_MANIPULATION"
+            f" FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {lb}"
+            " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
+        ],
+    )
+    schemata, fp_base, fp_target, t_base, t_target, columns, triggers = results[-7:]
+    comments = {str(name): None if c is None else str(c) for name, c in schemata}
+    if base not in comments:
+        _clone(conn, base, target, _warm.stamp_text(base, _warm.NO_BASE))
+        return _warm.Outcome("empty", _warm.MISSING, _warm.NO_BASE)
+    cols = _group_columns(columns)
+    b, t = _listing(fp_base, t_base), _listing(fp_target, t_target)
+    insert_triggers = [
+        (str(name), str(table)) for name, table, event in triggers if event == "INSERT"
+    ]
+    exists = target in comments
+    dbs = [(base, b), (target, t)] if exists else [(base, b)]
+    shows = [f"SHOW CREATE TRIGGER {_q(base, name)}" for name, _table in insert_triggers]
+    trigger_defs = _second_pass(conn, dbs, cols, shows)
+    reason = _warm.decide(
+        base=base,
+        exists=exists,
+        comment=comments.get(target),
+        base_fp=b.fingerprint,
+        live_fp=t.fingerprint,
+        fresh=fresh,
+    )
+    detail = ""
+    if reason is None:
+        delete_triggered = {str(table) for _n, table, event in triggers if event == "DELETE"}
+        try:
+            reason, detail = _keep(
+                conn, base, target, b, t, cols, delete_triggered, insert_triggers, trigger_defs
+            )
+        except _BatchError as err:
+            reason, detail = _warm.KEEP_FAILED, _batch_error(what, err, connect_kwargs).args[0]
+        if reason is None:
+            restored = tuple(x for x in b.with_rows)
+            return _warm.Outcome("kept", None, b.fingerprint, restored=restored)
+    return _rebuild(conn, base, target, b.fingerprint, reason, detail)
+
+
+def _keep(
+    conn: DbConnection,
+    base: str,
+    target: str,
+    b: _Listing,
+    t: _Listing,
+    cols: dict[str, list[str]],
+    delete_triggered: set[str],
+    insert_triggers: Sequence[tuple[str, str]],
+    trigger_defs: Sequence[list[tuple[Any, ...]]],
+) -> tuple[str | None, str]:
+    """Makes the kept `target` hold exactly the base's rows: (None, "") when done, else (reason,
+    detail) to rebuild instead.
+
+    One batch, foreign key checks off: every table holding rows in the target is emptied (as
+    `truncate` does: ``DELETE``, or ``TRUNCATE`` for tables with an ON DELETE trigger), every
+    table holding rows in the base is refilled with ``INSERT INTO target.t SELECT … FROM
+    base.t`` (``NO_AUTO_VALUE_ON_ZERO`` keeps explicit zeros). MySQL cannot switch triggers off,
+    so the INSERT triggers of the refilled tables are dropped first and created again after the
+    rows (from the base's definitions, in their order), as a fresh copy does — with the building
+    stamp in place meanwhile. Then the base's fingerprint is taken again (a base changed
+    meanwhile → "changed") and every auto-increment counter that differs from the base's is set
+    to it. Bookkeeping tables are equal by the fingerprint and left alone.
+    """
+    fill = list(b.with_rows)
+    empty = list(t.with_rows)
+    qt = quote_ident(target)
+    refilled = set(fill)
+    redo = [
+        (name, rows[0][1], rows[0][2])
+        for (name, table), rows in zip(insert_triggers, trigger_defs, strict=True)
+        if table in refilled
+    ]
+    lb, lt = _literal(conn, base), _literal(conn, target)
+    batch = [f"USE {qt}"]
+    if redo:
+        batch.append(f"ALTER DATABASE {qt} COMMENT = {_literal(conn, _warm.building_text(base))}")
+    batch += [
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+        "SET SESSION FOREIGN_KEY_CHECKS = 0",
+        "SET SESSION UNIQUE_CHECKS = 0",
+    ]
+    emptying = _empty_statements(target, empty, delete_triggered, [])
+    # TRUNCATE and DROP TRIGGER commit implicitly: first; the rows in one transaction (one
+    # redo log flush instead of one per statement).
+    batch += [x for x in emptying if x.startswith("TRUNCATE")]
+    batch += [f"DROP TRIGGER {_q(target, name)}" for name, _mode, _sql in redo]
+    batch.append("START TRANSACTION")
+    batch += [x for x in emptying if not x.startswith("TRUNCATE")]
+    for table in fill:
+        listed = ", ".join(quote_ident(c) for c in cols.get(table, []))
+        batch.append(
+            f"INSERT INTO {_q(target, table)} ({listed}) SELECT {listed} FROM {_q(base, table)}"
+        )
+    batch.append("COMMIT")
+    for _name, sql_mode, statement in redo:
+        batch.append(f"SET SESSION sql_mode = {_literal(conn, str(sql_mode))}")
+        batch.append(_strip_definer(str(statement), "TRIGGER"))
+    batch += [
+        "SET SESSION FOREIGN_KEY_CHECKS = 1",
+        "SET SESSION UNIQUE_CHECKS = 1",
+        _tables_sql(lt),
+        _fingerprint_sql(lb),
+        _tables_sql(lb),
+    ]
+    after_tables, after_catalog, base_tables = _run(conn, batch)[-3:]
+    after = _listing(after_catalog, base_tables)
+    after.tables = {x: a for x, a in after.tables.items() if x in KEEP_TABLES}
+    _second_pass(conn, [(base, after)], cols)
+    if after.fingerprint != b.fingerprint:
+        return _warm.CHANGED, "the base changed while its copy was being kept"
+    counters = {str(name): auto for name, auto in after_tables}
+    fixes = [
+        f"ALTER TABLE {_q(target, table)} AUTO_INCREMENT = {int(auto)}"
+        for table, auto in sorted(b.tables.items())
+        if auto is not None and counters.get(table) is not None and counters[table] != auto
+    ]
+    if redo:
+        fixes.append(
+            f"ALTER DATABASE {qt} COMMENT = {_literal(conn, _warm.stamp_text(base, b.fingerprint))}"
+        )
+    if fixes:
+        _run(conn, fixes)
+    return None, ""
+
+
+def _rebuild(
+    conn: DbConnection, base: str, target: str, base_fp: str, reason: str, detail: str
+) -> _warm.Outcome:
+    """Clone (with the building stamp), fingerprint the copy, stamp it (`_warm.rebuild_loop`)."""
+
+    def clone_once() -> None:
+        _clone(conn, base, target, _warm.building_text(base))
+
+    fp, note = _warm.rebuild_loop(
+        base_fp, clone_once, lambda: _fingerprint(conn, target), lambda: _fingerprint(conn, base)
+    )
+    stamp = _literal(conn, _warm.stamp_text(base, fp))
+    _run(conn, [f"ALTER DATABASE {quote_ident(target)} COMMENT = {stamp}"])
+    detail = "; ".join(x for x in (detail, note) if x)
+    return _warm.Outcome("rebuilt", reason, fp, detail)
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A database that carries a dagz stamp."""
+
+    name: str
+    stamp: _warm.Stamp
+    size: int | None  # bytes of data and indexes
+
+
+def list_owned(**connect_kwargs: object) -> list[Owned]:
+    """Every database on the server whose comment is a dagz stamp, by name (none on servers
+    without database comments)."""
+    what = "listing dagz's MySQL databases failed"
+    with _connection(None, what, connect_kwargs) as conn:
+        if not _supports_stamps(conn):
+            return []
+        try:
+            (rows,) = _run(
+                conn,
+                [
+                    "SELECT s.SCHEMA_NAME, s.SCHEMA_COMMENT,"
+                    " SUM(t.DATA_LENGTH + t.INDEX_LENGTH)"
+                    " FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t"
+                    " ON t.TABLE_SCHEMA = s.SCHEMA_NAME"
+                    " WHERE s.SCHEMA_COMMENT LIKE 'dagz:%'"
+                    " GROUP BY s.SCHEMA_NAME, s.SCHEMA_COMMENT ORDER BY s.SCHEMA_NAME"
+                ],
+            )
+        except _BatchError as err:
+            raise _batch_error(what, err, connect_kwargs) from err.exc
+    owned = []
+    for name, comment, size in rows:
+        stamp = _warm.parse_stamp(None if comment is None else str(comment))
+        if stamp is not None:
+            owned.append(Owned(str(name), stamp, None if size is None else int(size)))
+    return owned

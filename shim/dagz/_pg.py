@@ -17,10 +17,13 @@ Costs that shaped the methods (db-cost-facts.md):
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dagz import _warm
 from dagz._bypass import hard_bypass
 
 #: Migration bookkeeping tables: never emptied, their sequences never reset.
@@ -444,3 +447,573 @@ def clone(base: str, target: str, **connect_kwargs: object) -> str:
         sql = f"CREATE DATABASE {quote_ident(target)} TEMPLATE {quote_ident(base)}{strategy}"
         _create_retrying(conn, sql, base, what, connect_kwargs)
         return "cloned"
+
+
+# --------------------------------------------------------------------------------------------
+# warm start (issue 7): fingerprint, keep, rebuild, stamps — see dagz._warm for the design.
+
+# The catalog part of the fingerprint, as one text per object (`items(k, t)`), hashed by the
+# server. Every object of the user schemas (not information_schema, pg_*, temporary schemas) that
+# is not an extension member: relations with their options, owner and privileges, columns
+# (position, name, type and typmod, not-null, identity, generated, collation, default),
+# constraints and indexes (their server-made definitions), view and trigger definitions, rules,
+# policies, sequence parameters and ownership, functions (full definitions), types (enum labels,
+# domains, ranges), extensions and their versions, extended statistics, event triggers, the
+# database's encoding and locale. Names, never OIDs, except where a base and its file copy agree
+# by construction (column positions). Free text goes through %L (quoted, NULL as NULL): no two
+# different catalogs give the same text.
+_FINGERPRINT_CTE = """
+WITH ns AS (
+  SELECT oid, nspname FROM pg_namespace
+   WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'
+),
+extm AS (
+  SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
+),
+rel AS (
+  SELECT c.oid, c.relkind, format('%I.%I', n.nspname, c.relname) AS qn
+    FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+     AND NOT EXISTS (SELECT 1 FROM extm
+                      WHERE extm.classid = 'pg_class'::regclass AND extm.objid = c.oid)
+),
+items(k, t) AS (
+  SELECT 'database', format('%s %L %L', pg_encoding_to_char(d.encoding), d.datcollate,
+         d.datctype)
+    FROM pg_database d WHERE d.datname = current_database()
+  UNION ALL
+  SELECT 'schema', format('%I %I %L', n.nspname, pg_get_userbyid(n.nspowner), n.nspacl)
+    FROM pg_namespace n JOIN ns ON ns.oid = n.oid
+  UNION ALL
+  SELECT 'extension', format('%I %L %I', e.extname, e.extversion, n.nspname)
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+  UNION ALL
+  SELECT 'relation', format('%s %s %s %L %s %s %s %I %L %L %L', r.qn, c.relkind,
+         c.relpersistence, c.reloptions, c.relrowsecurity, c.relforcerowsecurity,
+         c.relreplident, pg_get_userbyid(c.relowner), c.relacl,
+         CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+         pg_get_expr(c.relpartbound, c.oid))
+    FROM rel r JOIN pg_class c ON c.oid = r.oid
+  UNION ALL
+  SELECT 'inherits', format('%s %s %s', r.qn, i.inhseqno, i.inhparent::regclass)
+    FROM pg_inherits i JOIN rel r ON r.oid = i.inhrelid
+  UNION ALL
+  SELECT 'column', format('%s %s %I %I.%I %s %s %s %L %L %L %L %L', r.qn, a.attnum, a.attname,
+         tn.nspname, t.typname, a.atttypmod, a.attndims, a.attnotnull, a.attidentity,
+         a.attgenerated, CASE WHEN a.attcollation <> t.typcollation THEN co.collname END,
+         pg_get_expr(ad.adbin, ad.adrelid), a.attacl)
+    FROM pg_attribute a JOIN rel r ON r.oid = a.attrelid
+    JOIN pg_type t ON t.oid = a.atttypid
+    JOIN pg_namespace tn ON tn.oid = t.typnamespace
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+   WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'constraint', format('%s %I %s %L', coalesce(r.qn, co.contypid::regtype::text),
+         co.conname, co.contype, pg_get_constraintdef(co.oid))
+    FROM pg_constraint co JOIN ns ON ns.oid = co.connamespace
+    LEFT JOIN rel r ON r.oid = co.conrelid
+   WHERE r.oid IS NOT NULL OR co.contypid <> 0
+  UNION ALL
+  SELECT 'index', format('%L %s %s %L', pg_get_indexdef(i.indexrelid), i.indisclustered,
+         i.indisreplident, ic.reloptions)
+    FROM pg_index i JOIN rel r ON r.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+  UNION ALL
+  SELECT 'view', format('%s %L', r.qn, pg_get_viewdef(r.oid))
+    FROM rel r WHERE r.relkind IN ('v', 'm')
+  UNION ALL
+  SELECT 'trigger', format('%L %s', pg_get_triggerdef(tg.oid), tg.tgenabled)
+    FROM pg_trigger tg JOIN rel r ON r.oid = tg.tgrelid WHERE NOT tg.tgisinternal
+  UNION ALL
+  SELECT 'rule', format('%L %s', pg_get_ruledef(rw.oid), rw.ev_enabled)
+    FROM pg_rewrite rw JOIN rel r ON r.oid = rw.ev_class WHERE rw.rulename <> '_RETURN'
+  UNION ALL
+  SELECT 'policy', format('%s %I %s %s %L %L %L', r.qn, p.polname, p.polcmd, p.polpermissive,
+         (SELECT string_agg(CASE WHEN x = 0 THEN 'public' ELSE pg_get_userbyid(x)::text END,
+                            ',' ORDER BY 1)
+            FROM unnest(p.polroles) x),
+         pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+    FROM pg_policy p JOIN rel r ON r.oid = p.polrelid
+  UNION ALL
+  SELECT 'sequence', format('%s %s %s %s %s %s %s %s', r.qn, s.seqtypid::regtype, s.seqstart,
+         s.seqincrement, s.seqmax, s.seqmin, s.seqcache, s.seqcycle)
+    FROM pg_sequence s JOIN rel r ON r.oid = s.seqrelid
+  UNION ALL
+  SELECT 'owned', format('%s %s %s %s', r.qn, d.refobjid::regclass, d.refobjsubid, d.deptype)
+    FROM pg_depend d JOIN rel r ON r.oid = d.objid
+   WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+     AND r.relkind = 'S' AND d.deptype IN ('a', 'i')
+  UNION ALL
+  SELECT 'function', format('%I.%I(%s) %s %L %L', n.nspname, p.proname,
+         pg_get_function_identity_arguments(p.oid), p.prokind, p.proacl,
+         CASE WHEN p.prokind = 'a' THEN pg_get_function_result(p.oid)
+              ELSE pg_get_functiondef(p.oid) END)
+    FROM pg_proc p JOIN ns n ON n.oid = p.pronamespace
+   WHERE NOT EXISTS (SELECT 1 FROM extm
+                      WHERE extm.classid = 'pg_proc'::regclass AND extm.objid = p.oid)
+  UNION ALL
+  SELECT 'type', format('%I.%I %s %L %s %L %L %L', n.nspname, t.typname, t.typtype,
+         CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+         t.typnotnull, t.typdefault,
+         (SELECT string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder)
+            FROM pg_enum e WHERE e.enumtypid = t.oid),
+         (SELECT format_type(rg.rngsubtype, NULL) FROM pg_range rg WHERE rg.rngtypid = t.oid))
+    FROM pg_type t JOIN ns n ON n.oid = t.typnamespace
+   WHERE t.typtype IN ('b', 'd', 'e', 'r', 'm')
+     AND NOT (t.typcategory = 'A' AND t.typelem <> 0)
+     AND NOT EXISTS (SELECT 1 FROM extm
+                      WHERE extm.classid = 'pg_type'::regclass AND extm.objid = t.oid)
+  UNION ALL
+  SELECT 'statistics', format('%L', pg_get_statisticsobjdef(s.oid))
+    FROM pg_statistic_ext s JOIN ns ON ns.oid = s.stxnamespace
+  UNION ALL
+  SELECT 'event_trigger', format('%I %s %s %s %L', e.evtname, e.evtevent, e.evtfoid::regproc,
+         e.evtenabled, e.evttags)
+    FROM pg_event_trigger e
+)
+"""
+
+# What dagz must know of a database besides its fingerprint (same round trip): the stamp of the
+# worker database (row 'c', absent when it does not exist; `{target}` is a literal), the tables
+# (as `truncate` sees them: plain tables and partitioned roots, no partitions, no extension
+# members) with their copyable columns and the enabled states of their user triggers, the
+# sequences, and the foreign keys between tables.
+_STATE_SQL = (
+    _FINGERPRINT_CTE
+    + """,
+tbl AS (
+  SELECT c.oid, c.relkind, c.relname, format('%I.%I', n.nspname, c.relname) AS qn
+    FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
+   WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+     AND NOT EXISTS (SELECT 1 FROM extm
+                      WHERE extm.classid = 'pg_class'::regclass AND extm.objid = c.oid)
+)
+SELECT 'f' AS kind,
+       md5(string_agg(k || ' ' || t, E'\\n' ORDER BY k COLLATE "C", t COLLATE "C")) AS a,
+       NULL::text AS b, NULL::text AS c, NULL::text[] AS cols
+  FROM items
+UNION ALL
+SELECT 'c', shobj_description(d.oid, 'pg_database'), NULL, NULL, NULL
+  FROM pg_database d WHERE d.datname = {target}
+UNION ALL
+SELECT 't', t.qn, t.relname, t.relkind::text,
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attgenerated = '' ORDER BY a.attnum)
+         || ARRAY(SELECT DISTINCT ':' || tg.tgenabled::text FROM pg_trigger tg
+                   WHERE tg.tgrelid = t.oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D')
+  FROM tbl t
+UNION ALL
+SELECT 's', r.qn, NULL, NULL, NULL FROM rel r WHERE r.relkind = 'S'
+UNION ALL
+SELECT 'k', child.qn, parent.qn, NULL, NULL
+  FROM pg_constraint co JOIN tbl child ON child.oid = co.conrelid
+  JOIN tbl parent ON parent.oid = co.confrelid
+ WHERE co.contype = 'f' AND co.conrelid <> co.confrelid
+"""
+)
+
+#: Session settings under which rows are rendered as text for the bookkeeping part of the
+#: fingerprint (timestamps of django_migrations.applied must not depend on the client's zone).
+_TEXT_SETTINGS = (
+    "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, MDY';"
+    " SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1;"
+    " SET LOCAL bytea_output = 'hex'"
+)
+
+
+def _literal(text: str) -> str:
+    """A string literal (independent of standard_conforming_strings)."""
+    if "\x00" in text:
+        raise PgUtilError(f"dagz: string {text!r} contains a NUL byte")
+    body = text.replace("'", "''")
+    if "\\" in body:
+        return "E'" + body.replace("\\", "\\\\") + "'"
+    return f"'{body}'"
+
+
+@dataclass
+class _Table:
+    qn: str  # quoted qualified name
+    name: str
+    kind: str  # 'r' plain, 'p' partitioned root
+    cols: list[str]  # columns COPY moves (not generated), in order
+    triggers: str  # enabled states of its user triggers: 'O' (origin), 'A' (always), 'R'
+
+
+@dataclass
+class _State:
+    """One database as `provision` sees it, read in one snapshot."""
+
+    catalog: str
+    exists_target: bool
+    comment: str | None
+    tables: list[_Table]
+    sequences: list[str]
+    fks: list[tuple[str, str]]  # (child, parent) qualified names
+    with_rows: set[str] = field(default_factory=set)
+    seqvals: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bookkeeping: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return _warm.combine(self.catalog, self.bookkeeping)
+
+    def data_tables(self) -> list[_Table]:
+        return [t for t in self.tables if t.name not in KEEP_TABLES]
+
+
+def _read_state(conn: DbConnection, target: str, *, data: bool) -> _State:
+    """The catalog fingerprint, the target's stamp and the table listing (round trip 1), then the
+    bookkeeping rows and, with `data`, which tables hold rows and every sequence's state (round
+    trip 2). Runs in the caller's transaction."""
+    state = _State("", False, None, [], [], [])
+    for kind, a, b, c, cols in _fetch(conn, _STATE_SQL.replace("{target}", _literal(target))):
+        if kind == "f":
+            state.catalog = str(a)
+        elif kind == "c":
+            state.exists_target, state.comment = True, a
+        elif kind == "t":
+            names = [str(x) for x in cols or [] if not str(x).startswith(":")]
+            trig = "".join(str(x)[1:] for x in cols or [] if str(x).startswith(":"))
+            state.tables.append(_Table(str(a), str(b), str(c), names, trig))
+        elif kind == "s":
+            state.sequences.append(str(a))
+        elif kind == "k":
+            state.fks.append((str(a), str(b)))
+    keep = [t for t in state.tables if t.name in KEEP_TABLES]
+    data_tables = state.data_tables() if data else []
+    sequences = state.sequences if data else []
+    parts = [
+        f"SELECT 'r', {i}, NULL, NULL"
+        f" WHERE EXISTS (SELECT 1 FROM {'ONLY ' if t.kind == 'r' else ''}{t.qn})"
+        for i, t in enumerate(data_tables)
+    ]
+    parts += [
+        f"SELECT 's', {i}, last_value::text, is_called::text FROM {qn}"
+        for i, qn in enumerate(sequences)
+    ]
+    parts += [
+        f"SELECT 'b', {i}, (SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text COLLATE \"C\"))"
+        f" FROM {'ONLY ' if t.kind == 'r' else ''}{t.qn} x), NULL"
+        for i, t in enumerate(keep)
+    ]
+    if parts:
+        for kind, i, a, b in _fetch(conn, "\nUNION ALL ".join(parts)):
+            if kind == "r":
+                state.with_rows.add(data_tables[int(i)].qn)
+            elif kind == "s":
+                state.seqvals[sequences[int(i)]] = (str(a), str(b))
+            else:
+                state.bookkeeping[keep[int(i)].qn] = None if a is None else str(a)
+    return state
+
+
+def _begin(conn: DbConnection, snapshot: bool) -> None:
+    level = " ISOLATION LEVEL REPEATABLE READ" if snapshot else ""
+    _execute(conn, f"BEGIN{level}; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; {_TEXT_SETTINGS}")
+
+
+def _rollback(conn: DbConnection) -> None:
+    with contextlib.suppress(Exception):
+        _execute(conn, "ROLLBACK")
+
+
+def fingerprint(db_name: str, **connect_kwargs: object) -> str:
+    """The fingerprint of `db_name` (catalog + bookkeeping rows), as `provision` computes it."""
+    what = f"fingerprinting PostgreSQL database {db_name!r} failed"
+    with _connection(db_name, what, connect_kwargs) as conn:
+        try:
+            return _fingerprint(conn)
+        except Exception as exc:
+            raise _error(what, exc, connect_kwargs) from exc
+
+
+def _fingerprint(conn: DbConnection) -> str:
+    _begin(conn, snapshot=True)
+    try:
+        return _read_state(conn, "", data=False).fingerprint
+    finally:
+        _rollback(conn)
+
+
+def _fill_order(tables: list[_Table], fks: Sequence[tuple[str, str]]) -> list[_Table] | None:
+    """`tables` with every table after the tables it references (None: a reference cycle)."""
+    by_name = {t.qn: t for t in tables}
+    needs = {t.qn: {p for c, p in fks if c == t.qn and p in by_name} for t in tables}
+    order: list[_Table] = []
+    done: set[str] = set()
+    while len(order) < len(tables):
+        ready = [t for t in tables if t.qn not in done and needs[t.qn] <= done]
+        if not ready:
+            return None
+        order += ready
+        done.update(t.qn for t in ready)
+    return order
+
+
+def _copy_table(src: DbConnection, dst: DbConnection, table: _Table) -> None:
+    """Streams the rows of `table` from `src` into `dst` (COPY … TO STDOUT → COPY … FROM STDIN,
+    text format: exact for every type with text I/O, generated columns left out)."""
+    cols = f" ({', '.join(quote_ident(c) for c in table.cols)})" if table.cols else ""
+    if table.kind == "p":  # COPY TO does not read partitioned tables: a query does
+        listed = ", ".join(quote_ident(c) for c in table.cols) or "*"
+        out_sql = f"COPY (SELECT {listed} FROM {table.qn}) TO STDOUT"
+    else:
+        out_sql = f"COPY {table.qn}{cols} TO STDOUT"
+    in_sql = f"COPY {table.qn}{cols} FROM STDIN"
+    src_cur: Any = src.cursor()
+    dst_cur: Any = dst.cursor()
+    try:
+        if hasattr(src_cur, "copy_expert"):  # psycopg2: through a spooled buffer
+            with tempfile.SpooledTemporaryFile(max_size=_COPY_SPOOL_BYTES) as buf:
+                src_cur.copy_expert(out_sql, buf)
+                buf.seek(0)
+                dst_cur.copy_expert(in_sql, buf)
+        else:  # psycopg 3: block by block
+            with src_cur.copy(out_sql) as reader, dst_cur.copy(in_sql) as writer:
+                for block in reader:
+                    writer.write(block)
+    finally:
+        src_cur.close()
+        dst_cur.close()
+
+
+#: psycopg2 copies a table through memory up to this size, then through a temporary file.
+_COPY_SPOOL_BYTES = 32 << 20
+
+
+def _keep(
+    base_conn: DbConnection, worker_conn: DbConnection, base_state: _State, target: str
+) -> tuple[str | None, str, tuple[str, ...]]:
+    """Makes the kept worker database hold exactly the base's rows, in one transaction of the
+    worker: (None, "", restored tables) when done, else (reason, detail, ()) to rebuild instead.
+
+    The worker's own fingerprint must equal the base's (else "drifted"). Every table holding rows
+    in the worker is emptied (one DELETE statement), every table holding rows in the base is
+    filled from it (COPY between the two connections; the base's rows are read in the snapshot
+    its fingerprint was taken in), every sequence whose state differs is set to the base's
+    (value and is_called). Bookkeeping tables are equal by the fingerprint and left alone. With
+    ``session_replication_role = replica`` (superuser) neither user triggers nor foreign key
+    checks fire, as in a fresh copy; without it, tables with user triggers cannot be filled
+    faithfully (rebuild: "unsupported") and tables are filled parents first.
+    """
+    _begin(worker_conn, snapshot=False)
+    replica = True
+    try:
+        _execute(worker_conn, "SET LOCAL session_replication_role = replica")
+    except Exception:
+        _rollback(worker_conn)
+        _begin(worker_conn, snapshot=False)
+        replica = False
+    try:
+        state = _read_state(worker_conn, target, data=True)
+        if state.fingerprint != base_state.fingerprint:
+            _rollback(worker_conn)
+            return _warm.DRIFTED, "", ()
+        empty = [t for t in state.data_tables() if t.qn in state.with_rows]
+        fill = [t for t in base_state.data_tables() if t.qn in base_state.with_rows]
+        touched = {t.qn: t for t in [*empty, *fill]}
+        special = sorted(q for q, t in touched.items() if set(t.triggers) & {"A", "R"})
+        if special:
+            _rollback(worker_conn)
+            detail = f"ENABLE ALWAYS/REPLICA triggers on {', '.join(special)}"
+            return _warm.UNSUPPORTED, detail, ()
+        if not replica:
+            triggered = sorted(q for q, t in touched.items() if t.triggers)
+            order = _fill_order(fill, base_state.fks)
+            if triggered or order is None:
+                _rollback(worker_conn)
+                why = f"user triggers on {', '.join(triggered)}" if triggered else "a FK cycle"
+                return (
+                    _warm.UNSUPPORTED,
+                    f"restoring seed rows past {why} needs session_replication_role (superuser)",
+                    (),
+                )
+            fill = order
+        if empty:
+            ctes = ", ".join(
+                f"d{i} AS (DELETE FROM {'ONLY ' if t.kind == 'r' else ''}{t.qn})"
+                for i, t in enumerate(empty)
+            )
+            _execute(worker_conn, f"WITH {ctes} SELECT 1")
+        for table in fill:
+            _copy_table(base_conn, worker_conn, table)
+        setvals = [
+            f"setval({_literal(qn)}::regclass, {int(value)}, {called})"
+            for qn, (value, called) in sorted(base_state.seqvals.items())
+            if state.seqvals.get(qn) != (value, called)
+        ]
+        if setvals:
+            _execute(worker_conn, f"SELECT {', '.join(setvals)}")
+        _execute(worker_conn, "COMMIT")
+    except BaseException:
+        _rollback(worker_conn)
+        raise
+    return None, "", tuple(t.qn for t in fill)
+
+
+def _connect_base(base: str, what: str, connect_kwargs: dict[str, object]) -> Any | None:
+    """A connection to `base`, or None when it does not exist."""
+    try:
+        return connect(base, **connect_kwargs)
+    except PgUtilError:
+        raise
+    except Exception as exc:
+        if _sqlstate(exc) == _INVALID_CATALOG or f'database "{base}" does not exist' in str(exc):
+            return None
+        raise _error(f"{what}: cannot connect to {base!r}", exc, connect_kwargs) from exc
+
+
+def provision(
+    base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
+) -> _warm.Outcome:
+    """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
+
+    Keep when `target` exists with a final stamp whose fingerprint is the base's current one,
+    its own live fingerprint is the same, and `fresh` is false: then only its rows and sequences
+    are reset to the base's (`_keep`). Otherwise (or when the keep fails) drop it, clone the base
+    (``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``, atomic: no session can be connected to
+    the template meanwhile), fingerprint the copy and stamp it with that fingerprint, last. A
+    missing base gives an empty `target` (stamped, fingerprint ``-``).
+    """
+    what = f"provisioning PostgreSQL database {target!r} from {base!r} failed"
+    if base == target:
+        raise PgUtilError(f"dagz: {what}: source and target are the same database")
+    with hard_bypass():
+        base_conn = _connect_base(base, what, connect_kwargs)
+        if base_conn is None:
+            _make_empty(base, target, what, connect_kwargs)
+            return _warm.Outcome("empty", _warm.MISSING, _warm.NO_BASE)
+        detail = ""
+        try:
+            try:
+                _begin(base_conn, snapshot=True)
+                state = _read_state(base_conn, target, data=True)
+            except Exception as exc:
+                raise _error(f"{what} (reading {base!r})", exc, connect_kwargs) from exc
+            reason = _warm.decide(
+                base=base,
+                exists=state.exists_target,
+                comment=state.comment,
+                base_fp=state.fingerprint,
+                live_fp=None,
+                fresh=fresh,
+            )
+            if reason is None:
+                try:
+                    with _connection(target, what, connect_kwargs) as worker_conn:
+                        reason, detail, restored = _keep(base_conn, worker_conn, state, target)
+                except Exception as exc:
+                    reason, detail = _warm.KEEP_FAILED, _one_line(exc, connect_kwargs)
+                if reason is None:
+                    return _warm.Outcome("kept", None, state.fingerprint, restored=restored)
+        finally:
+            _rollback(base_conn)
+            with contextlib.suppress(Exception):
+                base_conn.close()
+        return _rebuild(base, target, state.fingerprint, reason, detail, what, connect_kwargs)
+
+
+def _stamp(conn: DbConnection, target: str, text: str) -> None:
+    _execute(conn, f"COMMENT ON DATABASE {quote_ident(target)} IS {_literal(text)}")
+
+
+def _make_empty(base: str, target: str, what: str, connect_kwargs: dict[str, object]) -> None:
+    with _maintenance((base, target), what, connect_kwargs) as conn:
+        try:
+            _drop(conn, target)
+        except Exception as exc:
+            raise _error(what, exc, connect_kwargs) from exc
+        _create_retrying(
+            conn,
+            f"CREATE DATABASE {quote_ident(target)}",
+            "template1",
+            f"creating empty PostgreSQL database {target!r} ({base!r} does not exist) failed",
+            connect_kwargs,
+        )
+        try:
+            _stamp(conn, target, _warm.stamp_text(base, _warm.NO_BASE))
+        except Exception as exc:
+            raise _error(what, exc, connect_kwargs) from exc
+
+
+def _rebuild(
+    base: str,
+    target: str,
+    base_fp: str,
+    reason: str,
+    detail: str,
+    what: str,
+    connect_kwargs: dict[str, object],
+) -> _warm.Outcome:
+    """Drop, clone, fingerprint the copy, stamp it (see `_warm.rebuild_loop`)."""
+    with _maintenance((base, target), what, connect_kwargs) as admin:
+        version = _server_version(admin)
+        strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""
+        create = f"CREATE DATABASE {quote_ident(target)} TEMPLATE {quote_ident(base)}{strategy}"
+
+        def clone_once() -> None:
+            try:
+                _drop(admin, target)
+            except Exception as exc:
+                raise _error(what, exc, connect_kwargs) from exc
+            _create_retrying(admin, create, base, what, connect_kwargs)
+            try:
+                _stamp(admin, target, _warm.building_text(base))
+            except Exception as exc:
+                raise _error(what, exc, connect_kwargs) from exc
+
+        def fingerprint_of(db: str) -> Callable[[], str]:
+            def take() -> str:
+                with _connection(db, what, connect_kwargs) as conn:
+                    try:
+                        return _fingerprint(conn)
+                    except Exception as exc:
+                        raise _error(
+                            f"{what} (fingerprinting {db!r})", exc, connect_kwargs
+                        ) from exc
+
+            return take
+
+        fp, note = _warm.rebuild_loop(
+            base_fp, clone_once, fingerprint_of(target), fingerprint_of(base)
+        )
+        try:
+            _stamp(admin, target, _warm.stamp_text(base, fp))
+        except Exception as exc:
+            raise _error(what, exc, connect_kwargs) from exc
+    detail = "; ".join(x for x in (detail, note) if x)
+    return _warm.Outcome("rebuilt", reason, fp, detail)
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A database that carries a dagz stamp."""
+
+    name: str
+    stamp: _warm.Stamp
+    size: int | None  # bytes, None when not readable
+
+
+def list_owned(**connect_kwargs: object) -> list[Owned]:
+    """Every database on the server whose comment is a dagz stamp, by name."""
+    what = "listing dagz's PostgreSQL databases failed"
+    with _maintenance((), what, connect_kwargs) as conn:
+        try:
+            rows = _fetch(
+                conn,
+                "SELECT datname, shobj_description(oid, 'pg_database'),"
+                " CASE WHEN has_database_privilege(oid, 'CONNECT')"
+                " THEN pg_database_size(oid) END"
+                " FROM pg_database"
+                " WHERE shobj_description(oid, 'pg_database') LIKE 'dagz:%' ORDER BY datname",
+            )
+        except Exception as exc:
+            raise _error(what, exc, connect_kwargs) from exc
+    owned = []
+    for name, comment, size in rows:
+        stamp = _warm.parse_stamp(comment)
+        if stamp is not None:
+            owned.append(Owned(str(name), stamp, None if size is None else int(size)))
+    return owned

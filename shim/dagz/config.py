@@ -338,16 +338,27 @@ class DbConfig:
     def create_worker_init(
         self, db_names: list[str], **connect_kwargs: Any
     ) -> Callable[[int], None]:
-        """A `worker_init` that (re)creates each per-worker database as a copy of its base."""
+        """A `worker_init` that makes each per-worker database a copy of its base.
+
+        Warm start (`dagz._warm`): a per-worker database left by an earlier run is kept when
+        its stamp and its own schema fingerprint match the base's current fingerprint (its rows
+        are then reset to the base's); otherwise, or with ``--dagz-fresh`` (``DAGZ_FRESH=1``),
+        it is dropped and cloned again. The dagz log says which, per worker and base.
+        """
         names = list(db_names)
 
         def worker_init(worker_num: int) -> None:
+            from dagz import _warm
+
             utils = self._utils()
+            fresh = _warm.fresh_requested()
             for base in names:
                 target = self.reroute_db(base)
                 with _bypass.hard_bypass():
-                    how = utils.clone(base, target, **connect_kwargs)
-                log(f"{self.family}: worker {worker_num}: {target} {how} from {base}")
+                    outcome = utils.provision(base, target, fresh=fresh, **connect_kwargs)
+                log(
+                    f"{self.family}: worker {worker_num}: {target} {outcome.describe()} from {base}"
+                )
 
         return worker_init
 

@@ -1,0 +1,218 @@
+"""Warm start: keep per-worker databases across runs while their base did not change (issue 7).
+
+`create_worker_init` provisions every per-worker database through the engine modules
+(`dagz._pg.provision`, `dagz._mysql.provision`); this module holds what both share: the **stamp**
+that marks a finished worker database, the decision *keep or rebuild*, the bounded rebuild loop
+and the wording of the dagz log.
+
+The stamp is the database's own comment (PostgreSQL ``COMMENT ON DATABASE``, read from any
+database with ``shobj_description``; MariaDB ``ALTER DATABASE … COMMENT``, read from
+``information_schema.SCHEMATA.SCHEMA_COMMENT``): user tables, `truncate` and the tests never touch
+it, and a database copied from a template does not inherit it. A worker database gets the
+building stamp when it is created and its final stamp last, after the copy is complete and its
+fingerprint was taken::
+
+    dagz:v1 base=myapp fp=0cc175b9c0f1b6a831c399e269772661 created=2025-01-31T12:00:00Z
+    dagz:v1 base=myapp building since=2025-01-31T12:00:00Z
+
+A missing, building or unparsable stamp means "half-built": the database is rebuilt. ``v1`` is
+also the version of the fingerprint's definition: changing what the fingerprint covers must bump
+it, so that every existing worker database is rebuilt once.
+
+The **fingerprint** is computed on the server, from the catalog (one query per database), plus
+the rows of the migration bookkeeping tables (`KEEP_TABLES`), and is taken the same way of the
+base, of a fresh copy (that fingerprint is what the stamp records: it describes the copy) and of a
+kept worker database (its live fingerprint must still be the base's: a test that altered the
+worker's schema, e.g. by running a migration backwards, makes it "drifted").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import quote, unquote
+
+#: `datetime.UTC` is Python 3.11+; the package supports 3.10.
+UTC = timezone.utc  # noqa: UP017
+
+#: Prefix of every dagz stamp; the version covers the stamp format and the fingerprint query.
+STAMP_PREFIX = "dagz:v1"
+
+#: ``DAGZ_FRESH=1`` (set by ``--dagz-fresh``) rebuilds every worker database.
+FRESH_ENV = "DAGZ_FRESH"
+
+#: Clones of a base that keeps changing while it is being copied, before giving up waiting.
+REBUILD_ATTEMPTS = 3
+
+#: The fingerprint recorded for a worker database made empty because its base does not exist.
+NO_BASE = "-"
+
+#: Why a worker database is rebuilt.
+MISSING = "missing"  # it does not exist
+INCOMPLETE = "incomplete"  # no final stamp: half-built (killed run) or not made by dagz
+FORCED = "forced"  # --dagz-fresh / DAGZ_FRESH=1
+CHANGED = "changed"  # the base's fingerprint differs from the stamp (or changed during the run)
+DRIFTED = "drifted"  # the worker's own live fingerprint differs from its stamp
+UNSUPPORTED = "unsupported"  # warm start impossible here (the log line says why)
+KEEP_FAILED = "keep failed"  # restoring the seed rows failed (the log line has the error)
+
+_STAMP_RE = re.compile(
+    r"^dagz:v1 base=(?P<base>\S+) "
+    r"(?:fp=(?P<fp>[0-9a-f]{32}|-) created=(?P<created>\S+)|building since=(?P<since>\S+))$"
+)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A parsed stamp. `fingerprint` None: the database was still being built."""
+
+    base: str
+    fingerprint: str | None
+    created: datetime | None
+
+    @property
+    def complete(self) -> bool:
+        return self.fingerprint is not None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _time(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def stamp_text(base: str, fingerprint: str) -> str:
+    """The final stamp of a worker database copied from `base`, whose copy has `fingerprint`."""
+    return f"{STAMP_PREFIX} base={quote(base, safe='')} fp={fingerprint} created={_now()}"
+
+
+def building_text(base: str) -> str:
+    """The stamp of a worker database that is being built."""
+    return f"{STAMP_PREFIX} base={quote(base, safe='')} building since={_now()}"
+
+
+def parse_stamp(text: str | None) -> Stamp | None:
+    """The stamp in a database comment, or None when the comment is not a dagz stamp."""
+    if not text:
+        return None
+    m = _STAMP_RE.match(text.strip())
+    if m is None:
+        return None
+    base = unquote(m["base"])
+    if m["since"] is not None:
+        return Stamp(base, None, _time(m["since"]))
+    return Stamp(base, m["fp"], _time(m["created"]))
+
+
+def combine(catalog: str, bookkeeping: Mapping[str, str | None]) -> str:
+    """The fingerprint: the server's catalog md5 and the md5 of each bookkeeping table's rows
+    (keyed by qualified table name; None for an empty table), hashed together."""
+    h = hashlib.md5(usedforsecurity=False)
+    h.update(catalog.encode())
+    for name in sorted(bookkeeping):
+        h.update(f"\n{name}={bookkeeping[name] or ''}".encode())
+    return h.hexdigest()
+
+
+def fresh_requested() -> bool:
+    return os.environ.get(FRESH_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def decide(
+    *,
+    base: str,
+    exists: bool,
+    comment: str | None,
+    base_fp: str,
+    live_fp: str | None,
+    fresh: bool,
+) -> str | None:
+    """Why the worker database must be rebuilt, or None to keep it.
+
+    `comment` is its current comment, `base_fp` the base's fingerprint now, `live_fp` the worker
+    database's own fingerprint now (None: not taken; then only the stamp is compared).
+    """
+    if not exists:
+        return MISSING
+    if fresh:
+        return FORCED
+    stamp = parse_stamp(comment)
+    if stamp is None or not stamp.complete:
+        return INCOMPLETE
+    if stamp.base != base or stamp.fingerprint != base_fp:
+        return CHANGED
+    if live_fp is not None and live_fp != base_fp:
+        return DRIFTED
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `provision` did with one worker database."""
+
+    #: "kept", "rebuilt" or "empty" (the base does not exist: created empty)
+    action: str
+    #: Why it was rebuilt (one of the reasons above), None when kept.
+    reason: str | None
+    #: The fingerprint recorded in its stamp (the copy's), or `NO_BASE`.
+    fingerprint: str
+    #: Extra words for the log (an error that made a keep fail, a rebuild loop's note).
+    detail: str = ""
+    #: Tables whose rows were restored from the base on a keep.
+    restored: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """``kept (fingerprint 0cc175b9c0f1)``, ``rebuilt (changed)``, ``created empty (…)``."""
+        extra = f"; {self.detail}" if self.detail else ""
+        if self.action == "kept":
+            return f"kept (fingerprint {self.fingerprint[:12]}{extra})"
+        if self.action == "empty":
+            return f"created empty (base does not exist{extra})"
+        return f"rebuilt ({self.reason}{extra}) with fingerprint {self.fingerprint[:12]}"
+
+
+def rebuild_loop(
+    base_fp: str,
+    clone: Callable[[], None],
+    copy_fp: Callable[[], str],
+    base_fp_now: Callable[[], str],
+) -> tuple[str, str]:
+    """Clones until the copy's fingerprint matches the base's; returns (the copy's fingerprint,
+    a note for the log or "").
+
+    The recorded fingerprint is always the copy's own (`copy_fp`, taken of the finished copy),
+    never the base's: it describes exactly what the worker database holds. When it differs from
+    the base's fingerprint taken before the clone, the base is fingerprinted again: the same as
+    the copy → the base changed before the clone and the copy has the new state (done); the same
+    as before → the clone does not reproduce something the fingerprint covers (keep the copy, it
+    is rebuilt on every run; say so); else the base changed during the clone → clone again, at
+    most `REBUILD_ATTEMPTS` times.
+    """
+    fingerprint = ""
+    for _ in range(REBUILD_ATTEMPTS):
+        clone()
+        fingerprint = copy_fp()
+        if fingerprint == base_fp:
+            return fingerprint, ""
+        now = base_fp_now()
+        if now == fingerprint:
+            return fingerprint, ""
+        if now == base_fp:
+            return fingerprint, (
+                "the copy's fingerprint differs from its base's although the base did not"
+                " change (the clone does not reproduce some object): it is rebuilt on every run"
+            )
+        base_fp = now
+    return fingerprint, (
+        f"the base changed during each of {REBUILD_ATTEMPTS} clones: the last copy is used"
+        " and rebuilt on the next run"
+    )
