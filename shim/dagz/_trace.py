@@ -379,7 +379,7 @@ class DbNames:
         suffix = cfg.session().suffix
         if suffix and name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)], name
-        if not STATE.active or cfg.disabled_here() or not cfg.should_reroute(name):
+        if not STATE.reroute or cfg.disabled_here() or not cfg.should_reroute(name):
             return None
         physical = cfg.reroute_db(name)
         return (name, physical) if physical != name else None

@@ -135,6 +135,8 @@ class DbConfig:
                 bool(single_worker_disable),
                 bool(main_worker_bypass),
             )
+        for notify in list(STATE.on_configure):
+            notify()
 
     @property
     def configured(self) -> bool:
@@ -227,7 +229,7 @@ class DbConfig:
     def _target(self, name: str) -> str | None:
         """The rerouted name for `name`, or None when this connect is not rerouted."""
         conf = self._conf
-        if conf is None or not STATE.active or self.disabled_here():
+        if conf is None or not STATE.reroute or self.disabled_here():
             return None
         if not name or not conf.should_reroute(name):
             return None
@@ -356,9 +358,12 @@ class DbConfig:
                 target = self.reroute_db(base)
                 with _bypass.hard_bypass():
                     outcome = utils.provision(base, target, fresh=fresh, **connect_kwargs)
-                log(
+                line = (
                     f"{self.family}: worker {worker_num}: {target} {outcome.describe()} from {base}"
                 )
+                log(line)
+                with STATE.lock:
+                    STATE.summary.append(line)
 
         return worker_init
 
@@ -371,7 +376,7 @@ CONFIGS = {_shim.ENGINE_POSTGRES: PG_CONFIG, _shim.ENGINE_MYSQL: MYSQL_CONFIG}
 def on_decision(engine: int, name: str) -> tuple[int, str]:
     """The shim's decision callback (runs inside a connect of any thread; never raises)."""
     cfg = CONFIGS.get(engine)
-    if cfg is None or cfg._conf is None or not STATE.active:
+    if cfg is None or cfg._conf is None or not STATE.reroute:
         return _shim.CB_KEEP, ""
     try:
         new = cfg.resolve(name)

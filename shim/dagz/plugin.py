@@ -130,20 +130,80 @@ def _check_shim_in_workers(config: pytest.Config) -> None:
         )
 
 
+#: DAGZ_DISABLE as the user set it, before the plugin added the families it does not reroute.
+_USER_DISABLE: list[str | None] = []
+
+
 def _export_family_switches() -> None:
     """Children (psql, Python subprocesses) use the shim's declarative policy: make it skip the
-    families this worker does not reroute, so a child lands where the test does."""
+    families this worker does not reroute, so a child lands where the test does. The shim reads
+    the same variable in this process, so it must be recomputed whenever a conftest (also one
+    imported during collection) configures a family."""
+    if not _USER_DISABLE:
+        _USER_DISABLE.append(os.environ.get("DAGZ_DISABLE"))
+    user = _USER_DISABLE[0]
+    if user is not None and user.strip().lower() in ("1", "true", "all", "yes", "on"):
+        return
     off = [
         name
         for name, cfg in (("pg", PG_CONFIG), ("mysql", MYSQL_CONFIG))
         if not cfg.configured or cfg.disabled_here()
     ]
-    existing = os.environ.get("DAGZ_DISABLE", "")
-    if existing.strip().lower() in ("1", "true", "all", "yes"):
-        return
-    parts = [p.strip() for p in existing.split(",") if p.strip()] + off
+    parts = [p.strip() for p in (user or "").split(",") if p.strip()] + off
     if parts:
         os.environ["DAGZ_DISABLE"] = ",".join(dict.fromkeys(parts))
+    elif "DAGZ_DISABLE" in os.environ:
+        del os.environ["DAGZ_DISABLE"]
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    """The xdist controller of a distributed run: it runs no tests and is no worker."""
+    return not _is_xdist_worker(config) and config.getoption("dist", "no") != "no"
+
+
+def _keep_everything(engine: int, name: str) -> tuple[int, str]:
+    return _shim.CB_KEEP, ""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Activate before any conftest is imported: a conftest's module-level connect is already
+    rerouted in a worker (with worker_init first) and keeps the real name in the controller."""
+    ns = early_config.known_args_namespace
+    workers = getattr(ns, "dagz_workers", None)
+    active = bool(getattr(ns, "dagz", False)) or workers is not None or _shim.PRELOADED
+    numprocesses = getattr(ns, "numprocesses", None)
+    distributed = bool(numprocesses) or workers is not None or bool(getattr(ns, "tx", None))
+    in_worker = "PYTEST_XDIST_WORKER" in os.environ
+    if active:
+        _activate(active=True, controller=distributed and not in_worker)
+
+
+_ACTIVATED: list[bool] = []
+
+
+def _activate(*, active: bool, controller: bool) -> None:
+    """Marks this process active and registers the shim's decision callback (once)."""
+    if not active or _ACTIVATED:
+        return
+    _ACTIVATED.append(controller)
+    STATE.active = True
+    # The controller of a distributed run is no worker: its connects (conftest code, base
+    # migrations) use the real names and never touch gw0's database or run worker_init/prepare.
+    STATE.reroute = not controller
+    if not _shim.PRELOADED:
+        return
+    try:
+        _shim.policy_check()
+    except _shim.ShimError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if controller:
+        _shim.set_decision_callback(_keep_everything)
+    else:
+        _shim.set_decision_callback(on_decision)
+        STATE.on_configure.append(_export_family_switches)
+        _export_family_switches()
+    _bypass.callback_registered = True
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -160,7 +220,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 "dagz: --dagz-trace needs dagz active: add --dagz or --dagz-workers N"
             )
         return
-    STATE.active = True
+    _activate(active=True, controller=_is_controller(config))
     if (
         not _is_xdist_worker(config)
         and _worker_count(config) > 1
@@ -168,14 +228,6 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dagz-run-")
         _OWNED_RUN_DIR.append(os.environ[_RUN_DIR_ENV])
-    if _shim.PRELOADED:
-        try:
-            _shim.policy_check()
-        except _shim.ShimError as exc:
-            raise pytest.UsageError(str(exc)) from exc
-        _shim.set_decision_callback(on_decision)
-        _bypass.callback_registered = True
-        _export_family_switches()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "dagz-xdist")
     _register_otel(config)
@@ -207,6 +259,8 @@ def ensure_otel_plugin() -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     STATE.active = False
+    STATE.reroute = False
+    _ACTIVATED.clear()
     _CONFIG.clear()
     while _OWNED_RUN_DIR:
         path = _OWNED_RUN_DIR.pop()
