@@ -507,7 +507,11 @@ unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize
     })
 }
 
-unsafe extern "C" fn my_real_query(
+/// `mysql_real_query` and `mysql_send_query` (same signature): the fast path, else the slow one.
+#[inline(always)]
+fn sized_query(
+    via: &'static str,
+    pick: fn(&MyReal) -> RealQueryFn,
     mysql: *mut Mysql,
     q: *const c_char,
     len: c_ulong,
@@ -516,18 +520,22 @@ unsafe extern "C" fn my_real_query(
     if !may_be_use(q, Some(len)) {
         if let Some(real) = MY.cached(caller) {
             // SAFETY: forwarding the caller's arguments to the real function of its copy.
-            return unsafe { (real.real_query)(mysql, q, len) };
+            return unsafe { pick(real)(mysql, q, len) };
         }
     }
     // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook(
-        caller,
-        "mysql_real_query",
-        mysql,
-        q,
-        Some(len),
-        |r, q, n| unsafe { (r.real_query)(mysql, q, n) },
-    )
+    query_hook(caller, via, mysql, q, Some(len), |r, q, n| unsafe {
+        pick(r)(mysql, q, n)
+    })
+}
+
+unsafe extern "C" fn my_real_query(
+    mysql: *mut Mysql,
+    q: *const c_char,
+    len: c_ulong,
+    caller: usize,
+) -> c_int {
+    sized_query("mysql_real_query", |r| r.real_query, mysql, q, len, caller)
 }
 
 unsafe extern "C" fn my_send_query(
@@ -536,19 +544,5 @@ unsafe extern "C" fn my_send_query(
     len: c_ulong,
     caller: usize,
 ) -> c_int {
-    if !may_be_use(q, Some(len)) {
-        if let Some(real) = MY.cached(caller) {
-            // SAFETY: forwarding the caller's arguments to the real function of its copy.
-            return unsafe { (real.send_query)(mysql, q, len) };
-        }
-    }
-    // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook(
-        caller,
-        "mysql_send_query",
-        mysql,
-        q,
-        Some(len),
-        |r, q, n| unsafe { (r.send_query)(mysql, q, n) },
-    )
+    sized_query("mysql_send_query", |r| r.send_query, mysql, q, len, caller)
 }
