@@ -790,10 +790,17 @@ class _Listing:
     tables: dict[str, int | None]  # base table -> AUTO_INCREMENT
     bookkeeping: dict[str, str | None] = field(default_factory=dict)
     with_rows: list[str] = field(default_factory=list)
+    #: md5 of the rows of each table holding rows (read with ``mode="hash"``).
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def schema_fp(self) -> str:
+        return _warm.combine(self.catalog, self.bookkeeping)
 
     @property
     def fingerprint(self) -> str:
-        return _warm.combine(self.catalog, self.bookkeeping)
+        """The full fingerprint (schema and data; the data part needs ``mode="hash"``)."""
+        return _warm.combine(self.schema_fp, dict(self.hashes))
 
 
 def _tables_sql(lit: str) -> str:
@@ -826,30 +833,46 @@ def _group_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[str]]:
     return cols
 
 
+def _hash_union(db: str, tables: Sequence[str], cols: dict[str, list[str]]) -> str:
+    """One SELECT: (index, md5 of the table's rows or NULL when it is empty) per table."""
+    parts = []
+    for i, table in enumerate(tables):
+        quoted = ", ".join(f"QUOTE({quote_ident(c)})" for c in cols.get(table, [])) or "''"
+        rows = f"SELECT MD5(CONCAT_WS(' ', {quoted})) AS r FROM {_q(db, table)}"
+        parts.append(f"SELECT {i}, {_sorted_md5(rows)}")
+    return " UNION ALL ".join(parts)
+
+
 def _second_pass(
     conn: DbConnection,
-    dbs: Sequence[tuple[str, _Listing]],
+    dbs: Sequence[tuple[str, _Listing, str]],
     cols: dict[str, list[str]],
     extra: Sequence[str] = (),
 ) -> list[list[tuple[Any, ...]]]:
-    """One batch: each database's bookkeeping rows (md5) and which of its tables hold rows, then
-    the `extra` statements (whose results are returned)."""
+    """One batch: each database's bookkeeping rows (md5) and which of its tables hold rows —
+    mode "exists": one ``LIMIT 1`` per table; "hash": the md5 of each table's rows, for the data
+    part of the fingerprint — then the `extra` statements (whose results are returned)."""
     statements: list[str] = []
     plan: list[tuple[_Listing, str, str | None]] = []
-    for db, listing in dbs:
+    for db, listing, mode in dbs:
         for table in sorted(t for t in listing.tables if t in KEEP_TABLES):
             statements.append(_bookkeeping_sql(db, table, cols.get(table, [])))
             plan.append((listing, "b", table))
         data = [t for t in listing.tables if t not in KEEP_TABLES]
         if data:
-            statements.append(_rows_union(db, data))
-            plan.append((listing, "r", None))
+            hashed = mode == "hash"
+            statements.append(_hash_union(db, data, cols) if hashed else _rows_union(db, data))
+            plan.append((listing, "h" if hashed else "r", None))
     results = _run(conn, [*statements, *extra])
     for (listing, kind, table), rows in zip(plan, results, strict=False):
         if kind == "b" and table is not None:
             listing.bookkeeping[table] = None if rows[0][0] is None else str(rows[0][0])
+            continue
+        data = [t for t in listing.tables if t not in KEEP_TABLES]
+        if kind == "h":
+            listing.hashes = {data[int(i)]: str(h) for i, h in rows if h is not None}
+            listing.with_rows = sorted(listing.hashes)
         else:
-            data = [t for t in listing.tables if t not in KEEP_TABLES]
             listing.with_rows = sorted(data[int(r[0])] for r in rows)
     return results[len(statements) :]
 
@@ -871,8 +894,7 @@ def _fingerprint(conn: DbConnection, db: str) -> str:
     )
     catalog, tables, columns = results[-3:]
     listing = _listing(catalog, tables)
-    listing.tables = {t: a for t, a in listing.tables.items() if t in KEEP_TABLES}
-    _second_pass(conn, [(db, listing)], _group_columns(columns))
+    _second_pass(conn, [(db, listing, "hash")], _group_columns(columns))
     return listing.fingerprint
 
 
@@ -939,7 +961,7 @@ def _provision(
         (str(name), str(table)) for name, table, event in triggers if event == "INSERT"
     ]
     exists = target in comments
-    dbs = [(base, b), (target, t)] if exists else [(base, b)]
+    dbs = [(base, b, "hash"), (target, t, "exists")] if exists else [(base, b, "hash")]
     shows = [f"SHOW CREATE TRIGGER {_q(base, name)}" for name, _table in insert_triggers]
     trigger_defs = _second_pass(conn, dbs, cols, shows)
     reason = _warm.decide(
@@ -947,8 +969,9 @@ def _provision(
         exists=exists,
         comment=comments.get(target),
         base_fp=b.fingerprint,
-        live_fp=t.fingerprint,
         fresh=fresh,
+        base_schema_fp=b.schema_fp,
+        live_schema_fp=t.schema_fp,
     )
     detail = ""
     if reason is None:
@@ -1033,8 +1056,8 @@ def _keep(
     after_tables, after_catalog, base_tables = _run(conn, batch)[-3:]
     after = _listing(after_catalog, base_tables)
     after.tables = {x: a for x, a in after.tables.items() if x in KEEP_TABLES}
-    _second_pass(conn, [(base, after)], cols)
-    if after.fingerprint != b.fingerprint:
+    _second_pass(conn, [(base, after, "exists")], cols)
+    if after.schema_fp != b.schema_fp:
         return _warm.CHANGED, "the base changed while its copy was being kept"
     counters = {str(name): auto for name, auto in after_tables}
     fixes = [

@@ -652,21 +652,31 @@ class _State:
     sequences: list[str]
     fks: list[tuple[str, str]]  # (child, parent) qualified names
     with_rows: set[str] = field(default_factory=set)
+    #: md5 of the rows of each table holding rows (`_read_state` with ``rows="hash"``).
+    hashes: dict[str, str] = field(default_factory=dict)
     seqvals: dict[str, tuple[str, str]] = field(default_factory=dict)
     bookkeeping: dict[str, str | None] = field(default_factory=dict)
 
     @property
-    def fingerprint(self) -> str:
+    def schema_fp(self) -> str:
         return _warm.combine(self.catalog, self.bookkeeping)
+
+    @property
+    def fingerprint(self) -> str:
+        """The full fingerprint (schema and data; the data part needs ``rows="hash"``)."""
+        return _warm.combine(self.schema_fp, dict(self.hashes))
 
     def data_tables(self) -> list[_Table]:
         return [t for t in self.tables if t.name not in KEEP_TABLES]
 
 
-def _read_state(conn: DbConnection, target: str, *, data: bool) -> _State:
-    """The catalog fingerprint, the target's stamp and the table listing (round trip 1), then the
-    bookkeeping rows and, with `data`, which tables hold rows and every sequence's state (round
-    trip 2). Runs in the caller's transaction."""
+def _read_state(conn: DbConnection, target: str, *, rows: str | None, seqs: bool) -> _State:
+    """The catalog fingerprint, the target's stamp and the table listing (round trip 1), then
+    (round trip 2) the md5 of the bookkeeping tables' rows, which tables hold rows — `rows`
+    "exists": one ``EXISTS`` per table; "hash": the md5 of each table's rows (NULL when empty),
+    for the data part of the fingerprint — and, with `seqs`, every sequence's state. Runs in the
+    caller's transaction (the base's: REPEATABLE READ, so that all of it, and the rows copied
+    from it later, come from one snapshot)."""
     state = _State("", False, None, [], [], [])
     for kind, a, b, c, cols in _fetch(conn, _STATE_SQL.replace("{target}", _literal(target))):
         if kind == "f":
@@ -681,32 +691,52 @@ def _read_state(conn: DbConnection, target: str, *, data: bool) -> _State:
             state.sequences.append(str(a))
         elif kind == "k":
             state.fks.append((str(a), str(b)))
+    _read_rows(conn, state, rows, seqs)
+    return state
+
+
+def _from(table: _Table) -> str:
+    """``ONLY t`` for a plain table (its inheritance children are tables of their own), ``t``
+    for a partitioned root (its partitions are not listed)."""
+    return f"{'ONLY ' if table.kind == 'r' else ''}{table.qn}"
+
+
+def _read_rows(conn: DbConnection, state: _State, rows: str | None, seqs: bool) -> None:
+    """Round trip 2 of `_read_state`: one UNION ALL over the tables and sequences."""
     keep = [t for t in state.tables if t.name in KEEP_TABLES]
-    data_tables = state.data_tables() if data else []
-    sequences = state.sequences if data else []
-    parts = [
-        f"SELECT 'r', {i}, NULL, NULL"
-        f" WHERE EXISTS (SELECT 1 FROM {'ONLY ' if t.kind == 'r' else ''}{t.qn})"
-        for i, t in enumerate(data_tables)
-    ]
+    data_tables = state.data_tables() if rows else []
+    sequences = state.sequences if seqs else []
+    if rows == "hash":
+        parts = [
+            f"SELECT 'h', {i}, (SELECT md5(string_agg(md5(x::text), '' ORDER BY md5(x::text)))"
+            f" FROM {_from(t)} x), NULL"
+            for i, t in enumerate(data_tables)
+        ]
+    else:
+        parts = [
+            f"SELECT 'r', {i}, NULL, NULL WHERE EXISTS (SELECT 1 FROM {_from(t)})"
+            for i, t in enumerate(data_tables)
+        ]
     parts += [
         f"SELECT 's', {i}, last_value::text, is_called::text FROM {qn}"
         for i, qn in enumerate(sequences)
     ]
     parts += [
         f"SELECT 'b', {i}, (SELECT md5(string_agg(x::text, E'\\n' ORDER BY x::text COLLATE \"C\"))"
-        f" FROM {'ONLY ' if t.kind == 'r' else ''}{t.qn} x), NULL"
+        f" FROM {_from(t)} x), NULL"
         for i, t in enumerate(keep)
     ]
-    if parts:
-        for kind, i, a, b in _fetch(conn, "\nUNION ALL ".join(parts)):
-            if kind == "r":
-                state.with_rows.add(data_tables[int(i)].qn)
-            elif kind == "s":
-                state.seqvals[sequences[int(i)]] = (str(a), str(b))
-            else:
-                state.bookkeeping[keep[int(i)].qn] = None if a is None else str(a)
-    return state
+    if not parts:
+        return
+    for kind, i, a, b in _fetch(conn, "\nUNION ALL ".join(parts)):
+        if kind == "s":
+            state.seqvals[sequences[int(i)]] = (str(a), str(b))
+        elif kind == "b":
+            state.bookkeeping[keep[int(i)].qn] = None if a is None else str(a)
+        elif kind == "r" or a is not None:
+            state.with_rows.add(data_tables[int(i)].qn)
+            if kind == "h":
+                state.hashes[data_tables[int(i)].qn] = str(a)
 
 
 def _begin(conn: DbConnection, snapshot: bool) -> None:
@@ -732,7 +762,7 @@ def fingerprint(db_name: str, **connect_kwargs: object) -> str:
 def _fingerprint(conn: DbConnection) -> str:
     _begin(conn, snapshot=True)
     try:
-        return _read_state(conn, "", data=False).fingerprint
+        return _read_state(conn, "", rows="hash", seqs=False).fingerprint
     finally:
         _rollback(conn)
 
@@ -789,14 +819,15 @@ def _keep(
     """Makes the kept worker database hold exactly the base's rows, in one transaction of the
     worker: (None, "", restored tables) when done, else (reason, detail, ()) to rebuild instead.
 
-    The worker's own fingerprint must equal the base's (else "drifted"). Every table holding rows
-    in the worker is emptied (one DELETE statement), every table holding rows in the base is
-    filled from it (COPY between the two connections; the base's rows are read in the snapshot
-    its fingerprint was taken in), every sequence whose state differs is set to the base's
-    (value and is_called). Bookkeeping tables are equal by the fingerprint and left alone. With
-    ``session_replication_role = replica`` (superuser) neither user triggers nor foreign key
-    checks fire, as in a fresh copy; without it, tables with user triggers cannot be filled
-    faithfully (rebuild: "unsupported") and tables are filled parents first.
+    The schema part of the worker's own fingerprint must equal the base's (else "drifted").
+    Every table holding rows in the worker is emptied (one DELETE statement), every table
+    holding rows in the base is filled from it (COPY between the two connections; the base's
+    rows are read in the snapshot its fingerprint was taken in), every sequence whose state
+    differs is set to the base's (value and is_called). Bookkeeping tables are equal by the
+    fingerprint and left alone. With ``session_replication_role = replica`` (superuser) neither
+    user triggers nor foreign key checks fire, as in a fresh copy; without it, tables with user
+    triggers cannot be filled faithfully (rebuild: "unsupported") and tables are filled parents
+    first.
     """
     _begin(worker_conn, snapshot=False)
     replica = True
@@ -807,8 +838,8 @@ def _keep(
         _begin(worker_conn, snapshot=False)
         replica = False
     try:
-        state = _read_state(worker_conn, target, data=True)
-        if state.fingerprint != base_state.fingerprint:
+        state = _read_state(worker_conn, target, rows="exists", seqs=True)
+        if state.schema_fp != base_state.schema_fp:
             _rollback(worker_conn)
             return _warm.DRIFTED, "", ()
         empty = [t for t in state.data_tables() if t.qn in state.with_rows]
@@ -870,8 +901,9 @@ def provision(
 ) -> _warm.Outcome:
     """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
 
-    Keep when `target` exists with a final stamp whose fingerprint is the base's current one,
-    its own live fingerprint is the same, and `fresh` is false: then only its rows and sequences
+    Keep when `target` exists with a final stamp whose fingerprint is the base's current one
+    (schema, bookkeeping rows, seed rows), its own live schema fingerprint is the base's, and
+    `fresh` is false: then only its rows and sequences
     are reset to the base's (`_keep`). Otherwise (or when the keep fails) drop it, clone the base
     (``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``, atomic: no session can be connected to
     the template meanwhile), fingerprint the copy and stamp it with that fingerprint, last. A
@@ -889,7 +921,7 @@ def provision(
         try:
             try:
                 _begin(base_conn, snapshot=True)
-                state = _read_state(base_conn, target, data=True)
+                state = _read_state(base_conn, target, rows="hash", seqs=True)
             except Exception as exc:
                 raise _error(f"{what} (reading {base!r})", exc, connect_kwargs) from exc
             reason = _warm.decide(
@@ -897,7 +929,6 @@ def provision(
                 exists=state.exists_target,
                 comment=state.comment,
                 base_fp=state.fingerprint,
-                live_fp=None,
                 fresh=fresh,
             )
             if reason is None:

@@ -19,11 +19,23 @@ A missing, building or unparsable stamp means "half-built": the database is rebu
 also the version of the fingerprint's definition: changing what the fingerprint covers must bump
 it, so that every existing worker database is rebuilt once.
 
-The **fingerprint** is computed on the server, from the catalog (one query per database), plus
-the rows of the migration bookkeeping tables (`KEEP_TABLES`), and is taken the same way of the
-base, of a fresh copy (that fingerprint is what the stamp records: it describes the copy) and of a
-kept worker database (its live fingerprint must still be the base's: a test that altered the
-worker's schema, e.g. by running a migration backwards, makes it "drifted").
+The **fingerprint** has two parts, both computed on the server:
+
+* the *schema* part: the catalog (one query per database: tables, columns, types, defaults,
+  constraints, indexes, views, triggers, routines, sequences, extensions…), plus the rows of the
+  migration bookkeeping tables (``alembic_version``, ``django_migrations``,
+  ``schema_migrations``);
+* the *data* part: an md5 of the rows of every other table that holds rows (the seed data).
+
+The stamp records the full fingerprint of the copy (taken of the finished copy itself, so it
+describes exactly what the worker database holds). On the next run the base's full fingerprint
+must equal it — a new column, index or default, a new migration row or a new seed row all
+rebuild — and the kept worker database's own *schema* part must still equal the base's (a test
+that altered the worker's schema, e.g. by running a migration backwards, makes it "drifted"; its
+data part is of course different: the tests wrote rows). A kept worker database then gets its
+rows reset to the base's (every table that holds rows is emptied, every table that holds rows in
+the base is copied again, sequences/auto-increment counters set to the base's values), so that
+it holds exactly what a fresh copy would hold; then the user's ``prepare`` runs as usual.
 """
 
 from __future__ import annotations
@@ -113,13 +125,16 @@ def parse_stamp(text: str | None) -> Stamp | None:
     return Stamp(base, m["fp"], _time(m["created"]))
 
 
-def combine(catalog: str, bookkeeping: Mapping[str, str | None]) -> str:
-    """The fingerprint: the server's catalog md5 and the md5 of each bookkeeping table's rows
-    (keyed by qualified table name; None for an empty table), hashed together."""
+def combine(first: str, parts: Mapping[str, str | None]) -> str:
+    """md5 of `first` and of the named md5s in `parts` (None: an empty table), in name order.
+
+    The schema part is ``combine(catalog md5, {bookkeeping table: md5 of its rows})``; the full
+    fingerprint is ``combine(schema part, {table holding rows: md5 of its rows})``.
+    """
     h = hashlib.md5(usedforsecurity=False)
-    h.update(catalog.encode())
-    for name in sorted(bookkeeping):
-        h.update(f"\n{name}={bookkeeping[name] or ''}".encode())
+    h.update(first.encode())
+    for name in sorted(parts):
+        h.update(f"\n{name}={parts[name] or ''}".encode())
     return h.hexdigest()
 
 
@@ -133,13 +148,15 @@ def decide(
     exists: bool,
     comment: str | None,
     base_fp: str,
-    live_fp: str | None,
     fresh: bool,
+    base_schema_fp: str | None = None,
+    live_schema_fp: str | None = None,
 ) -> str | None:
     """Why the worker database must be rebuilt, or None to keep it.
 
-    `comment` is its current comment, `base_fp` the base's fingerprint now, `live_fp` the worker
-    database's own fingerprint now (None: not taken; then only the stamp is compared).
+    `comment` is its current comment, `base_fp` the base's full fingerprint now; `live_schema_fp`
+    the schema part of the worker database's own fingerprint now and `base_schema_fp` the
+    base's (None: not taken yet; then only the stamp is compared).
     """
     if not exists:
         return MISSING
@@ -150,7 +167,7 @@ def decide(
         return INCOMPLETE
     if stamp.base != base or stamp.fingerprint != base_fp:
         return CHANGED
-    if live_fp is not None and live_fp != base_fp:
+    if live_schema_fp is not None and live_schema_fp != base_schema_fp:
         return DRIFTED
     return None
 
