@@ -1,9 +1,47 @@
-"""`dagz` console command."""
+"""`dagz` console command.
+
+    dagz shim-path                 path of libdagz.so (for LD_PRELOAD=$(dagz shim-path))
+    dagz version                   package and shim versions
+    dagz db list [options]         the worker databases dagz owns on a server
+    dagz db drop --all [options]   drop them all (or: --base NAME, those copied from NAME)
+
+A database is dagz's when its comment is a dagz stamp (see `dagz._warm`): every worker database
+`create_worker_init` made carries one, also a half-built one ("building"). Connection options
+work like psql's and mysql's: ``--host`` (127.0.0.1), ``--port`` (5432 / 3306), ``--user``
+(postgres / root), ``--password`` (else ``PGPASSWORD`` / ``MYSQL_PWD``); ``--engine pg|mysql``
+(default: both; an unreachable server is then only reported).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from datetime import datetime, timezone
+from typing import Any
+
+_ENGINES = ("pg", "mysql")
+_DEFAULTS = {"pg": (5432, "postgres"), "mysql": (3306, "root")}
+
+
+def _db_parser(sub: Any) -> None:
+    db = sub.add_parser("db", help="list or drop the worker databases dagz owns on a server")
+    actions = db.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("list", "list them: name, base, fingerprint, size, age"),
+        ("drop", "drop them: --all, or --base NAME"),
+    ):
+        p = actions.add_parser(name, help=text)
+        p.add_argument("--engine", choices=_ENGINES, help="pg or mysql (default: both)")
+        p.add_argument("--host", default="127.0.0.1", help="server host (default 127.0.0.1)")
+        p.add_argument("--port", type=int, help="server port (default 5432 / 3306)")
+        p.add_argument("--user", help="user (default postgres / root)")
+        p.add_argument("--password", help="password (default: PGPASSWORD / MYSQL_PWD)")
+        if name == "drop":
+            which = p.add_mutually_exclusive_group(required=True)
+            which.add_argument("--all", action="store_true", help="every database dagz owns")
+            which.add_argument("--base", help="those copied from this base database")
+            p.add_argument("--dry-run", action="store_true", help="only say what would go")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "shim-path", help="print the path of libdagz.so (for LD_PRELOAD=$(dagz shim-path))"
     )
     sub.add_parser("version", help="print the package and shim versions")
+    _db_parser(sub)
     args = parser.parse_args(argv)
     if args.cmd == "shim-path":
         from dagz._shim import shim_path
@@ -30,7 +69,120 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"dagz {__version__} (shim {_shim.VERSION})")
         return 0
+    if args.cmd == "db":
+        return _db(args)
     return 2
+
+
+def _connect_kwargs(engine: str, args: argparse.Namespace) -> dict[str, object]:
+    port, user = _DEFAULTS[engine]
+    kwargs: dict[str, object] = {
+        "host": args.host,
+        "port": args.port or port,
+        "user": args.user or user,
+    }
+    password = args.password
+    if password is None and engine == "mysql":
+        password = os.environ.get("MYSQL_PWD")
+    if password is not None:
+        kwargs["password"] = password
+    return kwargs
+
+
+def _utils(engine: str) -> Any:
+    if engine == "pg":
+        from dagz import _pg
+
+        return _pg
+    from dagz import _mysql
+
+    return _mysql
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+def _age(created: datetime | None) -> str:
+    if created is None:
+        return "?"
+    seconds = int((datetime.now(timezone.utc) - created).total_seconds())  # noqa: UP017
+    if seconds < 0:
+        return "0s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _db(args: argparse.Namespace) -> int:
+    engines = [args.engine] if args.engine else list(_ENGINES)
+    rows: list[tuple[str, Any, dict[str, object]]] = []
+    failed = 0
+    for engine in engines:
+        kwargs = _connect_kwargs(engine, args)
+        try:
+            owned = _utils(engine).list_owned(**kwargs)
+        except Exception as exc:
+            failed += 1
+            text = str(exc).removeprefix("dagz: ")
+            print(f"dagz: {engine}: {text}", file=sys.stderr)
+            continue
+        rows += [(engine, item, kwargs) for item in owned]
+    if failed == len(engines):
+        return 1
+    if args.action == "list":
+        _print_table(
+            [
+                (
+                    engine,
+                    item.name,
+                    item.stamp.base,
+                    item.stamp.fingerprint[:12] if item.stamp.complete else "(incomplete)",
+                    _size(item.size),
+                    _age(item.stamp.created),
+                )
+                for engine, item, _kw in rows
+            ]
+        )
+        return 1 if failed and args.engine else 0
+    chosen = [r for r in rows if args.all or r[1].stamp.base == args.base]
+    status = 0
+    for engine, item, kwargs in chosen:
+        if args.dry_run:
+            print(f"would drop {engine} {item.name} (base {item.stamp.base})")
+            continue
+        try:
+            _utils(engine).drop(item.name, **kwargs)
+        except Exception as exc:
+            print(f"{exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"dropped {engine} {item.name} (base {item.stamp.base})")
+    if not chosen:
+        print("nothing to drop")
+    return status
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    header = ("ENGINE", "DATABASE", "BASE", "FINGERPRINT", "SIZE", "AGE")
+    if not rows:
+        print("no databases owned by dagz")
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":
