@@ -778,8 +778,9 @@ def _supports_stamps(conn: DbConnection) -> bool:
     info = conn.get_server_info()  # type: ignore[attr-defined]
     if isinstance(info, bytes):
         info = info.decode("utf-8", "replace")
-    m = re.match(r"(\d+)\.(\d+)", str(info))
-    return _is_mariadb(conn) and m is not None and (int(m[1]), int(m[2])) >= (10, 5)
+    # PyMySQL shows MariaDB's "5.5.5-" compatibility prefix, Connector/C strips it.
+    m = re.search(r"(\d+)\.(\d+)\.\d+-MariaDB", str(info), re.IGNORECASE)
+    return m is not None and (int(m[1]), int(m[2])) >= (10, 5)
 
 
 @dataclass
