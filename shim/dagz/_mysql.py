@@ -35,6 +35,7 @@ Choices (measured, see db-cost-facts.md and the module's tests):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -599,11 +600,15 @@ def _create_views_retrying(conn: DbConnection, statements: list[str]) -> None:
 # warm start (issue 7): fingerprint, keep, rebuild, stamps — see dagz._warm for the design.
 
 #: The catalog part of the fingerprint: (information_schema table, schema column, fields). Every
-#: field goes through QUOTE() (NULL stays NULL, text is quoted), the rows of each table are
-#: sorted by their binary text and hashed by the server. Left out on purpose: whatever differs
-#: between a base and its copy — definers (a copy's objects belong to the cloning user),
-#: creation times, counters and sizes, the client character set of views/triggers/routines, and
-#: the database's own name inside view definitions and foreign key references (replaced by ~).
+#: field goes through QUOTE() (NULL stays NULL, text is quoted); the rows of each table are sorted
+#: by their bytes and hashed by the server, one md5 per part and database (one statement per part
+#: reads the base and the worker database at once). Left out on purpose: whatever differs between
+#: a base and its copy — definers (a copy's objects belong to the cloning user), creation times,
+#: counters and sizes, the client character set of views/triggers/routines, and the database's
+#: own name inside view definitions and foreign key references (replaced by ~). TABLE_CONSTRAINTS
+#: is left out too: its rows repeat STATISTICS (primary/unique keys), KEY_COLUMN_USAGE (foreign
+#: keys) and CHECK_CONSTRAINTS, and it is the costliest view (it opens every table). The columns
+#: are MariaDB's (CHECK_CONSTRAINTS.TABLE_NAME): warm start needs MariaDB (stamps).
 _FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("SCHEMATA", "SCHEMA_NAME", ("DEFAULT_CHARACTER_SET_NAME", "DEFAULT_COLLATION_NAME")),
     (
@@ -658,7 +663,7 @@ _FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "CONSTRAINT_NAME",
             "ORDINAL_POSITION",
             "COLUMN_NAME",
-            "IF(REFERENCED_TABLE_SCHEMA = {db}, '~', REFERENCED_TABLE_SCHEMA)",
+            "IF(REFERENCED_TABLE_SCHEMA = TABLE_SCHEMA, '~', REFERENCED_TABLE_SCHEMA)",
             "REFERENCED_TABLE_NAME",
             "REFERENCED_COLUMN_NAME",
         ),
@@ -675,12 +680,7 @@ _FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "REFERENCED_TABLE_NAME",
         ),
     ),
-    (
-        "TABLE_CONSTRAINTS",
-        "CONSTRAINT_SCHEMA",
-        ("TABLE_NAME", "CONSTRAINT_NAME", "CONSTRAINT_TYPE"),
-    ),
-    ("CHECK_CONSTRAINTS", "CONSTRAINT_SCHEMA", ("CONSTRAINT_NAME", "CHECK_CLAUSE")),
+    ("CHECK_CONSTRAINTS", "CONSTRAINT_SCHEMA", ("TABLE_NAME", "CONSTRAINT_NAME", "CHECK_CLAUSE")),
     (
         "VIEWS",
         "TABLE_SCHEMA",
@@ -689,7 +689,7 @@ _FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "CHECK_OPTION",
             "IS_UPDATABLE",
             "SECURITY_TYPE",
-            "REPLACE(VIEW_DEFINITION, CONCAT('`', REPLACE({db}, '`', '``'), '`.'), '`~`.')",
+            "REPLACE(VIEW_DEFINITION, CONCAT('`', REPLACE(TABLE_SCHEMA, '`', '``'), '`.'), '`~`.')",
         ),
     ),
     (
@@ -735,26 +735,74 @@ _FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
 )
 
+#: The parts a keep fingerprints again afterwards (MySQL DDL is not transactional): the ones the
+#: copied rows depend on — which tables exist and their columns.
+_RECHECK_PARTS = frozenset({"TABLES", "COLUMNS"})
+
 
 def _sorted_md5(rows_sql: str) -> str:
-    """md5 of the rows of `rows_sql` (one text column ``r``), sorted by their bytes."""
+    """md5 of the rows of `rows_sql` (a text column ``r``), sorted by their bytes."""
     return (
         "(SELECT MD5(GROUP_CONCAT(r ORDER BY CAST(r AS BINARY) SEPARATOR '\\n'))"
         f" FROM ({rows_sql}) AS x)"
     )
 
 
-def _fingerprint_sql(lit: str) -> str:
-    """One statement: the catalog fingerprint of the database named by the literal `lit`."""
-    parts = []
-    for table, schema_col, fields in _FINGERPRINT_PARTS:
-        quoted = ", ".join(f"QUOTE({f.replace('{db}', lit)})" for f in fields)
-        rows = (
-            f"SELECT CONCAT_WS(' ', {quoted}) AS r FROM information_schema.{table}"
-            f" WHERE {schema_col} = {lit}"
+def _md5_of_rows(rows: Sequence[str]) -> str:
+    """`_sorted_md5` computed here (for the parts whose rows dagz needs anyway)."""
+    data = sorted(r.encode("utf-8", "surrogateescape") for r in rows)
+    return hashlib.md5(b"\n".join(data), usedforsecurity=False).hexdigest() if data else "-"
+
+
+#: Parts read row by row (their rows also give the copy's column lists and the base's
+#: triggers) and hashed here; the others are hashed by the server.
+_RAW_PARTS = frozenset({"COLUMNS", "TRIGGERS"})
+
+_ALL_PARTS = tuple(table for table, _col, _fields in _FINGERPRINT_PARTS)
+
+
+def _part_sql(lit: str, table: str) -> str:
+    """The statement of one fingerprint part of the database named by `lit` (an equality on the
+    schema: MariaDB then opens only that schema's tables; ``IN`` would open every schema's)."""
+    schema_col, fields = next((c, f) for t, c, f in _FINGERPRINT_PARTS if t == table)
+    row = "CONCAT_WS(' ', " + ", ".join(f"QUOTE({f})" for f in fields) + ")"
+    where = f"FROM information_schema.{table} WHERE {schema_col} = {lit}"
+    if table == "COLUMNS":
+        return (
+            f"SELECT {row}, TABLE_NAME, COLUMN_NAME, COALESCE(GENERATION_EXPRESSION, '') = ''"
+            f" {where} ORDER BY TABLE_NAME, ORDINAL_POSITION"
         )
-        parts.append(f"COALESCE({_sorted_md5(rows)}, '-')")
-    return f"SELECT MD5(CONCAT_WS(' ', {', '.join(parts)}))"
+    if table == "TRIGGERS":
+        return (
+            f"SELECT {row}, TRIGGER_NAME, EVENT_OBJECT_TABLE, EVENT_MANIPULATION {where}"
+            " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER"
+        )
+    return "SELECT " + _sorted_md5(f"SELECT {row} AS r {where}")
+
+
+@dataclass
+class _Catalog:
+    """The fingerprint parts of one database, its copyable columns and its triggers."""
+
+    parts: dict[str, str]
+    cols: dict[str, list[str]]
+    triggers: list[tuple[str, str, str]]  # (name, table, event) in their order
+
+
+def _catalog(results: Sequence[Sequence[tuple[Any, ...]]], parts: Sequence[str]) -> _Catalog:
+    cat = _Catalog({}, {}, [])
+    for part, rows in zip(parts, results, strict=True):
+        if part in _RAW_PARTS:
+            cat.parts[part] = _md5_of_rows([str(r[0]) for r in rows])
+        else:
+            cat.parts[part] = "-" if not rows or rows[0][0] is None else str(rows[0][0])
+        if part == "COLUMNS":
+            for _r, table, column, copied in rows:
+                if copied:
+                    cat.cols.setdefault(str(table), []).append(str(column))
+        elif part == "TRIGGERS":
+            cat.triggers = [(str(n), str(t), str(e)) for _r, n, t, e in rows]
+    return cat
 
 
 def _bookkeeping_sql(db: str, table: str, cols: Sequence[str]) -> str:
@@ -785,14 +833,26 @@ def _supports_stamps(conn: DbConnection) -> bool:
 
 @dataclass
 class _Listing:
-    """What `provision` reads of a database (one batch) before deciding."""
+    """What `provision` reads of a database before deciding."""
 
-    catalog: str
+    catalog_: _Catalog
     tables: dict[str, int | None]  # base table -> AUTO_INCREMENT
     bookkeeping: dict[str, str | None] = field(default_factory=dict)
     with_rows: list[str] = field(default_factory=list)
     #: md5 of the rows of each table holding rows (read with ``mode="hash"``).
     hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> dict[str, str]:
+        return self.catalog_.parts
+
+    @property
+    def cols(self) -> dict[str, list[str]]:
+        return self.catalog_.cols
+
+    @property
+    def catalog(self) -> str:
+        return _warm.combine("mysql", self.parts)
 
     @property
     def schema_fp(self) -> str:
@@ -812,26 +872,27 @@ def _tables_sql(lit: str) -> str:
     )
 
 
-def _columns_sql(lit: str) -> str:
-    return (
-        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
-        f" WHERE TABLE_SCHEMA = {lit} AND COALESCE(GENERATION_EXPRESSION, '') = ''"
-        " ORDER BY TABLE_NAME, ORDINAL_POSITION"
-    )
-
-
-def _listing(catalog: Sequence[tuple[Any, ...]], tables: Sequence[tuple[Any, ...]]) -> _Listing:
-    return _Listing(
-        str(catalog[0][0]),
-        {str(name): None if auto is None else int(auto) for name, auto in tables},
-    )
-
-
-def _group_columns(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[str]]:
-    cols: dict[str, list[str]] = {}
-    for table, column in rows:
-        cols.setdefault(str(table), []).append(str(column))
-    return cols
+def _read(
+    conn: DbConnection, dbs: Sequence[str], extra: Sequence[str] = ()
+) -> tuple[dict[str, _Listing], list[list[tuple[Any, ...]]]]:
+    """One batch: every fingerprint part of each of the databases `dbs`, their tables and
+    auto-increment counters, then `extra` (results returned)."""
+    settings = _session_settings(conn)
+    statements = list(settings)
+    for db in dbs:
+        lit = _literal(conn, db)
+        statements += [_part_sql(lit, part) for part in _ALL_PARTS]
+        statements.append(_tables_sql(lit))
+    results = _run(conn, [*statements, *extra])
+    listings = {}
+    at = len(settings)
+    for db in dbs:
+        cat = _catalog(results[at : at + len(_ALL_PARTS)], _ALL_PARTS)
+        at += len(_ALL_PARTS)
+        tables = {str(t): None if a is None else int(a) for t, a in results[at]}
+        at += 1
+        listings[db] = _Listing(cat, tables)
+    return listings, results[at:]
 
 
 def _hash_union(db: str, tables: Sequence[str], cols: dict[str, list[str]]) -> str:
@@ -879,7 +940,8 @@ def _second_pass(
 
 
 def fingerprint(db_name: str, **connect_kwargs: object) -> str:
-    """The fingerprint of `db_name` (catalog + bookkeeping rows), as `provision` computes it."""
+    """The fingerprint of `db_name` (catalog, bookkeeping rows, seed rows), as `provision`
+    computes it (MariaDB)."""
     what = f"fingerprinting MySQL database {db_name!r} failed"
     with _connection(None, what, connect_kwargs) as conn:
         try:
@@ -889,13 +951,9 @@ def fingerprint(db_name: str, **connect_kwargs: object) -> str:
 
 
 def _fingerprint(conn: DbConnection, db: str) -> str:
-    lit = _literal(conn, db)
-    results = _run(
-        conn, [*_session_settings(conn), _fingerprint_sql(lit), _tables_sql(lit), _columns_sql(lit)]
-    )
-    catalog, tables, columns = results[-3:]
-    listing = _listing(catalog, tables)
-    _second_pass(conn, [(db, listing, "hash")], _group_columns(columns))
+    listings, _ = _read(conn, [db])
+    listing = listings[db]
+    _second_pass(conn, [(db, listing, "hash")], listing.cols)
     return listing.fingerprint
 
 
@@ -904,13 +962,13 @@ def provision(
 ) -> _warm.Outcome:
     """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
 
-    Keep when `target` exists with a final stamp whose fingerprint is the base's current one,
-    its own live fingerprint is the same, and `fresh` is false: then only its rows and
-    auto-increment counters are reset to the base's (`_keep`), and the base is fingerprinted
-    once more afterwards (MySQL DDL is not transactional: a base changed meanwhile rebuilds).
-    Otherwise (or when the keep fails) clone it again (`_clone`, created with the building
-    stamp), fingerprint the copy and stamp it with that fingerprint, last. A missing base gives
-    an empty `target`. Servers without database comments (MySQL, MariaDB < 10.5) always clone.
+    Keep when `target` exists with a final stamp whose fingerprint is the base's current one
+    (schema, bookkeeping rows, seed rows), its own live schema fingerprint is the base's, and
+    `fresh` is false: then only its rows and auto-increment counters are reset to the base's
+    (`_keep`). Otherwise (or when the keep fails) clone it again (`_clone`, created with the
+    building stamp), fingerprint the copy and stamp it with that fingerprint, last. A missing
+    base gives an empty `target`. Servers without database comments (MySQL, MariaDB < 10.5)
+    always clone.
     """
     what = f"provisioning MySQL database {target!r} from {base!r} failed"
     if base == target:
@@ -935,32 +993,22 @@ def _provision(
         detail = "warm start needs database comments (MariaDB >= 10.5)"
         return _warm.Outcome("rebuilt", _warm.UNSUPPORTED, "", detail)
     lb, lt = _literal(conn, base), _literal(conn, target)
-    results = _run(
+    listings, (schemata,) = _read(
         conn,
+        [base, target],
         [
-            *_session_settings(conn),
             "SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA"
-            f" WHERE SCHEMA_NAME IN ({lb}, {lt})",
-            _fingerprint_sql(lb),
-            _fingerprint_sql(lt),
-            _tables_sql(lb),
-            _tables_sql(lt),
-            _columns_sql(lb),
-            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, EVENT_MANIPULATION"
-            f" FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {lb}"
-            " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
+            f" WHERE SCHEMA_NAME IN ({lb}, {lt})"
         ],
     )
-    schemata, fp_base, fp_target, t_base, t_target, columns, triggers = results[-7:]
     comments = {str(name): None if c is None else str(c) for name, c in schemata}
     if base not in comments:
         _clone(conn, base, target, _warm.stamp_text(base, _warm.NO_BASE))
         return _warm.Outcome("empty", _warm.MISSING, _warm.NO_BASE)
-    cols = _group_columns(columns)
-    b, t = _listing(fp_base, t_base), _listing(fp_target, t_target)
-    insert_triggers = [
-        (str(name), str(table)) for name, table, event in triggers if event == "INSERT"
-    ]
+    b, t = listings[base], listings[target]
+    cols = b.cols
+    triggers = b.catalog_.triggers
+    insert_triggers = [(name, table) for name, table, event in triggers if event == "INSERT"]
     exists = target in comments
     dbs = [(base, b, "hash"), (target, t, "exists")] if exists else [(base, b, "hash")]
     shows = [f"SHOW CREATE TRIGGER {_q(base, name)}" for name, _table in insert_triggers]
@@ -976,7 +1024,7 @@ def _provision(
     )
     detail = ""
     if reason is None:
-        delete_triggered = {str(table) for _n, table, event in triggers if event == "DELETE"}
+        delete_triggered = {table for _n, table, event in triggers if event == "DELETE"}
         try:
             reason, detail = _keep(
                 conn, base, target, b, t, cols, delete_triggered, insert_triggers, trigger_defs
@@ -984,8 +1032,7 @@ def _provision(
         except _BatchError as err:
             reason, detail = _warm.KEEP_FAILED, _batch_error(what, err, connect_kwargs).args[0]
         if reason is None:
-            restored = tuple(x for x in b.with_rows)
-            return _warm.Outcome("kept", None, b.fingerprint, restored=restored)
+            return _warm.Outcome("kept", None, b.fingerprint, restored=tuple(b.with_rows))
     return _rebuild(conn, base, target, b.fingerprint, reason, detail)
 
 
@@ -1006,12 +1053,14 @@ def _keep(
     One batch, foreign key checks off: every table holding rows in the target is emptied (as
     `truncate` does: ``DELETE``, or ``TRUNCATE`` for tables with an ON DELETE trigger), every
     table holding rows in the base is refilled with ``INSERT INTO target.t SELECT … FROM
-    base.t`` (``NO_AUTO_VALUE_ON_ZERO`` keeps explicit zeros). MySQL cannot switch triggers off,
-    so the INSERT triggers of the refilled tables are dropped first and created again after the
-    rows (from the base's definitions, in their order), as a fresh copy does — with the building
-    stamp in place meanwhile. Then the base's fingerprint is taken again (a base changed
-    meanwhile → "changed") and every auto-increment counter that differs from the base's is set
-    to it. Bookkeeping tables are equal by the fingerprint and left alone.
+    base.t`` (``NO_AUTO_VALUE_ON_ZERO`` keeps explicit zeros), the rows in one transaction.
+    MySQL cannot switch triggers off, so the INSERT triggers of the refilled tables are dropped
+    first and created again after the rows (from the base's definitions, in their order), as a
+    fresh copy does — with the building stamp in place meanwhile. Then the parts of the base's
+    fingerprint that the copied rows depend on (tables, columns) are taken again (MySQL DDL is
+    not transactional: a base changed meanwhile → "changed"), and every auto-increment counter
+    that differs from the base's is set to it. Bookkeeping tables are equal by the fingerprint
+    and left alone.
     """
     fill = list(b.with_rows)
     empty = list(t.with_rows)
@@ -1022,7 +1071,7 @@ def _keep(
         for (name, table), rows in zip(insert_triggers, trigger_defs, strict=True)
         if table in refilled
     ]
-    lb, lt = _literal(conn, base), _literal(conn, target)
+    lb = _literal(conn, base)
     batch = [f"USE {qt}"]
     if redo:
         batch.append(f"ALTER DATABASE {qt} COMMENT = {_literal(conn, _warm.building_text(base))}")
@@ -1047,20 +1096,27 @@ def _keep(
     for _name, sql_mode, statement in redo:
         batch.append(f"SET SESSION sql_mode = {_literal(conn, str(sql_mode))}")
         batch.append(_strip_definer(str(statement), "TRIGGER"))
+    batch += ["SET SESSION FOREIGN_KEY_CHECKS = 1", "SET SESSION UNIQUE_CHECKS = 1"]
+    # The counters of the tables just emptied or filled (one table each: MariaDB then opens
+    # only that table), the others were read before.
+    touched = sorted(set(fill) | set(empty))
+    lt = _literal(conn, target)
     batch += [
-        "SET SESSION FOREIGN_KEY_CHECKS = 1",
-        "SET SESSION UNIQUE_CHECKS = 1",
-        _tables_sql(lt),
-        _fingerprint_sql(lb),
-        _tables_sql(lb),
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA = {lt} AND TABLE_NAME = {_literal(conn, table)}"
+        for table in touched
     ]
-    after_tables, after_catalog, base_tables = _run(conn, batch)[-3:]
-    after = _listing(after_catalog, base_tables)
-    after.tables = {x: a for x, a in after.tables.items() if x in KEEP_TABLES}
-    _second_pass(conn, [(base, after, "exists")], cols)
-    if after.schema_fp != b.schema_fp:
+    recheck = [p for p in _ALL_PARTS if p in _RECHECK_PARTS]
+    batch += [_part_sql(lb, part) for part in recheck]
+    results = _run(conn, batch)
+    after = _catalog(results[-len(recheck) :], recheck).parts
+    if any(after[p] != b.parts[p] for p in recheck):
         return _warm.CHANGED, "the base changed while its copy was being kept"
-    counters = {str(name): auto for name, auto in after_tables}
+    counters = dict(t.tables)
+    for table, rows in zip(
+        touched, results[-len(recheck) - len(touched) : -len(recheck)], strict=True
+    ):
+        counters[table] = None if not rows or rows[0][0] is None else int(rows[0][0])
     fixes = [
         f"ALTER TABLE {_q(target, table)} AUTO_INCREMENT = {int(auto)}"
         for table, auto in sorted(b.tables.items())
