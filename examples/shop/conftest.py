@@ -110,7 +110,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 # -- per-test cleanup when dagz does not reroute ------------------------------------------------
 
-_PG_TABLES = ("order_lines", "orders", "coupons", "inventory", "products", "customers")
+_PG_TABLES = ("outbox", "order_lines", "orders", "coupons", "inventory", "products", "customers")
 _MYSQL_TABLES = ("audit_exports", "audit_counters", "audit_log")
 
 
@@ -150,16 +150,18 @@ def _reset_pg() -> None:
     statements = [f"DELETE FROM {t}" for t in _PG_TABLES]
     statements += [
         f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), 1, false)"
-        for t in ("customers", "products", "orders", "order_lines")
+        for t in ("customers", "products", "orders", "order_lines", "outbox")
     ]
     with psycopg.connect(SETTINGS.pg_conninfo, autocommit=True) as conn:
-        conn.execute("BEGIN; " + "; ".join(statements) + "; COMMIT")
+        # Fail fast when another process holds the rows (several workers without dagz).
+        conn.execute("SET lock_timeout = '5s'; BEGIN; " + "; ".join(statements) + "; COMMIT")
 
 
 def _reset_mysql() -> None:
     conn = MySQLdb.connect(**SETTINGS.mysql_kwargs(), autocommit=True)
     try:
         cur = conn.cursor()
+        cur.execute("SET SESSION lock_wait_timeout = 5, innodb_lock_wait_timeout = 5")
         cur.execute("SET FOREIGN_KEY_CHECKS = 0")
         for table in _MYSQL_TABLES:
             cur.execute(f"TRUNCATE TABLE {table}")

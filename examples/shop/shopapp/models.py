@@ -94,3 +94,18 @@ class OrderLine(Base):
 
     order: Mapped[Order] = relationship(back_populates="lines")
     product: Mapped[Product] = relationship()
+
+
+class OutboxMessage(Base):
+    """A notification to send, written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str]
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    recipient: Mapped[str]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.clock_timestamp())
+    attempts: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None]

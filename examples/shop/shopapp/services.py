@@ -21,7 +21,7 @@ from shopapp.errors import (
     ProductInactiveError,
     ValidationError,
 )
-from shopapp.models import Coupon, Customer, Inventory, Order, OrderLine, Product
+from shopapp.models import Coupon, Customer, Inventory, Order, OrderLine, OutboxMessage, Product
 
 #: One loyalty point per full 100 cents paid.
 CENTS_PER_POINT = 100
@@ -311,6 +311,11 @@ class Shop:
             customer.loyalty_points += order.total_cents // CENTS_PER_POINT
             s.add(order)
             s.flush()
+            s.add(
+                OutboxMessage(
+                    kind="order_confirmation", order_id=order.id, recipient=customer.email
+                )
+            )
             view = _view(order)
         self.audit.record(
             "order.placed",
@@ -368,6 +373,9 @@ class Shop:
                 0, customer.loyalty_points - order.total_cents // CENTS_PER_POINT
             )
             order.status = "cancelled"
+            s.add(
+                OutboxMessage(kind="order_cancelled", order_id=order.id, recipient=customer.email)
+            )
             s.flush()
             view = _view(order)
         self.audit.record("order.cancelled", "order", order_id, customer_id=view.customer_id)
@@ -381,6 +389,11 @@ class Shop:
             if order.status != "placed":
                 raise InvalidTransitionError(f"order {order_id} is {order.status}")
             order.status = "shipped"
+            s.add(
+                OutboxMessage(
+                    kind="order_shipped", order_id=order.id, recipient=order.customer.email
+                )
+            )
             s.flush()
             view = _view(order)
         self.audit.record("order.shipped", "order", order_id, customer_id=view.customer_id)

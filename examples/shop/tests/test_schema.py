@@ -14,13 +14,13 @@ from shopapp.audit import AuditLog
 from shopapp.models import Base
 from shopapp.settings import Settings
 
-PG_TABLES = ["customers", "products", "inventory", "orders", "order_lines", "coupons"]
+PG_TABLES = ["customers", "products", "inventory", "orders", "order_lines", "coupons", "outbox"]
 
 
 def test_pg_at_latest_version(engine: Engine) -> None:
     with engine.connect() as conn:
         versions = list(conn.scalars(text("SELECT version FROM schema_migrations ORDER BY 1")))
-    assert versions == [1, 2, 3, 4]
+    assert versions == [1, 2, 3, 4, 5]
 
 
 def test_mysql_at_latest_version(audit: AuditLog) -> None:
@@ -31,13 +31,13 @@ def test_mysql_at_latest_version(audit: AuditLog) -> None:
 
 def test_migrate_again_applies_nothing(settings: Settings) -> None:
     results = migrate.migrate(settings)
-    assert [(r.version, r.applied) for r in results] == [(4, ()), (3, ())]
+    assert [(r.version, r.applied) for r in results] == [(5, ()), (3, ())]
 
 
 def test_status_lists_both_databases(settings: Settings) -> None:
     lines = migrate.status(settings)
     assert lines == [
-        f"{settings.pg_database}: versions [1, 2, 3, 4] (latest 4)",
+        f"{settings.pg_database}: versions [1, 2, 3, 4, 5] (latest 5)",
         f"{settings.mysql_database}: versions [1, 2, 3] (latest 3)",
     ]
 
@@ -69,6 +69,7 @@ def test_foreign_keys(engine: Engine) -> None:
         ("orders", "coupons"),
         ("order_lines", "orders"),
         ("order_lines", "products"),
+        ("outbox", "orders"),
     }
 
 
@@ -125,18 +126,20 @@ def test_mysql_view_exists(audit: AuditLog) -> None:
     assert [r[0] for r in rows] == ["audit_entity_summary"]
 
 
-def test_each_process_uses_one_database_pair(engine: Engine, audit: AuditLog) -> None:
+def test_each_process_uses_one_database_pair(
+    engine: Engine, audit: AuditLog, settings: Settings
+) -> None:
     """Under dagz, worker gwN uses shop_jwNN and shop_audit_jwNN; without it, the bases."""
     with engine.connect() as conn:
-        pg = conn.scalar(text("SELECT current_database()"))
+        pg = str(conn.scalar(text("SELECT current_database()")))
     my = audit.database()
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if pg == "shop":
-        assert my == "shop_audit"
+    if pg == settings.pg_database:
+        assert my == settings.mysql_database
     else:
-        assert worker is not None or os.environ.get("LD_PRELOAD")
-        suffix = pg.removeprefix("shop")
-        assert my == "shop_audit" + suffix
+        suffix = pg.removeprefix(settings.pg_database)
+        assert suffix.startswith("_jw")
+        assert my == settings.mysql_database + suffix
         if worker is not None:
             assert suffix == f"_jw{int(worker.removeprefix('gw')):02d}"
 
