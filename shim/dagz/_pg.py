@@ -17,10 +17,12 @@ Costs that shaped the methods (db-cost-facts.md):
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from dagz import _warm
@@ -462,7 +464,7 @@ def clone(base: str, target: str, **connect_kwargs: object) -> str:
 # database's encoding and locale. Names, never OIDs, except where a base and its file copy agree
 # by construction (column positions). Free text goes through %L (quoted, NULL as NULL): no two
 # different catalogs give the same text.
-_FINGERPRINT_CTE = """
+_HEAD_CTE = """
 WITH ns AS (
   SELECT oid, nspname FROM pg_namespace
    WHERE nspname <> 'information_schema' AND nspname NOT LIKE 'pg\\_%'
@@ -476,7 +478,11 @@ rel AS (
    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
      AND NOT EXISTS (SELECT 1 FROM extm
                       WHERE extm.classid = 'pg_class'::regclass AND extm.objid = c.oid)
-),
+)
+"""
+_FINGERPRINT_CTE = (
+    _HEAD_CTE
+    + """,
 items(k, t) AS (
   SELECT 'database', format('%s %L %L', pg_encoding_to_char(d.encoding), d.datcollate,
          d.datctype)
@@ -572,14 +578,21 @@ items(k, t) AS (
     FROM pg_event_trigger e
 )
 """
+)
 
-# What dagz must know of a database besides its fingerprint (same round trip): the stamp of the
-# worker database (row 'c', absent when it does not exist; `{target}` is a literal), the tables
-# (as `truncate` sees them: plain tables and partitioned roots, no partitions, no extension
-# members) with their copyable columns and the enabled states of their user triggers, the
-# sequences, and the foreign keys between tables.
-_STATE_SQL = (
+#: The catalog part of the fingerprint: one md5 over the sorted texts.
+_CATALOG_SQL = (
     _FINGERPRINT_CTE
+    + """SELECT md5(string_agg(k || ' ' || t, E'\\n' ORDER BY k COLLATE "C", t COLLATE "C"))
+  FROM items"""
+)
+
+# What dagz must know of a database to restore its rows: the tables (as `truncate` sees them:
+# plain tables and partitioned roots, no partitions, no extension members) with whether they
+# have pages at all, their copyable columns and the enabled states of their user triggers; the
+# sequences; the foreign keys between tables.
+_LISTING_SQL = (
+    _HEAD_CTE
     + """,
 tbl AS (
   SELECT c.oid, c.relkind, c.relname, format('%I.%I', n.nspname, c.relname) AS qn
@@ -588,22 +601,15 @@ tbl AS (
      AND NOT EXISTS (SELECT 1 FROM extm
                       WHERE extm.classid = 'pg_class'::regclass AND extm.objid = c.oid)
 )
-SELECT 'f' AS kind,
-       md5(string_agg(k || ' ' || t, E'\\n' ORDER BY k COLLATE "C", t COLLATE "C")) AS a,
-       NULL::text AS b, NULL::text AS c, NULL::text[] AS cols
-  FROM items
-UNION ALL
-SELECT 'c', shobj_description(d.oid, 'pg_database'), NULL, NULL, NULL
-  FROM pg_database d WHERE d.datname = {target}
-UNION ALL
-SELECT 't', t.qn, t.relname,
+SELECT 't' AS kind, t.qn AS a, t.relname::text AS b,
        t.relkind::text || CASE WHEN t.relkind = 'p' OR pg_relation_size(t.oid) > 0
-                               THEN '+' ELSE '' END,
+                               THEN '+' ELSE '' END AS c,
        ARRAY(SELECT a.attname::text FROM pg_attribute a
               WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
                 AND a.attgenerated = '' ORDER BY a.attnum)
          || ARRAY(SELECT DISTINCT ':' || tg.tgenabled::text FROM pg_trigger tg
                    WHERE tg.tgrelid = t.oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D')
+         AS cols
   FROM tbl t
 UNION ALL
 SELECT 's', r.qn, NULL, NULL, NULL FROM rel r WHERE r.relkind = 'S'
@@ -614,6 +620,99 @@ SELECT 'k', child.qn, parent.qn, NULL, NULL
  WHERE co.contype = 'f' AND co.conrelid <> co.confrelid
 """
 )
+
+# The change token of a database: the catalog fingerprint costs 25-60 ms on a fresh backend
+# (100 tables: deparsing 300 indexes, 1200 columns…), the token ~3 ms. It is taken in the same
+# REPEATABLE READ snapshot as a fingerprint: the snapshot's xmin X (every transaction older
+# than X had finished) and an md5 of the row counts of the catalogs the fingerprint reads plus
+# of the content of pg_class. Later, "no catalog row with xmin >= X (insert or update since),
+# the same counts (no delete), the same pg_class content" proves that the catalog is the one
+# that was fingerprinted: then the stamp's catalog md5 is taken as the database's, and the
+# catalog fingerprint is computed only when the token does not hold (and the stamp's tokens
+# are then refreshed). pg_class is compared by content, not xmin, because TRUNCATE (e.g. dagz's
+# truncate for tables with ON DELETE triggers) updates its rows; relfilenode, sizes, statistics
+# and freeze horizons are left out of that content. A token older than `TOKEN_MAX_AGE`
+# transactions is expired (xids wrap around, old rows get frozen).
+_TOKEN_CATALOGS = (
+    "pg_namespace",
+    "pg_attribute",
+    "pg_attrdef",
+    "pg_constraint",
+    "pg_index",
+    "pg_trigger",
+    "pg_rewrite",
+    "pg_policy",
+    "pg_sequence",
+    "pg_proc",
+    "pg_type",
+    "pg_enum",
+    "pg_range",
+    "pg_collation",
+    "pg_extension",
+    "pg_inherits",
+    "pg_statistic_ext",
+    "pg_event_trigger",
+    "pg_depend",
+)
+
+#: Transactions after which a change token is no longer trusted.
+TOKEN_MAX_AGE = 500_000_000
+
+_PG_CLASS_CONTENT = (
+    "(SELECT md5(string_agg(concat_ws(' ', c.oid, c.relname, c.relnamespace, c.reltype,"
+    " c.relowner, c.relam, c.reltablespace, c.reltoastrelid, c.relkind, c.relpersistence,"
+    " c.relnatts, c.relchecks, c.relhasrules, c.relhastriggers, c.relhassubclass,"
+    " c.relrowsecurity, c.relforcerowsecurity, c.relispopulated, c.relreplident,"
+    " c.relispartition, c.relacl, c.reloptions, c.relpartbound), ',' ORDER BY c.oid))"
+    " FROM pg_catalog.pg_class c)"
+)
+
+
+@dataclass(frozen=True)
+class _Token:
+    xmin: int  # the snapshot's xmin, 64-bit (txid_snapshot_xmin)
+    digest: str
+
+    def text(self) -> str:
+        return f"{self.xmin}.{self.digest}"
+
+    @staticmethod
+    def parse(text: str | None) -> _Token | None:
+        m = re.fullmatch(r"(\d+)\.([0-9a-f]{16})", text or "")
+        return None if m is None else _Token(int(m[1]), m[2])
+
+
+def _token_sql(since: _Token | None) -> str:
+    """(snapshot xmin, snapshot xmax, token digest, catalog rows written since `since`)."""
+    counts = ", ".join(f"(SELECT count(*) FROM pg_catalog.{c})" for c in _TOKEN_CATALOGS)
+    if since is None:
+        newer = "0"
+    else:
+        age = f"age('{since.xmin % (1 << 32)}'::xid)"
+        newer = " + ".join(
+            f"(SELECT count(*) FROM pg_catalog.{c} WHERE age(xmin) <= {age})"
+            for c in _TOKEN_CATALOGS
+        )
+    return (
+        "SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s),"
+        f" left(md5(concat_ws(' ', {counts}, {_PG_CLASS_CONTENT})), 16), {newer}"
+        " FROM txid_current_snapshot() s"
+    )
+
+
+def _read_token(conn: DbConnection, since: _Token | None) -> tuple[_Token, bool]:
+    """(the database's token now, whether its catalog is unchanged since `since`). Run in the
+    snapshot that the caller's other reads use."""
+    xmin, xmax, digest, newer = _fetch(conn, _token_sql(since))[0]
+    token = _Token(int(xmin), str(digest))
+    unchanged = (
+        since is not None
+        and 0 <= int(xmax) - since.xmin < TOKEN_MAX_AGE
+        and int(newer) == 0
+        and digest == since.digest
+    )
+    return token, unchanged
+
 
 #: Session settings under which rows are rendered as text for the bookkeeping part of the
 #: fingerprint (timestamps of django_migrations.applied must not depend on the client's zone).
@@ -650,14 +749,16 @@ class _Table:
 class _State:
     """One database as `provision` sees it, read in one snapshot."""
 
+    token: _Token
+    #: The catalog part of its fingerprint (from the stamp while the token holds).
     catalog: str
-    exists_target: bool
-    comment: str | None
     tables: list[_Table]
     sequences: list[str]
     fks: list[tuple[str, str]]  # (child, parent) qualified names
+    #: Whether the catalog is unchanged since the token it was checked against.
+    unchanged: bool = False
     with_rows: set[str] = field(default_factory=set)
-    #: md5 of the rows of each table holding rows (`_read_state` with ``rows="hash"``).
+    #: md5 of the rows of each table holding rows (``rows="hash"``).
     hashes: dict[str, str] = field(default_factory=dict)
     seqvals: dict[str, tuple[str, str]] = field(default_factory=dict)
     bookkeeping: dict[str, str | None] = field(default_factory=dict)
@@ -675,20 +776,28 @@ class _State:
         return [t for t in self.tables if t.name not in KEEP_TABLES]
 
 
-def _read_state(conn: DbConnection, target: str, *, rows: str | None, seqs: bool) -> _State:
-    """The catalog fingerprint, the target's stamp and the table listing (round trip 1), then
-    (round trip 2) the md5 of the bookkeeping tables' rows, which tables hold rows — `rows`
-    "exists": one ``EXISTS`` per table; "hash": the md5 of each table's rows (NULL when empty),
-    for the data part of the fingerprint — and, with `seqs`, every sequence's state. Runs in the
-    caller's transaction (the base's: REPEATABLE READ, so that all of it, and the rows copied
-    from it later, come from one snapshot)."""
-    state = _State("", False, None, [], [], [])
-    for kind, a, b, c, cols in _fetch(conn, _STATE_SQL.replace("{target}", _literal(target))):
-        if kind == "f":
-            state.catalog = str(a)
-        elif kind == "c":
-            state.exists_target, state.comment = True, a
-        elif kind == "t":
+def _read_state(
+    conn: DbConnection,
+    *,
+    rows: str | None,
+    seqs: bool,
+    since: _Token | None = None,
+    catalog: str | None = None,
+) -> _State:
+    """A database in the caller's transaction (the base's: REPEATABLE READ, so that all of it,
+    and the rows copied from it later, come from one snapshot): its change token (checked
+    against `since`), its catalog fingerprint (`catalog`, known from a stamp, is used when the
+    token holds), its tables, sequences and foreign keys, then the md5 of the bookkeeping
+    tables' rows, which tables hold rows — `rows` "exists": one ``EXISTS`` per table; "hash":
+    the md5 of each table's rows, for the data part of the fingerprint — and, with `seqs`,
+    every sequence's state."""
+    token, unchanged = _read_token(conn, since)
+    unchanged = unchanged and catalog is not None
+    state = _State(token, catalog if unchanged and catalog else "", [], [], [], unchanged)
+    if not unchanged:
+        state.catalog = str(_fetch(conn, _CATALOG_SQL)[0][0])
+    for kind, a, b, c, cols in _fetch(conn, _LISTING_SQL):
+        if kind == "t":
             names = [str(x) for x in cols or [] if not str(x).startswith(":")]
             trig = "".join(str(x)[1:] for x in cols or [] if str(x).startswith(":"))
             relkind = str(c)
@@ -757,19 +866,21 @@ def _rollback(conn: DbConnection) -> None:
 
 
 def fingerprint(db_name: str, **connect_kwargs: object) -> str:
-    """The fingerprint of `db_name` (catalog + bookkeeping rows), as `provision` computes it."""
+    """The fingerprint of `db_name` (catalog, bookkeeping rows, seed rows), as `provision`
+    computes it."""
     what = f"fingerprinting PostgreSQL database {db_name!r} failed"
     with _connection(db_name, what, connect_kwargs) as conn:
         try:
-            return _fingerprint(conn)
+            return _fingerprint(conn).fingerprint
         except Exception as exc:
             raise _error(what, exc, connect_kwargs) from exc
 
 
-def _fingerprint(conn: DbConnection) -> str:
+def _fingerprint(conn: DbConnection) -> _State:
+    """The full state of a database (its catalog fingerprinted), in one snapshot."""
     _begin(conn, snapshot=True)
     try:
-        return _read_state(conn, "", rows="hash", seqs=False).fingerprint
+        return _read_state(conn, rows="hash", seqs=False)
     finally:
         _rollback(conn)
 
@@ -820,21 +931,32 @@ def _copy_table(src: DbConnection, dst: DbConnection, table: _Table) -> None:
 _COPY_SPOOL_BYTES = 32 << 20
 
 
-def _keep(
-    base_conn: DbConnection, worker_conn: DbConnection, base_state: _State, target: str
-) -> tuple[str | None, str, tuple[str, ...]]:
-    """Makes the kept worker database hold exactly the base's rows, in one transaction of the
-    worker: (None, "", restored tables) when done, else (reason, detail, ()) to rebuild instead.
+@dataclass
+class _Kept:
+    """What `_keep` did: `reason` None when the worker database was kept."""
 
-    The schema part of the worker's own fingerprint must equal the base's (else "drifted").
-    Every table holding rows in the worker is emptied (one DELETE statement), every table
-    holding rows in the base is filled from it (COPY between the two connections; the base's
-    rows are read in the snapshot its fingerprint was taken in), every sequence whose state
-    differs is set to the base's (value and is_called). Bookkeeping tables are equal by the
-    fingerprint and left alone. With ``session_replication_role = replica`` (superuser) neither
-    user triggers nor foreign key checks fire, as in a fresh copy; without it, tables with user
-    triggers cannot be filled faithfully (rebuild: "unsupported") and tables are filled parents
-    first.
+    reason: str | None
+    detail: str = ""
+    restored: tuple[str, ...] = ()
+    worker: _State | None = None
+
+
+def _keep(
+    base_conn: DbConnection, worker_conn: DbConnection, base: _State, stamp: _warm.Stamp
+) -> _Kept:
+    """Makes the kept worker database hold exactly the base's rows, in one transaction of the
+    worker.
+
+    The schema part of the worker's own fingerprint must equal the base's (else "drifted"): its
+    change token against the stamp's (the stamp's catalog md5 while it holds, else its catalog
+    fingerprinted), and its bookkeeping rows. Every table holding rows in the worker is emptied
+    (one DELETE statement), every table holding rows in the base is filled from it (COPY
+    between the two connections; the base's rows are read in the snapshot its fingerprint was
+    taken in), every sequence whose state differs is set to the base's (value and is_called).
+    Bookkeeping tables are equal by the fingerprint and left alone. With
+    ``session_replication_role = replica`` (superuser) neither user triggers nor foreign key
+    checks fire, as in a fresh copy; without it, tables with user triggers cannot be filled
+    faithfully (rebuild: "unsupported") and tables are filled parents first.
     """
     _begin(worker_conn, snapshot=False)
     replica = True
@@ -845,42 +967,42 @@ def _keep(
         _begin(worker_conn, snapshot=False)
         replica = False
     try:
-        state = _read_state(worker_conn, target, rows="exists", seqs=True)
-        if state.schema_fp != base_state.schema_fp:
+        worker = _read_state(
+            worker_conn,
+            rows="exists",
+            seqs=True,
+            since=_Token.parse(stamp.extra.get("wt")),
+            catalog=stamp.extra.get("cat"),
+        )
+        if worker.schema_fp != base.schema_fp:
             _rollback(worker_conn)
-            return _warm.DRIFTED, "", ()
-        empty = [t for t in state.data_tables() if t.qn in state.with_rows]
-        fill = [t for t in base_state.data_tables() if t.qn in base_state.with_rows]
+            return _Kept(_warm.DRIFTED)
+        empty = [t for t in worker.data_tables() if t.qn in worker.with_rows]
+        fill = [t for t in base.data_tables() if t.qn in base.with_rows]
         touched = {t.qn: t for t in [*empty, *fill]}
         special = sorted(q for q, t in touched.items() if set(t.triggers) & {"A", "R"})
         if special:
             _rollback(worker_conn)
             detail = f"ENABLE ALWAYS/REPLICA triggers on {', '.join(special)}"
-            return _warm.UNSUPPORTED, detail, ()
+            return _Kept(_warm.UNSUPPORTED, detail)
         if not replica:
             triggered = sorted(q for q, t in touched.items() if t.triggers)
-            order = _fill_order(fill, base_state.fks)
+            order = _fill_order(fill, base.fks)
             if triggered or order is None:
                 _rollback(worker_conn)
                 why = f"user triggers on {', '.join(triggered)}" if triggered else "a FK cycle"
-                return (
-                    _warm.UNSUPPORTED,
-                    f"restoring seed rows past {why} needs session_replication_role (superuser)",
-                    (),
-                )
+                detail = f"restoring seed rows past {why} needs session_replication_role"
+                return _Kept(_warm.UNSUPPORTED, detail + " (superuser)")
             fill = order
         if empty:
-            ctes = ", ".join(
-                f"d{i} AS (DELETE FROM {'ONLY ' if t.kind == 'r' else ''}{t.qn})"
-                for i, t in enumerate(empty)
-            )
+            ctes = ", ".join(f"d{i} AS (DELETE FROM {_from(t)})" for i, t in enumerate(empty))
             _execute(worker_conn, f"WITH {ctes} SELECT 1")
         for table in fill:
             _copy_table(base_conn, worker_conn, table)
         setvals = [
             f"setval({_literal(qn)}::regclass, {int(value)}, {called})"
-            for qn, (value, called) in sorted(base_state.seqvals.items())
-            if state.seqvals.get(qn) != (value, called)
+            for qn, (value, called) in sorted(base.seqvals.items())
+            if worker.seqvals.get(qn) != (value, called)
         ]
         if setvals:
             _execute(worker_conn, f"SELECT {', '.join(setvals)}")
@@ -888,7 +1010,7 @@ def _keep(
     except BaseException:
         _rollback(worker_conn)
         raise
-    return None, "", tuple(t.qn for t in fill)
+    return _Kept(None, restored=tuple(t.qn for t in fill), worker=worker)
 
 
 def _connect_base(base: str, what: str, connect_kwargs: dict[str, object]) -> Any | None:
@@ -903,17 +1025,38 @@ def _connect_base(base: str, what: str, connect_kwargs: dict[str, object]) -> An
         raise _error(f"{what}: cannot connect to {base!r}", exc, connect_kwargs) from exc
 
 
+def _stamp_of(
+    state: _State,
+    base: str,
+    base_token: _Token,
+    worker_token: _Token,
+    created: datetime | None = None,
+) -> str:
+    return _warm.stamp_text(
+        base,
+        state.fingerprint,
+        created,
+        cat=state.catalog,
+        bt=base_token.text(),
+        wt=worker_token.text(),
+    )
+
+
 def provision(
     base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
 ) -> _warm.Outcome:
     """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
 
     Keep when `target` exists with a final stamp whose fingerprint is the base's current one
-    (schema, bookkeeping rows, seed rows), its own live schema fingerprint is the base's, and
-    `fresh` is false: then only its rows and sequences
-    are reset to the base's (`_keep`). Otherwise (or when the keep fails) drop it, clone the base
-    (``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``, atomic: no session can be connected to
-    the template meanwhile), fingerprint the copy and stamp it with that fingerprint, last. A
+    (schema, bookkeeping rows, seed rows), its own schema fingerprint is the base's, and `fresh`
+    is false: then only its rows and sequences are reset to the base's (`_keep`). The catalog
+    parts of both fingerprints come from the stamp while the change tokens it records hold (see
+    `_token_sql`); else they are computed, and when the worker database is kept all the same,
+    its stamp gets fresh tokens. Otherwise (or when the keep fails) drop it, clone the base
+    (``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``: an atomic copy, no session can be
+    connected to the template meanwhile), fingerprint the copy and stamp it with that
+    fingerprint (the copy's, so it describes exactly what the worker database holds), last. The
+    base's token in the stamp is taken before the clone: a base changed since then is caught. A
     missing base gives an empty `target` (stamped, fingerprint ``-``).
     """
     what = f"provisioning PostgreSQL database {target!r} from {base!r} failed"
@@ -928,29 +1071,59 @@ def provision(
         try:
             try:
                 _begin(base_conn, snapshot=True)
-                state = _read_state(base_conn, target, rows="hash", seqs=True)
+                found = _fetch(
+                    base_conn,
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+                    f" WHERE datname = {_literal(target)}",
+                )
+                comment = None if not found or found[0][0] is None else str(found[0][0])
+                stamp = _warm.parse_stamp(comment)
+                reason = _warm.decide(
+                    base=base, exists=bool(found), comment=comment, base_fp="", fresh=fresh
+                )
+                if reason == _warm.CHANGED and stamp is not None and stamp.base == base:
+                    state = _read_state(
+                        base_conn,
+                        rows="hash",
+                        seqs=True,
+                        since=_Token.parse(stamp.extra.get("bt")),
+                        catalog=stamp.extra.get("cat"),
+                    )
+                    reason = _warm.decide(
+                        base=base,
+                        exists=True,
+                        comment=comment,
+                        base_fp=state.fingerprint,
+                        fresh=fresh,
+                    )
+                    base_token = state.token
+                else:
+                    base_token, _ = _read_token(base_conn, None)
             except Exception as exc:
                 raise _error(f"{what} (reading {base!r})", exc, connect_kwargs) from exc
-            reason = _warm.decide(
-                base=base,
-                exists=state.exists_target,
-                comment=state.comment,
-                base_fp=state.fingerprint,
-                fresh=fresh,
-            )
-            if reason is None:
+            if reason is None and stamp is not None:
                 try:
                     with _connection(target, what, connect_kwargs) as worker_conn:
-                        reason, detail, restored = _keep(base_conn, worker_conn, state, target)
+                        kept = _keep(base_conn, worker_conn, state, stamp)
+                        if kept.reason is None and kept.worker is not None:
+                            if not (state.unchanged and kept.worker.unchanged):
+                                text = _stamp_of(
+                                    state, base, state.token, kept.worker.token, stamp.created
+                                )
+                                _rollback(base_conn)
+                                _stamp(base_conn, target, text)
+                            return _warm.Outcome(
+                                "kept", None, state.fingerprint, restored=kept.restored
+                            )
+                        reason, detail = kept.reason, kept.detail
                 except Exception as exc:
                     reason, detail = _warm.KEEP_FAILED, _one_line(exc, connect_kwargs)
-                if reason is None:
-                    return _warm.Outcome("kept", None, state.fingerprint, restored=restored)
         finally:
             _rollback(base_conn)
             with contextlib.suppress(Exception):
                 base_conn.close()
-        return _rebuild(base, target, state.fingerprint, reason, detail, what, connect_kwargs)
+        assert reason is not None
+        return _rebuild(base, target, reason, detail, base_token, what, connect_kwargs)
 
 
 def _stamp(conn: DbConnection, target: str, text: str) -> None:
@@ -979,50 +1152,32 @@ def _make_empty(base: str, target: str, what: str, connect_kwargs: dict[str, obj
 def _rebuild(
     base: str,
     target: str,
-    base_fp: str,
     reason: str,
     detail: str,
+    base_token: _Token,
     what: str,
     connect_kwargs: dict[str, object],
 ) -> _warm.Outcome:
-    """Drop, clone, fingerprint the copy, stamp it (see `_warm.rebuild_loop`)."""
+    """Drop, clone (the building stamp right after), fingerprint the copy, stamp it."""
     with _maintenance((base, target), what, connect_kwargs) as admin:
         version = _server_version(admin)
         strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""
         create = f"CREATE DATABASE {quote_ident(target)} TEMPLATE {quote_ident(base)}{strategy}"
-
-        def clone_once() -> None:
-            try:
-                _drop(admin, target)
-            except Exception as exc:
-                raise _error(what, exc, connect_kwargs) from exc
-            _create_retrying(admin, create, base, what, connect_kwargs)
-            try:
-                _stamp(admin, target, _warm.building_text(base))
-            except Exception as exc:
-                raise _error(what, exc, connect_kwargs) from exc
-
-        def fingerprint_of(db: str) -> Callable[[], str]:
-            def take() -> str:
-                with _connection(db, what, connect_kwargs) as conn:
-                    try:
-                        return _fingerprint(conn)
-                    except Exception as exc:
-                        raise _error(
-                            f"{what} (fingerprinting {db!r})", exc, connect_kwargs
-                        ) from exc
-
-            return take
-
-        fp, note = _warm.rebuild_loop(
-            base_fp, clone_once, fingerprint_of(target), fingerprint_of(base)
-        )
         try:
-            _stamp(admin, target, _warm.stamp_text(base, fp))
+            _drop(admin, target)
         except Exception as exc:
             raise _error(what, exc, connect_kwargs) from exc
-    detail = "; ".join(x for x in (detail, note) if x)
-    return _warm.Outcome("rebuilt", reason, fp, detail)
+        _create_retrying(admin, create, base, what, connect_kwargs)
+        try:
+            _stamp(admin, target, _warm.building_text(base))
+            with _connection(target, what, connect_kwargs) as conn:
+                copy = _fingerprint(conn)
+            _stamp(admin, target, _stamp_of(copy, base, base_token, copy.token))
+        except PgUtilError:
+            raise
+        except Exception as exc:
+            raise _error(what, exc, connect_kwargs) from exc
+    return _warm.Outcome("rebuilt", reason, copy.fingerprint, detail)
 
 
 @dataclass(frozen=True)

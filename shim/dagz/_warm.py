@@ -44,7 +44,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
@@ -74,17 +74,22 @@ KEEP_FAILED = "keep failed"  # restoring the seed rows failed (the log line has 
 
 _STAMP_RE = re.compile(
     r"^dagz:v1 base=(?P<base>\S+) "
-    r"(?:fp=(?P<fp>[0-9a-f]{32}|-) created=(?P<created>\S+)|building since=(?P<since>\S+))$"
+    r"(?:fp=(?P<fp>[0-9a-f]{32}|-) created=(?P<created>\S+)(?P<extra>(?: [a-z]+=\S+)*)"
+    r"|building since=(?P<since>\S+))$"
 )
+_EXTRA_RE = re.compile(r" ([a-z]+)=(\S+)")
 
 
 @dataclass(frozen=True)
 class Stamp:
-    """A parsed stamp. `fingerprint` None: the database was still being built."""
+    """A parsed stamp. `fingerprint` None: the database was still being built. `extra`: the
+    engine's own ``key=value`` words after ``created=`` (PostgreSQL: the catalog part of the
+    fingerprint and the change tokens of the base and of the copy, see `dagz._pg`)."""
 
     base: str
     fingerprint: str | None
     created: datetime | None
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -102,9 +107,12 @@ def _time(text: str) -> datetime | None:
         return None
 
 
-def stamp_text(base: str, fingerprint: str) -> str:
-    """The final stamp of a worker database copied from `base`, whose copy has `fingerprint`."""
-    return f"{STAMP_PREFIX} base={quote(base, safe='')} fp={fingerprint} created={_now()}"
+def stamp_text(base: str, fingerprint: str, created: datetime | None = None, **extra: str) -> str:
+    """The final stamp of a worker database copied from `base`, whose copy has `fingerprint`,
+    made at `created` (default: now); `extra` values must be free of spaces."""
+    words = "".join(f" {k}={v}" for k, v in extra.items())
+    when = _now() if created is None else created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{STAMP_PREFIX} base={quote(base, safe='')} fp={fingerprint} created={when}{words}"
 
 
 def building_text(base: str) -> str:
@@ -122,7 +130,8 @@ def parse_stamp(text: str | None) -> Stamp | None:
     base = unquote(m["base"])
     if m["since"] is not None:
         return Stamp(base, None, _time(m["since"]))
-    return Stamp(base, m["fp"], _time(m["created"]))
+    extra = dict(_EXTRA_RE.findall(m["extra"] or ""))
+    return Stamp(base, m["fp"], _time(m["created"]), extra)
 
 
 def combine(first: str, parts: Mapping[str, str | None]) -> str:
