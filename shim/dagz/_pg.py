@@ -17,13 +17,17 @@ Costs that shaped the methods (db-cost-facts.md):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import re
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 from dagz import _warm
 from dagz._bypass import hard_bypass
@@ -588,9 +592,9 @@ _CATALOG_SQL = (
 )
 
 # What dagz must know of a database to restore its rows: the tables (as `truncate` sees them:
-# plain tables and partitioned roots, no partitions, no extension members) with whether they
-# have pages at all, their copyable columns and the enabled states of their user triggers; the
-# sequences; the foreign keys between tables.
+# plain tables and partitioned roots, no partitions, no extension members) with their copyable
+# columns and the enabled states of their user triggers; the sequences; the foreign keys
+# between tables. (Which tables have pages comes with the change token.)
 _LISTING_SQL = (
     _HEAD_CTE
     + """,
@@ -601,9 +605,7 @@ tbl AS (
      AND NOT EXISTS (SELECT 1 FROM extm
                       WHERE extm.classid = 'pg_class'::regclass AND extm.objid = c.oid)
 )
-SELECT 't' AS kind, t.qn AS a, t.relname::text AS b,
-       t.relkind::text || CASE WHEN t.relkind = 'p' OR pg_relation_size(t.oid) > 0
-                               THEN '+' ELSE '' END AS c,
+SELECT 't' AS kind, t.qn AS a, t.relname::text AS b, t.relkind::text AS c,
        ARRAY(SELECT a.attname::text FROM pg_attribute a
               WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
                 AND a.attgenerated = '' ORDER BY a.attnum)
@@ -683,35 +685,49 @@ class _Token:
 
 
 def _token_sql(since: _Token | None) -> str:
-    """(snapshot xmin, snapshot xmax, token digest, catalog rows written since `since`)."""
-    counts = ", ".join(f"(SELECT count(*) FROM pg_catalog.{c})" for c in _TOKEN_CATALOGS)
-    if since is None:
-        newer = "0"
-    else:
-        age = f"age('{since.xmin % (1 << 32)}'::xid)"
-        newer = " + ".join(
-            f"(SELECT count(*) FROM pg_catalog.{c} WHERE age(xmin) <= {age})"
-            for c in _TOKEN_CATALOGS
-        )
-    return (
-        "SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s),"
-        f" left(md5(concat_ws(' ', {counts}, {_PG_CLASS_CONTENT})), 16), {newer}"
-        " FROM txid_current_snapshot() s"
+    """(snapshot xmin, snapshot xmax, [[rows, rows written since `since`] per catalog],
+    pg_class content md5, the user tables with pages) — one scan per catalog."""
+    age = "NULL" if since is None else f"age('{since.xmin % (1 << 32)}'::xid)"
+    counts = ", ".join(
+        f"(SELECT ARRAY[count(*), count(*) FILTER (WHERE age(xmin) <= {age})] FROM pg_catalog.{c})"
+        for c in _TOKEN_CATALOGS
     )
+    return (
+        f"SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s), ARRAY[{counts}],"
+        f" {_PG_CLASS_CONTENT}, {_PAGES_SQL} FROM txid_current_snapshot() s"
+    )
+
+
+#: The user tables (plain, partitioned roots) that have pages: only those can hold rows.
+_PAGES_SQL = (
+    "ARRAY(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition"
+    " AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'"
+    " AND (c.relkind = 'p' OR pg_relation_size(c.oid) > 0))"
+)
 
 
 def _read_token(conn: DbConnection, since: _Token | None) -> tuple[_Token, bool]:
     """(the database's token now, whether its catalog is unchanged since `since`). Run in the
     snapshot that the caller's other reads use."""
-    xmin, xmax, digest, newer = _fetch(conn, _token_sql(since))[0]
-    token = _Token(int(xmin), str(digest))
+    token, unchanged, _pages = _read_token_pages(conn, since)
+    return token, unchanged
+
+
+def _read_token_pages(conn: DbConnection, since: _Token | None) -> tuple[_Token, bool, set[str]]:
+    """`_read_token`, and the user tables that have pages."""
+    xmin, xmax, counts, pg_class, pages = _fetch(conn, _token_sql(since))[0]
+    rows = " ".join(str(int(c[0])) for c in counts)
+    digest = hashlib.md5(f"{rows} {pg_class}".encode(), usedforsecurity=False).hexdigest()[:16]
+    token = _Token(int(xmin), digest)
     unchanged = (
         since is not None
         and 0 <= int(xmax) - since.xmin < TOKEN_MAX_AGE
-        and int(newer) == 0
+        and sum(int(c[1] or 0) for c in counts) == 0
         and digest == since.digest
     )
-    return token, unchanged
+    return token, unchanged, {str(x) for x in pages or []}
 
 
 #: Session settings under which rows are rendered as text for the bookkeeping part of the
@@ -791,7 +807,7 @@ def _read_state(
     tables' rows, which tables hold rows — `rows` "exists": one ``EXISTS`` per table; "hash":
     the md5 of each table's rows, for the data part of the fingerprint — and, with `seqs`,
     every sequence's state."""
-    token, unchanged = _read_token(conn, since)
+    token, unchanged, pages = _read_token_pages(conn, since)
     unchanged = unchanged and catalog is not None
     state = _State(token, catalog if unchanged and catalog else "", [], [], [], unchanged)
     if not unchanged:
@@ -800,9 +816,7 @@ def _read_state(
         if kind == "t":
             names = [str(x) for x in cols or [] if not str(x).startswith(":")]
             trig = "".join(str(x)[1:] for x in cols or [] if str(x).startswith(":"))
-            relkind = str(c)
-            table = _Table(str(a), str(b), relkind[0], names, trig, relkind.endswith("+"))
-            state.tables.append(table)
+            state.tables.append(_Table(str(a), str(b), str(c), names, trig, str(a) in pages))
         elif kind == "s":
             state.sequences.append(str(a))
         elif kind == "k":
@@ -900,28 +914,61 @@ def _fill_order(tables: list[_Table], fks: Sequence[tuple[str, str]]) -> list[_T
     return order
 
 
-def _copy_table(src: DbConnection, dst: DbConnection, table: _Table) -> None:
-    """Streams the rows of `table` from `src` into `dst` (COPY … TO STDOUT → COPY … FROM STDIN,
-    text format: exact for every type with text I/O, generated columns left out)."""
+def _copy_sql(table: _Table) -> tuple[str, str]:
+    """(COPY … TO STDOUT, COPY … FROM STDIN) of `table`: text format (exact for every type with
+    text I/O), generated columns left out."""
     cols = f" ({', '.join(quote_ident(c) for c in table.cols)})" if table.cols else ""
     if table.kind == "p":  # COPY TO does not read partitioned tables: a query does
         listed = ", ".join(quote_ident(c) for c in table.cols) or "*"
         out_sql = f"COPY (SELECT {listed} FROM {table.qn}) TO STDOUT"
     else:
         out_sql = f"COPY {table.qn}{cols} TO STDOUT"
-    in_sql = f"COPY {table.qn}{cols} FROM STDIN"
+    return out_sql, f"COPY {table.qn}{cols} FROM STDIN"
+
+
+def _copy_out(src: DbConnection, table: _Table, out: IO[bytes]) -> None:
+    cur: Any = src.cursor()
+    try:
+        if hasattr(cur, "copy_expert"):  # psycopg2
+            cur.copy_expert(_copy_sql(table)[0], out)
+        else:
+            with cur.copy(_copy_sql(table)[0]) as reader:
+                for block in reader:
+                    out.write(block)
+    finally:
+        cur.close()
+
+
+def _copy_in(dst: DbConnection, table: _Table, data: IO[bytes]) -> None:
+    cur: Any = dst.cursor()
+    try:
+        if hasattr(cur, "copy_expert"):  # psycopg2
+            cur.copy_expert(_copy_sql(table)[1], data)
+        else:
+            with cur.copy(_copy_sql(table)[1]) as writer:
+                while block := data.read(1 << 20):
+                    writer.write(block)
+    finally:
+        cur.close()
+
+
+def _copy_table(src: DbConnection, dst: DbConnection, table: _Table) -> None:
+    """Streams the rows of `table` from `src` into `dst` (COPY … TO STDOUT → COPY … FROM
+    STDIN)."""
     src_cur: Any = src.cursor()
+    if hasattr(src_cur, "copy_expert"):  # psycopg2: through a spooled buffer
+        src_cur.close()
+        with tempfile.SpooledTemporaryFile(max_size=_COPY_SPOOL_BYTES) as buf:
+            _copy_out(src, table, buf)
+            buf.seek(0)
+            _copy_in(dst, table, buf)
+        return
     dst_cur: Any = dst.cursor()
     try:
-        if hasattr(src_cur, "copy_expert"):  # psycopg2: through a spooled buffer
-            with tempfile.SpooledTemporaryFile(max_size=_COPY_SPOOL_BYTES) as buf:
-                src_cur.copy_expert(out_sql, buf)
-                buf.seek(0)
-                dst_cur.copy_expert(in_sql, buf)
-        else:  # psycopg 3: block by block
-            with src_cur.copy(out_sql) as reader, dst_cur.copy(in_sql) as writer:
-                for block in reader:
-                    writer.write(block)
+        out_sql, in_sql = _copy_sql(table)
+        with src_cur.copy(out_sql) as reader, dst_cur.copy(in_sql) as writer:
+            for block in reader:
+                writer.write(block)
     finally:
         src_cur.close()
         dst_cur.close()
@@ -938,79 +985,99 @@ class _Kept:
     reason: str | None
     detail: str = ""
     restored: tuple[str, ...] = ()
-    worker: _State | None = None
+    #: Whether the worker's catalog was taken from its stamp (its token held).
+    unchanged: bool = False
 
 
-def _keep(
-    base_conn: DbConnection, worker_conn: DbConnection, base: _State, stamp: _warm.Stamp
-) -> _Kept:
-    """Makes the kept worker database hold exactly the base's rows, in one transaction of the
-    worker.
+@dataclass
+class _Worker:
+    """A worker database opened for a keep: its transaction is begun and its change token read
+    (before the base is read, so that the workers of a run do this while one reads the base)."""
+
+    conn: Any
+    replica: bool
+    token: _Token
+    unchanged: bool
+    pages: set[str]
+
+
+def _open_worker(conn: DbConnection, stamp: _warm.Stamp) -> _Worker:
+    """BEGIN (with ``session_replication_role = replica`` when allowed), the change token."""
+    _begin(conn, snapshot=False)
+    replica = True
+    try:
+        _execute(conn, "SET LOCAL session_replication_role = replica")
+    except Exception:
+        _rollback(conn)
+        _begin(conn, snapshot=False)
+        replica = False
+    # A test database: a crash may lose this transaction (the next run redoes it), so the
+    # commit need not wait for the WAL flush.
+    _execute(conn, "SET LOCAL synchronous_commit = off")
+    token, unchanged, pages = _read_token_pages(conn, _Token.parse(stamp.extra.get("wt")))
+    return _Worker(conn, replica, token, unchanged, pages)
+
+
+def _keep(source: _Base, worker: _Worker, stamp: _warm.Stamp) -> _Kept:
+    """Makes the kept worker database hold exactly the base's rows, in the worker's
+    transaction.
 
     The schema part of the worker's own fingerprint must equal the base's (else "drifted"): its
-    change token against the stamp's (the stamp's catalog md5 while it holds, else its catalog
-    fingerprinted), and its bookkeeping rows. Every table holding rows in the worker is emptied
-    (one DELETE statement), every table holding rows in the base is filled from it (COPY
-    between the two connections; the base's rows are read in the snapshot its fingerprint was
-    taken in), every sequence whose state differs is set to the base's (value and is_called).
+    catalog is the stamp's while its change token holds (else it is fingerprinted), and its
+    bookkeeping rows must be the base's. Every table that has pages in the worker is emptied
+    (one DELETE statement; a table without pages holds no row), every table holding rows in the
+    base is filled from it (COPY, from the base's snapshot), and every sequence is set to the
+    base's state (value and is_called; one statement, cheaper than reading them first).
     Bookkeeping tables are equal by the fingerprint and left alone. With
     ``session_replication_role = replica`` (superuser) neither user triggers nor foreign key
     checks fire, as in a fresh copy; without it, tables with user triggers cannot be filled
     faithfully (rebuild: "unsupported") and tables are filled parents first.
     """
-    _begin(worker_conn, snapshot=False)
-    replica = True
+    base = source.state
+    assert base is not None
+    conn = worker.conn
     try:
-        _execute(worker_conn, "SET LOCAL session_replication_role = replica")
-    except Exception:
-        _rollback(worker_conn)
-        _begin(worker_conn, snapshot=False)
-        replica = False
-    try:
-        worker = _read_state(
-            worker_conn,
-            rows="exists",
-            seqs=True,
-            since=_Token.parse(stamp.extra.get("wt")),
-            catalog=stamp.extra.get("cat"),
-        )
-        if worker.schema_fp != base.schema_fp:
-            _rollback(worker_conn)
+        if worker.unchanged and stamp.extra.get("cat") == base.catalog:
+            tables = [dataclasses.replace(t, has_pages=t.qn in worker.pages) for t in base.tables]
+            mine = _State(worker.token, base.catalog, tables, base.sequences, base.fks)
+            _read_rows(conn, mine, None, False)
+        else:
+            mine = _read_state(conn, rows=None, seqs=False)
+        if mine.schema_fp != base.schema_fp:
+            _rollback(conn)
             return _Kept(_warm.DRIFTED)
-        empty = [t for t in worker.data_tables() if t.qn in worker.with_rows]
+        empty = [t for t in mine.data_tables() if t.has_pages]
         fill = [t for t in base.data_tables() if t.qn in base.with_rows]
         touched = {t.qn: t for t in [*empty, *fill]}
         special = sorted(q for q, t in touched.items() if set(t.triggers) & {"A", "R"})
         if special:
-            _rollback(worker_conn)
+            _rollback(conn)
             detail = f"ENABLE ALWAYS/REPLICA triggers on {', '.join(special)}"
             return _Kept(_warm.UNSUPPORTED, detail)
-        if not replica:
+        if not worker.replica:
             triggered = sorted(q for q, t in touched.items() if t.triggers)
             order = _fill_order(fill, base.fks)
             if triggered or order is None:
-                _rollback(worker_conn)
+                _rollback(conn)
                 why = f"user triggers on {', '.join(triggered)}" if triggered else "a FK cycle"
                 detail = f"restoring seed rows past {why} needs session_replication_role"
                 return _Kept(_warm.UNSUPPORTED, detail + " (superuser)")
             fill = order
         if empty:
             ctes = ", ".join(f"d{i} AS (DELETE FROM {_from(t)})" for i, t in enumerate(empty))
-            _execute(worker_conn, f"WITH {ctes} SELECT 1")
-        for table in fill:
-            _copy_table(base_conn, worker_conn, table)
+            _execute(conn, f"WITH {ctes} SELECT 1")
+        source.fill(conn, fill)
         setvals = [
             f"setval({_literal(qn)}::regclass, {int(value)}, {called})"
             for qn, (value, called) in sorted(base.seqvals.items())
-            if worker.seqvals.get(qn) != (value, called)
         ]
         if setvals:
-            _execute(worker_conn, f"SELECT {', '.join(setvals)}")
-        _execute(worker_conn, "COMMIT")
+            _execute(conn, f"SELECT {', '.join(setvals)}")
+        _execute(conn, "COMMIT")
     except BaseException:
-        _rollback(worker_conn)
+        _rollback(conn)
         raise
-    return _Kept(None, restored=tuple(t.qn for t in fill), worker=worker)
+    return _Kept(None, restored=tuple(t.qn for t in fill), unchanged=worker.unchanged)
 
 
 def _connect_base(base: str, what: str, connect_kwargs: dict[str, object]) -> Any | None:
@@ -1042,6 +1109,154 @@ def _stamp_of(
     )
 
 
+#: Seed rows the first worker of a run leaves in the run directory for the others, at most;
+#: with more, every worker reads the base itself.
+RUN_CACHE_BYTES = 64 << 20
+
+
+@dataclass
+class _Base:
+    """The base as one worker sees it: its state, read in one snapshot (None: it does not
+    exist), and where its rows come from — its open connection (in that snapshot), or the COPY
+    files that the run's first worker left in the run directory."""
+
+    state: _State | None
+    conn: Any = None
+    data: Path | None = None
+
+    def fill(self, worker_conn: DbConnection, tables: Sequence[_Table]) -> None:
+        for table in tables:
+            if self.data is None:
+                _copy_table(self.conn, worker_conn, table)
+                continue
+            index = next(
+                i for i, t in enumerate(self.state.tables if self.state else []) if t.qn == table.qn
+            )
+            with (self.data / f"{index}.copy").open("rb") as data:
+                _copy_in(worker_conn, table, data)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            _rollback(self.conn)
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+
+
+def _state_json(state: _State) -> dict[str, Any]:
+    out = dataclasses.asdict(state)
+    out["with_rows"] = sorted(state.with_rows)
+    return out
+
+
+def _state_from_json(data: dict[str, Any]) -> _State:
+    state = _State(
+        _Token(**data["token"]),
+        data["catalog"],
+        [_Table(**t) for t in data["tables"]],
+        list(data["sequences"]),
+        [(str(c), str(p)) for c, p in data["fks"]],
+        bool(data["unchanged"]),
+    )
+    state.with_rows = set(data["with_rows"])
+    state.hashes = dict(data["hashes"])
+    state.seqvals = {k: (str(v[0]), str(v[1])) for k, v in data["seqvals"].items()}
+    state.bookkeeping = dict(data["bookkeeping"])
+    return state
+
+
+def _read_base_direct(
+    base: str, stamp: _warm.Stamp | None, what: str, connect_kwargs: dict[str, object]
+) -> _Base:
+    """The base read by this worker (its connection stays open, in the snapshot)."""
+    conn = _connect_base(base, what, connect_kwargs)
+    if conn is None:
+        return _Base(None)
+    try:
+        _begin(conn, snapshot=True)
+        state = _read_state(
+            conn,
+            rows="hash",
+            seqs=True,
+            since=_Token.parse(stamp.extra.get("bt")) if stamp else None,
+            catalog=stamp.extra.get("cat") if stamp else None,
+        )
+    except Exception as exc:
+        _rollback(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+        raise _error(f"{what} (reading {base!r})", exc, connect_kwargs) from exc
+    return _Base(state, conn=conn)
+
+
+def _read_base(
+    base: str, stamp: _warm.Stamp | None, what: str, connect_kwargs: dict[str, object]
+) -> _Base:
+    """The base, read once per run when the run has several workers (`_warm.run_cache`): the
+    first worker reads it and writes its state and its seed rows (COPY files) for the others;
+    every worker then restores the same snapshot. Seed rows over `RUN_CACHE_BYTES`: every
+    worker reads the base itself."""
+    key = f"pg {sorted((k, str(v)) for k, v in connect_kwargs.items() if k != 'password')} {base}"
+    with _warm.run_cache(key) as cache:
+        if cache is None:
+            return _read_base_direct(base, stamp, what, connect_kwargs)
+        marker = cache / "state.json"
+        if marker.exists():
+            saved = json.loads(marker.read_text())
+            if saved.get("mode") == "cached":
+                state = None if saved["state"] is None else _state_from_json(saved["state"])
+                return _Base(state, data=cache)
+        else:
+            read = _read_base_direct(base, stamp, what, connect_kwargs)
+            if read.state is None:
+                marker.write_text(json.dumps({"mode": "cached", "state": None}))
+                return read
+            if _save_rows(read, cache):
+                marker.write_text(json.dumps({"mode": "cached", "state": _state_json(read.state)}))
+                read.close()
+                read.data = cache
+                return read
+            marker.write_text(json.dumps({"mode": "direct"}))
+            return read
+    return _read_base_direct(base, stamp, what, connect_kwargs)
+
+
+def _save_rows(read: _Base, cache: Path) -> bool:
+    """The base's seed rows as COPY files in `cache` (False: more than `RUN_CACHE_BYTES`)."""
+    assert read.state is not None
+    total = 0
+    for index, table in enumerate(read.state.tables):
+        if table.name in KEEP_TABLES or table.qn not in read.state.with_rows:
+            continue
+        path = cache / f"{index}.copy"
+        with path.open("wb") as out:
+            _copy_out(read.conn, table, out)
+        total += path.stat().st_size
+        if total > RUN_CACHE_BYTES:
+            return False
+    return True
+
+
+def _worker_stamp(target: str, connect_kwargs: dict[str, object]) -> tuple[Any, str | None]:
+    """(a connection to `target`, its comment), or (None, None) when it cannot be connected to
+    (it does not exist)."""
+    try:
+        conn = connect(target, **connect_kwargs)
+    except Exception:
+        return None, None
+    try:
+        found = _fetch(
+            conn,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname = current_database()",
+        )
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.close()
+        return None, None
+    return conn, (None if not found or found[0][0] is None else str(found[0][0]))
+
+
 def provision(
     base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
 ) -> _warm.Outcome:
@@ -1057,73 +1272,82 @@ def provision(
     connected to the template meanwhile), fingerprint the copy and stamp it with that
     fingerprint (the copy's, so it describes exactly what the worker database holds), last. The
     base's token in the stamp is taken before the clone: a base changed since then is caught. A
-    missing base gives an empty `target` (stamped, fingerprint ``-``).
+    missing base gives an empty `target` (stamped, fingerprint ``-``). In a run with several
+    workers the base is read once (`_read_base`).
     """
     what = f"provisioning PostgreSQL database {target!r} from {base!r} failed"
     if base == target:
         raise PgUtilError(f"dagz: {what}: source and target are the same database")
     with hard_bypass():
-        base_conn = _connect_base(base, what, connect_kwargs)
-        if base_conn is None:
-            _make_empty(base, target, what, connect_kwargs)
-            return _warm.Outcome("empty", _warm.MISSING, _warm.NO_BASE)
+        worker_conn, comment = _worker_stamp(target, connect_kwargs)
+        worker: _Worker | None = None
         detail = ""
         try:
-            try:
-                _begin(base_conn, snapshot=True)
-                found = _fetch(
-                    base_conn,
-                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
-                    f" WHERE datname = {_literal(target)}",
-                )
-                comment = None if not found or found[0][0] is None else str(found[0][0])
-                stamp = _warm.parse_stamp(comment)
-                reason = _warm.decide(
-                    base=base, exists=bool(found), comment=comment, base_fp="", fresh=fresh
-                )
-                if reason == _warm.CHANGED and stamp is not None and stamp.base == base:
-                    state = _read_state(
-                        base_conn,
-                        rows="hash",
-                        seqs=True,
-                        since=_Token.parse(stamp.extra.get("bt")),
-                        catalog=stamp.extra.get("cat"),
-                    )
-                    reason = _warm.decide(
-                        base=base,
-                        exists=True,
-                        comment=comment,
-                        base_fp=state.fingerprint,
-                        fresh=fresh,
-                    )
-                    base_token = state.token
-                else:
-                    base_token, _ = _read_token(base_conn, None)
-            except Exception as exc:
-                raise _error(f"{what} (reading {base!r})", exc, connect_kwargs) from exc
-            if reason is None and stamp is not None:
+            stamp = _warm.parse_stamp(comment)
+            if worker_conn is not None and stamp is not None and stamp.complete and not fresh:
                 try:
-                    with _connection(target, what, connect_kwargs) as worker_conn:
-                        kept = _keep(base_conn, worker_conn, state, stamp)
-                        if kept.reason is None and kept.worker is not None:
-                            if not (state.unchanged and kept.worker.unchanged):
-                                text = _stamp_of(
-                                    state, base, state.token, kept.worker.token, stamp.created
-                                )
-                                _rollback(base_conn)
-                                _stamp(base_conn, target, text)
-                            return _warm.Outcome(
-                                "kept", None, state.fingerprint, restored=kept.restored
-                            )
-                        reason, detail = kept.reason, kept.detail
+                    worker = _open_worker(worker_conn, stamp)
                 except Exception as exc:
-                    reason, detail = _warm.KEEP_FAILED, _one_line(exc, connect_kwargs)
+                    detail = _one_line(exc, connect_kwargs)
+            source = _read_base(
+                base, stamp if stamp and stamp.base == base else None, what, connect_kwargs
+            )
+            try:
+                state = source.state
+                if state is None:
+                    if worker_conn is not None:
+                        _rollback(worker_conn)
+                        worker_conn.close()
+                        worker_conn = None
+                    _make_empty(base, target, what, connect_kwargs)
+                    return _warm.Outcome("empty", _warm.MISSING, _warm.NO_BASE)
+                reason = _warm.decide(
+                    base=base,
+                    exists=worker_conn is not None,
+                    comment=comment,
+                    base_fp=state.fingerprint,
+                    fresh=fresh,
+                )
+                if reason is None:
+                    kept = _try_keep(source, worker, stamp, base, target, connect_kwargs)
+                    if isinstance(kept, _warm.Outcome):
+                        return kept
+                    reason, detail = kept
+            finally:
+                source.close()
         finally:
-            _rollback(base_conn)
-            with contextlib.suppress(Exception):
-                base_conn.close()
-        assert reason is not None
-        return _rebuild(base, target, reason, detail, base_token, what, connect_kwargs)
+            if worker_conn is not None:
+                _rollback(worker_conn)
+                with contextlib.suppress(Exception):
+                    worker_conn.close()
+        return _rebuild(base, target, reason, detail, state.token, what, connect_kwargs)
+
+
+def _try_keep(
+    source: _Base,
+    worker: _Worker | None,
+    stamp: _warm.Stamp | None,
+    base: str,
+    target: str,
+    connect_kwargs: dict[str, object],
+) -> _warm.Outcome | tuple[str, str]:
+    """The kept outcome, or (reason, detail) to rebuild."""
+    state = source.state
+    if worker is None or stamp is None or state is None:
+        return _warm.KEEP_FAILED, ""
+    try:
+        kept = _keep(source, worker, stamp)
+        if kept.reason is not None:
+            return kept.reason, kept.detail
+        if not (state.unchanged and kept.unchanged):  # a token did not hold: fresh ones
+            _stamp(
+                worker.conn,
+                target,
+                _stamp_of(state, base, state.token, worker.token, stamp.created),
+            )
+        return _warm.Outcome("kept", None, state.fingerprint, restored=kept.restored)
+    except Exception as exc:
+        return _warm.KEEP_FAILED, _one_line(exc, connect_kwargs)
 
 
 def _stamp(conn: DbConnection, target: str, text: str) -> None:

@@ -40,12 +40,15 @@ it holds exactly what a fresh copy would hold; then the user's ``prepare`` runs 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 #: `datetime.UTC` is Python 3.11+; the package supports 3.10.
@@ -242,3 +245,33 @@ def rebuild_loop(
         f"the base changed during each of {REBUILD_ATTEMPTS} clones: the last copy is used"
         " and rebuilt on the next run"
     )
+
+
+#: The plugin's per-run directory (set by the controller when a run has several workers).
+RUN_DIR_ENV = "DAGZ_RUN_DIR"
+
+
+@contextmanager
+def run_cache(key: str) -> Iterator[Path | None]:
+    """A directory shared by the workers of this run for `key` (an engine, server and base),
+    held under an exclusive lock while the caller is inside: the first worker reads the base
+    and leaves what it read there, the others find it. None outside a multi-worker run.
+
+    All workers of a run then see the same snapshot of the base (the one the first took),
+    and the base gets one reading connection instead of one per worker (sessions connected to
+    a PostgreSQL template make concurrent clones of it wait). The directory is the run's own
+    (the controller makes a new one per run), so nothing outlives the run.
+    """
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir or not Path(run_dir).is_dir():
+        yield None
+        return
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
+    path = Path(run_dir) / "warm" / digest
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

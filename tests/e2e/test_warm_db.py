@@ -877,7 +877,7 @@ def test_cli_lists_and_drops_the_worker_databases(
     lines = [ln.split() for ln in listing.stdout.splitlines()]
     assert lines[0][:4] == ["ENGINE", "DATABASE", "BASE", "FINGERPRINT"]
     mine = [ln for ln in lines if ln[1] in pg_ws]
-    assert [ln[:4] for ln in mine] == [["pg", w, pg_b, fp[:12]] for w in pg_ws]
+    assert [ln[:4] for ln in mine] == [["pg", w, pg_b, fp[:12]] for w in sorted(pg_ws)]
     assert not any(ln[1] == pg_b for ln in lines)  # the base is no worker database
     both = _dagz("db", "list")
     assert all(w in both.stdout for w in [*pg_ws, *my_ws]), both.stdout

@@ -1,0 +1,396 @@
+"""Warm start (issue 7): second-run worker provisioning, 4 workers, the 100-table schema.
+
+The base is the provisioning benchmark's schema, ``bench/migrations/`` (100 alembic revisions:
+123 foreign keys, 309 indexes on PostgreSQL, 10 seeded lookup tables), built once per engine.
+Compared side by side in one run, repetitions interleaved (the order of the methods rotates
+from one repetition to the next), each measurement the wall time from sending one task to each
+of the 4 worker processes until the last one is done:
+
+* ``warm``: dagz's ``create_worker_init([base])`` worker_init(N) in worker N, all 4 at once, on
+  the worker databases left by the previous repetition — a second run: fingerprint the base
+  (schema, migration rows, seed rows) and the worker database, compare with its stamp, keep it,
+  and reset its rows to the base's. Before every ``warm`` measurement (not timed) each worker
+  database gets what a test run leaves behind: rows in a table that is empty in the base, a
+  seed row deleted and one added. Every ``warm`` measurement must log ``kept`` for all 4
+  (checked; a rebuild would make the row meaningless);
+* ``clone``: dagz's clone as it was before warm start, ``_pg.clone`` / ``_mysql.clone`` (drop the
+  leftover, ``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`` on PostgreSQL; ``SHOW CREATE``
+  replay + ``INSERT … SELECT`` keeping foreign keys, views and triggers on MySQL);
+* ``fresh``: the same worker_init with ``DAGZ_FRESH=1`` (``--dagz-fresh``): drop, clone,
+  fingerprint the copy, stamp it — what a run pays when the base changed;
+* ``dump`` (MySQL): ``mysqldump --routines --events base | mysql wN`` after ``CREATE DATABASE wN``
+  (Django's ``--parallel`` clone), 4 at once.
+
+Targets: ``warm`` at least 10x faster than ``dump`` on MySQL, at least 5x faster than ``clone`` on
+PostgreSQL. The ratios are printed per repetition (min-max) and of the medians. On PostgreSQL a
+``CHECKPOINT`` (not timed) precedes every measurement, so no method pays for the dirty buffers
+of the one before (``STRATEGY FILE_COPY`` starts with a checkpoint).
+
+The worker processes are not preloaded with libdagz.so (dagz's own connections run inside its
+hard bypass anyway); ``DAGZ_WORKER=N`` gives worker N its name ``base_jwNN``.
+
+    .venv/bin/python bench/warm_start.py [--reps 7] [--warmup 1] [--engines pg,mysql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import MySQLdb
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS = ROOT / "bench" / "migrations"
+WORKERS = 4
+BASE = "dagz_bench_warm"
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
+MY_PORT = int(os.environ.get("BENCH_MY_PORT", "3306"))
+PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": PG_PORT, "user": "postgres"}
+MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": MY_PORT, "user": "root"}
+PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{{db}}"
+MY_URL = f"mysql+mysqldb://root@127.0.0.1:{MY_PORT}/{{db}}"
+TARGETS = {"pg": ("clone", 5.0), "mysql": ("dump", 10.0)}
+
+Result = tuple[str, float, str]  # ("ok" | "error", seconds in the worker, detail)
+
+#: What a test run leaves in a worker database (a kept one must not show it to the next run).
+LEFTOVERS = (
+    "INSERT INTO organizations (order_status_id, payment_method_id, name)"
+    " VALUES (1, 1, 'left-{n}-a'), (2, 2, 'left-{n}-b'), (1, 2, 'left-{n}-c')",
+    "DELETE FROM countries WHERE code = 'US'",
+    "INSERT INTO countries (code, label) VALUES ('X{n}', 'left over')",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# database helpers
+
+
+def pg_admin(db: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(dbname=db, autocommit=True, **PG_KW)  # type: ignore[arg-type]
+
+
+def my_admin(db: str | None = None) -> MySQLdb.connections.Connection:
+    kw = dict(MY_KW)
+    if db:
+        kw["database"] = db
+    return MySQLdb.connect(**kw, autocommit=True)  # type: ignore[arg-type]
+
+
+def my_exec(db: str | None, *statements: str) -> None:
+    conn = my_admin(db)
+    try:
+        cur = conn.cursor()
+        for statement in statements:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def recreate(engine: str, db: str) -> None:
+    if engine == "pg":
+        with pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'.encode())
+            conn.execute(f'CREATE DATABASE "{db}"'.encode())
+    else:
+        my_exec(None, f"DROP DATABASE IF EXISTS `{db}`", f"CREATE DATABASE `{db}`")
+
+
+def drop(engine: str, db: str) -> None:
+    if engine == "pg":
+        with pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'.encode())
+    else:
+        my_exec(None, f"DROP DATABASE IF EXISTS `{db}`")
+
+
+def build_base(engine: str) -> float:
+    """The base, by ``alembic upgrade head`` of bench/migrations (setup, not compared)."""
+    from alembic import command  # noqa: PLC0415
+    from alembic.config import Config  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    recreate(engine, BASE)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", (PG_URL if engine == "pg" else MY_URL).format(db=BASE))
+    with contextlib.redirect_stdout(io.StringIO()):
+        command.upgrade(cfg, "head")
+    return time.perf_counter() - t0
+
+
+DUMP = shutil.which("mysqldump") or "mariadb-dump"
+LOAD = shutil.which("mysql") or "mariadb"
+
+
+def mysqldump_into(base: str, target: str) -> None:
+    args = [f"--host={MY_KW['host']}", f"--port={MY_KW['port']}", f"--user={MY_KW['user']}"]
+    dump = subprocess.Popen([DUMP, *args, "--routines", "--events", base], stdout=subprocess.PIPE)
+    load = subprocess.run([LOAD, *args, target], stdin=dump.stdout, check=False)
+    assert dump.stdout is not None
+    dump.stdout.close()
+    if dump.wait() != 0 or load.returncode != 0:
+        raise RuntimeError(f"mysqldump {base} | mysql {target} failed")
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes
+
+
+def worker_main(num: int, conn: Connection) -> None:
+    """One long-lived worker process, like an xdist worker: imports first, then tasks."""
+    os.environ["DAGZ_WORKER"] = str(num)
+    os.environ["DAGZ_WORKER_COUNT"] = str(WORKERS)
+    os.environ.pop("DAGZ_FRESH", None)
+    from dagz import _mysql, _pg  # noqa: PLC0415
+    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
+
+    inits = {
+        "pg": PG_CONFIG.create_worker_init([BASE], **PG_KW),
+        "mysql": MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
+    }
+
+    def dagz_init(engine: str, fresh: bool, run_dir: str) -> str:
+        if fresh:
+            os.environ["DAGZ_FRESH"] = "1"
+        os.environ["DAGZ_RUN_DIR"] = run_dir  # what the controller of an xdist run sets
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(buf):
+                inits[engine](num)
+        finally:
+            os.environ.pop("DAGZ_FRESH", None)
+            os.environ.pop("DAGZ_RUN_DIR", None)
+        return buf.getvalue().strip().split(": ", 1)[-1]
+
+    def leftovers(engine: str, _run_dir: str) -> str:
+        target = f"{BASE}_jw{num:02}"
+        statements = [s.format(n=num) for s in LEFTOVERS]
+        if engine == "pg":
+            with psycopg.connect(dbname=target, autocommit=True, **PG_KW) as c:  # type: ignore[arg-type]
+                for statement in statements:
+                    c.execute(statement.encode())
+        else:
+            my_exec(target, *statements)
+        return target
+
+    def clone(engine: str, _run_dir: str) -> str:
+        target = f"{BASE}_fc_w{num}"
+        how = (_pg if engine == "pg" else _mysql).clone(
+            BASE, target, **(PG_KW if engine == "pg" else MY_KW)
+        )
+        return f"{target} {how}"
+
+    def dump(_engine: str, _run_dir: str) -> str:
+        target = f"{BASE}_dump_w{num}"
+        recreate("mysql", target)
+        mysqldump_into(BASE, target)
+        return target
+
+    tasks: dict[str, Callable[[str, str], str]] = {
+        "warm": lambda e, d: dagz_init(e, False, d),
+        "fresh": lambda e, d: dagz_init(e, True, d),
+        "clone": clone,
+        "dump": dump,
+        "leftovers": leftovers,
+    }
+    conn.send(("ok", 0.0, "ready"))
+    while True:
+        task: tuple[str, str, str] | None = conn.recv()
+        if task is None:
+            return
+        name, engine, run_dir = task
+        t0 = time.perf_counter()
+        try:
+            detail = tasks[name](engine, run_dir)
+        except Exception as exc:
+            conn.send(("error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
+        else:
+            conn.send(("ok", time.perf_counter() - t0, detail))
+
+
+class Pool:
+    """The 4 worker processes; `run` sends one task to each and waits for all of them."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.procs: list[mp.process.BaseProcess] = []
+        self.conns: list[Connection] = []
+        self.last: list[Result] = []
+        for num in range(WORKERS):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker_main, args=(num, child), daemon=True)
+            proc.start()
+            self.procs.append(proc)
+            self.conns.append(parent)
+        for num, conn in enumerate(self.conns):
+            self._check(num, conn.recv())
+
+    @staticmethod
+    def _check(num: int, result: Result) -> Result:
+        if result[0] != "ok":
+            raise RuntimeError(f"worker {num}: {result[2]}")
+        return result
+
+    def run(self, name: str, engine: str) -> float:
+        """One task in each worker; a run directory of their own, as an xdist run's workers
+        share (dagz reads the base once per run there)."""
+        run_dir = tempfile.mkdtemp(prefix="dagz-bench-run-")
+        t0 = time.perf_counter()
+        for conn in self.conns:
+            conn.send((name, engine, run_dir))
+        results = [conn.recv() for conn in self.conns]
+        elapsed = time.perf_counter() - t0
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for num, result in enumerate(results):
+            self._check(num, result)
+        self.last = results
+        return elapsed
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+# --------------------------------------------------------------------------------------------
+# measurement and report
+
+
+def checkpoint(engine: str) -> None:
+    if engine == "pg":
+        with pg_admin() as conn:
+            conn.execute("CHECKPOINT")
+
+
+def worker_dbs() -> list[str]:
+    names = [f"{BASE}_jw{n:02}" for n in range(WORKERS)]
+    names += [f"{BASE}_fc_w{n}" for n in range(WORKERS)]
+    return names + [f"{BASE}_dump_w{n}" for n in range(WORKERS)]
+
+
+def spread(values: Sequence[float]) -> str:
+    med, lo, hi = (x * 1000 for x in (statistics.median(values), min(values), max(values)))
+    return f"{med:8.1f} ms  {lo:7.1f} - {hi:.1f} ms"
+
+
+def ratio_line(name: str, slow: Sequence[float], warm: Sequence[float], target: float) -> str:
+    paired = [s / w for s, w in zip(slow, warm, strict=True)]
+    med = statistics.median(slow) / statistics.median(warm)
+    verdict = "met" if med >= target else "MISSED"
+    return (
+        f"  {name} / warm: {med:6.1f}x  (per repetition {min(paired):.1f}-{max(paired):.1f}x)"
+        f"   target >= {target:g}x: {verdict}"
+    )
+
+
+LABELS = {
+    "warm": "warm: worker_init keeps the copies (2nd run)",
+    "clone": "clone: dagz's clone before warm start",
+    "fresh": "fresh: worker_init with --dagz-fresh",
+    "dump": "dump: mysqldump base | mysql wN",
+}
+
+
+def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
+    title = "PostgreSQL" if engine == "pg" else "MySQL/MariaDB"
+    for db in worker_dbs():
+        drop(engine, db)
+    base_build = build_base(engine)
+    pool.run("fresh", engine)  # the worker databases of a first run
+    names = ["warm", "clone", "fresh"] + (["dump"] if engine == "mysql" else [])
+    times: dict[str, list[float]] = {name: [] for name in names}
+    kept_lines: set[str] = set()
+    for rep in range(warmup + reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order:
+            if name == "warm":
+                pool.run("leftovers", engine)
+            checkpoint(engine)
+            elapsed = pool.run(name, engine)
+            if name == "warm":
+                lines = [r[2] for r in pool.last]
+                if not all(" kept (fingerprint " in line for line in lines):
+                    raise RuntimeError(f"warm start did not keep every copy: {lines}")
+                kept_lines.update(lines)
+            if rep >= warmup:
+                times[name].append(elapsed)
+    print(f"\n{title}: {server_line(engine)}")
+    print(f"  base built once with alembic upgrade head (setup): {base_build:.2f} s")
+    print(f"  {'method (4 workers at once)':<48} {'median':>11}  min - max")
+    for name in names:
+        print(f"  {LABELS[name]:<48} {spread(times[name])}")
+    slow, target = TARGETS[engine]
+    print(ratio_line(slow, times[slow], times["warm"], target))
+    for name in names:
+        if name not in ("warm", slow):
+            print(ratio_line(name, times[name], times["warm"], 1).split("   target")[0])
+    print(f"  every warm measurement kept all {WORKERS} copies; e.g. {sorted(kept_lines)[0]}")
+    for db in [BASE, *worker_dbs()]:
+        drop(engine, db)
+
+
+def server_line(engine: str) -> str:
+    if engine == "pg":
+        with pg_admin() as conn:
+            row = conn.execute(
+                "SELECT split_part(version(), ' on ', 1), current_setting('fsync'),"
+                " pg_size_pretty(pg_database_size(%s))",
+                (BASE,),
+            ).fetchone()
+        assert row is not None
+        return f"{row[0]} (fsync={row[1]}), base database {row[2]}"
+    conn = my_admin()
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT VERSION(), ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1)"
+            " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            (BASE,),
+        )
+        version, size = cur.fetchone()
+    finally:
+        conn.close()
+    return f"MariaDB/MySQL {version}, base database {size} MB of tables and indexes"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7, help="counted repetitions (default 7)")
+    parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
+    parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    args = parser.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    print(
+        f"Warm start: second-run provisioning of {WORKERS} worker databases, 100-table schema"
+        f" (bench/migrations); {args.reps} repetitions (+{args.warmup} warm-up), methods"
+        f" interleaved, wall time; {os.cpu_count()} CPUs"
+    )
+    pool = Pool()
+    try:
+        for engine in engines:
+            run_engine(engine, pool, args.reps, args.warmup)
+    finally:
+        pool.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
