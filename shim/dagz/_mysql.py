@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -980,6 +981,86 @@ def provision(
             raise _batch_error(what, err, connect_kwargs) from err.exc
 
 
+@dataclass
+class _BaseRead:
+    """The base as `provision` needs it (None listing: it does not exist): its listing, the
+    definitions of its INSERT triggers (``SHOW CREATE TRIGGER`` rows)."""
+
+    listing: _Listing | None
+    trigger_defs: list[list[tuple[Any, ...]]]
+
+
+def _read_base(conn: DbConnection, base: str) -> _BaseRead:
+    lb = _literal(conn, base)
+    listings, (schemata,) = _read(
+        conn,
+        [base],
+        [f"SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {lb}"],
+    )
+    if not schemata:
+        return _BaseRead(None, [])
+    b = listings[base]
+    shows = [
+        f"SHOW CREATE TRIGGER {_q(base, name)}"
+        for name, _table, event in b.catalog_.triggers
+        if event == "INSERT"
+    ]
+    defs = _second_pass(conn, [(base, b, "hash")], b.cols, shows)
+    return _BaseRead(b, [[tuple(str(v) for v in row) for row in rows] for rows in defs])
+
+
+def _base_json(read: _BaseRead) -> dict[str, Any]:
+    b = read.listing
+    if b is None:
+        return {"listing": None}
+    return {
+        "listing": {
+            "parts": b.catalog_.parts,
+            "cols": b.catalog_.cols,
+            "triggers": b.catalog_.triggers,
+            "tables": b.tables,
+            "bookkeeping": b.bookkeeping,
+            "with_rows": b.with_rows,
+            "hashes": b.hashes,
+        },
+        "trigger_defs": read.trigger_defs,
+    }
+
+
+def _base_from_json(data: dict[str, Any]) -> _BaseRead:
+    raw = data["listing"]
+    if raw is None:
+        return _BaseRead(None, [])
+    cat = _Catalog(dict(raw["parts"]), dict(raw["cols"]), [tuple(t) for t in raw["triggers"]])
+    listing = _Listing(
+        cat,
+        dict(raw["tables"]),
+        dict(raw["bookkeeping"]),
+        list(raw["with_rows"]),
+        dict(raw["hashes"]),
+    )
+    defs = [[tuple(row) for row in rows] for rows in data["trigger_defs"]]
+    return _BaseRead(listing, defs)
+
+
+def _read_base_once(conn: DbConnection, base: str, connect_kwargs: dict[str, object]) -> _BaseRead:
+    """The base, read once per run when the run has several workers (`_warm.run_cache`): the
+    first worker leaves what it read for the others (the rows themselves are copied server
+    side, from the base as it is then)."""
+    key = (
+        f"mysql {sorted((k, str(v)) for k, v in connect_kwargs.items() if k != 'password')} {base}"
+    )
+    with _warm.run_cache(key) as cache:
+        if cache is None:
+            return _read_base(conn, base)
+        saved = cache / "base.json"
+        if saved.exists():
+            return _base_from_json(json.loads(saved.read_text()))
+        read = _read_base(conn, base)
+        saved.write_text(json.dumps(_base_json(read)))
+        return read
+
+
 def _provision(
     conn: DbConnection,
     base: str,
@@ -992,31 +1073,31 @@ def _provision(
         _clone(conn, base, target)
         detail = "warm start needs database comments (MariaDB >= 10.5)"
         return _warm.Outcome("rebuilt", _warm.UNSUPPORTED, "", detail)
-    lb, lt = _literal(conn, base), _literal(conn, target)
+    lt = _literal(conn, target)
     listings, (schemata,) = _read(
         conn,
-        [base, target],
+        [target],
         [
             "SELECT SCHEMA_NAME, SCHEMA_COMMENT FROM information_schema.SCHEMATA"
-            f" WHERE SCHEMA_NAME IN ({lb}, {lt})"
+            f" WHERE SCHEMA_NAME = {lt}"
         ],
     )
-    comments = {str(name): None if c is None else str(c) for name, c in schemata}
-    if base not in comments:
+    read = _read_base_once(conn, base, connect_kwargs)
+    b = read.listing
+    if b is None:
         _clone(conn, base, target, _warm.stamp_text(base, _warm.NO_BASE))
         return _warm.Outcome("empty", _warm.MISSING, _warm.NO_BASE)
-    b, t = listings[base], listings[target]
+    t = listings[target]
     cols = b.cols
     triggers = b.catalog_.triggers
     insert_triggers = [(name, table) for name, table, event in triggers if event == "INSERT"]
-    exists = target in comments
-    dbs = [(base, b, "hash"), (target, t, "exists")] if exists else [(base, b, "hash")]
-    shows = [f"SHOW CREATE TRIGGER {_q(base, name)}" for name, _table in insert_triggers]
-    trigger_defs = _second_pass(conn, dbs, cols, shows)
+    exists = bool(schemata)
+    if exists:
+        _second_pass(conn, [(target, t, "exists")], cols)
     reason = _warm.decide(
         base=base,
         exists=exists,
-        comment=comments.get(target),
+        comment=None if not schemata or schemata[0][1] is None else str(schemata[0][1]),
         base_fp=b.fingerprint,
         fresh=fresh,
         base_schema_fp=b.schema_fp,
@@ -1027,7 +1108,7 @@ def _provision(
         delete_triggered = {table for _n, table, event in triggers if event == "DELETE"}
         try:
             reason, detail = _keep(
-                conn, base, target, b, t, cols, delete_triggered, insert_triggers, trigger_defs
+                conn, base, target, b, t, cols, delete_triggered, insert_triggers, read.trigger_defs
             )
         except _BatchError as err:
             reason, detail = _warm.KEEP_FAILED, _batch_error(what, err, connect_kwargs).args[0]
