@@ -1,10 +1,11 @@
 """Customer e-mails through a transactional outbox.
 
 The services write an ``outbox`` row in the same transaction as the order change it reports; a
-`Notifier` — a background thread, like a job-queue worker — polls for unsent rows, hands each to a
-`Mailer` and marks it sent. Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so several notifiers
-(threads or processes) never send one message twice. A failed send is retried on a later poll, up
-to ``max_attempts``; then the row stays unsent with its last error (a dead letter).
+`Notifier` — a background thread, like a job-queue worker — polls for unsent rows (every 200 ms
+by default), hands each to a `Mailer` and marks it sent. Rows are claimed with ``FOR UPDATE SKIP
+LOCKED``, so several notifiers (threads or processes) never send one message twice. A failed send
+is retried on a later poll, up to ``max_attempts``; then the row stays unsent with its last error
+(a dead letter).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Notifier:
         mailer: Mailer,
         audit_factory: Callable[[], AuditLog],
         *,
-        interval: float = 0.05,
+        interval: float = 0.2,
         batch: int = 10,
         max_attempts: int = 3,
         name: str = "notifier",
