@@ -946,6 +946,30 @@ def test_my_base_changed_during_the_keep(
     assert out.fingerprint == _mysql.fingerprint(base, **MY) == _mysql.fingerprint(target, **MY)
 
 
+def test_my_run_cache_reads_the_base_once(
+    my_name: NameFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    base = my_base(my_name)
+    targets = [my_name(f"jw0{i}") for i in range(3)]
+    for target in targets:
+        _mysql.provision(base, target, **MY)
+        my_exec(target, "INSERT INTO author (name) VALUES ('left over')")
+    reads: list[str] = []
+    real = _mysql._read_base
+
+    def counted(conn: Any, name: str) -> Any:  # noqa: ANN401
+        reads.append(name)
+        return real(conn, name)
+
+    monkeypatch.setattr(_mysql, "_read_base", counted)
+    monkeypatch.setenv(_warm.RUN_DIR_ENV, str(tmp_path))
+    outs = [_mysql.provision(base, target, **MY) for target in targets]
+    assert [o.action for o in outs] == ["kept"] * 3
+    assert reads == [base]
+    want = my_dump(base)
+    assert all(my_dump(t) == want for t in targets)
+
+
 # --------------------------------------------------------------------------------------------
 # dagz db list / drop
 
