@@ -266,6 +266,8 @@ def run_cache(key: str) -> Iterator[Path | None]:
     if not run_dir or not Path(run_dir).is_dir():
         yield None
         return
+    # xdist's id of this session too: a nested run inherits the outer run's directory.
+    key = f"{key} {os.environ.get('PYTEST_XDIST_TESTRUNUID', '')}"
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
     path = Path(run_dir) / "warm" / digest
     path.mkdir(parents=True, exist_ok=True)
