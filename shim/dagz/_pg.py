@@ -10,18 +10,20 @@ Costs that shaped the methods (db-cost-facts.md):
 * only the tables that hold rows are emptied, by one ``DELETE`` statement (``TRUNCATE … CASCADE``
   must also empty every table referencing them and costs 6 to 66 ms against ~1.5 ms; it is kept for
   tables where DELETE would differ: user ON DELETE triggers, row-level security, partitions);
-* cloning is ``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``; concurrent clones of one
-  template succeed unless some session is connected to the template itself.
+* cloning is ``CREATE DATABASE … TEMPLATE`` (WAL_LOG, or FILE_COPY when ``fsync`` is off);
+  concurrent clones of one template succeed unless some session is connected to the template.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import hashlib
 import json
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -122,9 +124,10 @@ def connect(dbname: str, /, **connect_kwargs: object) -> Any:
 
 @contextlib.contextmanager
 def _connection(
-    dbname: str, what: str, connect_kwargs: dict[str, object]
+    dbname: str, what: str, connect_kwargs: dict[str, object], *, keep: bool = False
 ) -> Iterator[DbConnection]:
-    """`connect` inside `hard_bypass`, closed at the end; connect errors become PgUtilError."""
+    """`connect` inside `hard_bypass`, closed at the end (or on error only, with `keep`);
+    connect errors become PgUtilError."""
     with hard_bypass():
         try:
             conn = connect(dbname, **connect_kwargs)
@@ -134,7 +137,11 @@ def _connection(
             raise _error(f"{what}: cannot connect to {dbname!r}", exc, connect_kwargs) from exc
         try:
             yield conn
-        finally:
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        if not keep:
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -174,6 +181,20 @@ def _server_version(conn: DbConnection) -> int:
     if version is None:
         version = getattr(conn, "server_version", 0)
     return int(version or 0)
+
+
+def _clone_strategy(conn: DbConnection, version: int) -> str:
+    """`CREATE DATABASE … TEMPLATE` strategy (PostgreSQL >= 15). FILE_COPY forces a checkpoint
+    of the whole server: with ``fsync = on`` that made it 1.4 to 2 times slower than WAL_LOG
+    here, and much less steady under load; with ``fsync = off`` FILE_COPY was 1.3 times faster
+    (bench/provisioning.py raw rows, BENCHMARKS.md)."""
+    if version < 150000:
+        return ""
+    try:
+        fsync = str(_fetch(conn, "SHOW fsync")[0][0]).lower()
+    except Exception:
+        fsync = "on"
+    return " STRATEGY FILE_COPY" if fsync == "off" else " STRATEGY WAL_LOG"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -315,44 +336,79 @@ def truncate(db_name: str, **connect_kwargs: object) -> list[str]:
     advanced.
     """
     what = f"truncate of PostgreSQL database {db_name!r} failed"
-    with _connection(db_name, what, connect_kwargs) as conn:
+    key = (threading.get_ident(), db_name, repr(sorted(connect_kwargs.items())))
+    conn = _KEPT.pop(key, None)
+    if conn is not None:
         try:
-            found = _fetch(conn, _DISCOVER_SQL)
+            emptied = _truncate_on(conn, db_name, what, connect_kwargs)
+        except Exception:
+            # The kept session may be gone (database dropped/recreated, server restarted):
+            # one more try on a fresh connection decides.
+            with contextlib.suppress(Exception):
+                conn.close()
+        else:
+            _KEPT[key] = conn
+            return emptied
+    with _connection(db_name, what, connect_kwargs, keep=True) as conn:
+        emptied = _truncate_on(conn, db_name, what, connect_kwargs)
+        _KEPT[key] = conn
+    return emptied
+
+
+#: One connection per (thread, database, connect arguments) kept by `truncate` between tests:
+#: a fresh connection costs ~5 ms plus cold catalog caches (~5 ms more per query), several times
+#: the emptying itself. Closed at exit; a dead one is replaced on the next call.
+_KEPT: dict[tuple[int, str, str], Any] = {}
+
+
+@atexit.register
+def _close_kept() -> None:
+    while _KEPT:
+        _, conn = _KEPT.popitem()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _truncate_on(
+    conn: DbConnection, db_name: str, what: str, connect_kwargs: dict[str, object]
+) -> list[str]:
+    try:
+        found = _fetch(conn, _DISCOVER_SQL)
+    except Exception as exc:
+        raise _error(f"{what} (listing tables)", exc, connect_kwargs) from exc
+    tables: list[tuple[str, str]] = []
+    unsafe: set[tuple[str, str]] = set()
+    kept_oids: set[int] = set()
+    sequences: list[tuple[int, int, int | None]] = []
+    for kind, schema, name, oid, owner, start, needs_truncate in found:
+        if kind == "s":
+            sequences.append((int(oid), int(start), None if owner is None else int(owner)))
+        elif name in KEEP_TABLES:
+            kept_oids.add(int(oid))
+        else:
+            tables.append((schema, name))
+            if needs_truncate:
+                unsafe.add((schema, name))
+    with_rows: list[tuple[str, str]] = []
+    if tables:
+        try:
+            hits = _fetch(conn, _rows_query(tables))
         except Exception as exc:
-            raise _error(f"{what} (listing tables)", exc, connect_kwargs) from exc
-        tables: list[tuple[str, str]] = []
-        unsafe: set[tuple[str, str]] = set()
-        kept_oids: set[int] = set()
-        sequences: list[tuple[int, int, int | None]] = []
-        for kind, schema, name, oid, owner, start, needs_truncate in found:
-            if kind == "s":
-                sequences.append((int(oid), int(start), None if owner is None else int(owner)))
-            elif name in KEEP_TABLES:
-                kept_oids.add(int(oid))
-            else:
-                tables.append((schema, name))
-                if needs_truncate:
-                    unsafe.add((schema, name))
-        with_rows: list[tuple[str, str]] = []
-        if tables:
-            try:
-                hits = _fetch(conn, _rows_query(tables))
-            except Exception as exc:
-                raise _error(f"{what} (finding tables with rows)", exc, connect_kwargs) from exc
-            with_rows = [tables[i] for i in sorted(int(row[0]) for row in hits)]
-        restart = [(oid, start) for oid, start, owner in sequences if owner not in kept_oids]
-        statements = _empty_statements(with_rows, bool(unsafe.intersection(with_rows)), restart)
-        if statements:
-            # One round trip, one transaction.
-            sql = f"SET lock_timeout = '{LOCK_TIMEOUT}'; BEGIN; {'; '.join(statements)}; COMMIT"
-            try:
-                _execute(conn, sql)
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    _execute(conn, "ROLLBACK")
-                holders = _sessions(conn, db_name) if _sqlstate(exc) == "55P03" else ""
-                suffix = f" (other sessions in {db_name!r}: {holders})" if holders else ""
-                raise _error(f"{what}{suffix}", exc, connect_kwargs) from exc
+            raise _error(f"{what} (finding tables with rows)", exc, connect_kwargs) from exc
+        with_rows = [tables[i] for i in sorted(int(row[0]) for row in hits)]
+    restart = [(oid, start) for oid, start, owner in sequences if owner not in kept_oids]
+    statements = _empty_statements(with_rows, bool(unsafe.intersection(with_rows)), restart)
+    if statements:
+        # One round trip, one transaction.
+        sql = f"SET lock_timeout = '{LOCK_TIMEOUT}'; BEGIN; {'; '.join(statements)}; COMMIT"
+        try:
+            _execute(conn, sql)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                _execute(conn, "ROLLBACK")
+            holders = _sessions(conn, db_name) if _sqlstate(exc) == "55P03" else ""
+            suffix = f" (other sessions in {db_name!r}: {holders})" if holders else ""
+            raise _error(f"{what}{suffix}", exc, connect_kwargs) from exc
     return [n if s == "public" else f"{s}.{n}" for s, n in with_rows]
 
 
@@ -449,7 +505,7 @@ def clone(base: str, target: str, **connect_kwargs: object) -> str:
                 connect_kwargs,
             )
             return "empty"
-        strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""
+        strategy = _clone_strategy(conn, version)
         sql = f"CREATE DATABASE {quote_ident(target)} TEMPLATE {quote_ident(base)}{strategy}"
         _create_retrying(conn, sql, base, what, connect_kwargs)
         return "cloned"
@@ -1293,7 +1349,7 @@ def provision(
     parts of both fingerprints come from the stamp while the change tokens it records hold (see
     `_token_sql`); else they are computed, and when the worker database is kept all the same,
     its stamp gets fresh tokens. Otherwise (or when the keep fails) drop it, clone the base
-    (``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY``: an atomic copy, no session can be
+    (``CREATE DATABASE … TEMPLATE``: an atomic copy, no session can be
     connected to the template meanwhile), fingerprint the copy and stamp it with that
     fingerprint (the copy's, so it describes exactly what the worker database holds), last. The
     base's token in the stamp is taken before the clone: a base changed since then is caught. A
@@ -1410,7 +1466,7 @@ def _rebuild(
     """Drop, clone (the building stamp right after), fingerprint the copy, stamp it."""
     with _maintenance((base, target), what, connect_kwargs) as admin:
         version = _server_version(admin)
-        strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""
+        strategy = _clone_strategy(admin, version)
         create = f"CREATE DATABASE {quote_ident(target)} TEMPLATE {quote_ident(base)}{strategy}"
         try:
             _drop(admin, target)
