@@ -48,6 +48,8 @@ $(VENV_SRC_STAMP): $(REQ_SRC)
 	touch $@
 
 cargo-test:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --release
 
 e2e: build venv
