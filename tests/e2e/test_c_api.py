@@ -171,3 +171,44 @@ print("msg=" + err.value.decode())
         "bad_engine": "-1",
         "msg": "dagz: unknown engine code 9",
     }
+
+
+def test_eight_threads_odd_ones_bypassed(launcher: Launcher) -> None:
+    code = """
+import threading
+barrier = threading.Barrier(8)
+landed = {}
+def work(i):
+    if i % 2:
+        lib.dagz_bypass_enter()
+    barrier.wait()  # all eight connect at the same time
+    landed[i] = db_of(connect())
+    if i % 2:
+        lib.dagz_bypass_exit()
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+for i in range(8):
+    print("t%d=%s" % (i, landed[i]))
+"""
+    for _ in range(3):
+        out = run(launcher, code)
+        assert out == {f"t{i}": ("myapp" if i % 2 else "myapp_jw03") for i in range(8)}
+
+
+def test_psql_child_of_python_lands_in_the_same_worker_database(launcher: Launcher) -> None:
+    """The child inherits LD_PRELOAD and the worker variables, even ones set after start."""
+    code = """
+import subprocess
+os.environ["PYTEST_XDIST_WORKER"] = "gw5"
+show("parent", connect())
+child = subprocess.run(
+    ["psql", "-X", "-w", "-At", "-h", "127.0.0.1", "-U", "postgres", "-d", "myapp",
+     "-c", "SELECT current_database()"],
+    capture_output=True, text=True, check=True,
+)
+print("child=" + child.stdout.strip())
+"""
+    result = launcher.python(VENV_PYTHON, ABI + code, {})
+    assert result.rc == 0, result.describe()
+    assert result.kv() == {"parent": "myapp_jw05", "child": "myapp_jw05"}, result.describe()
