@@ -7,7 +7,7 @@ use crate::guard;
 use crate::log::Level;
 use crate::policy::{Decision, Engine, Policy, Worker};
 use parking_lot::Mutex;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -52,40 +52,101 @@ pub fn engine_from_code(c: c_int) -> Option<Engine> {
     }
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+/// The variables the decision reads, taken in one pass over `environ` (a `getenv` per variable,
+/// six of them, cost more than the rest of the decision).
+const ENV_NAMES: [&str; 6] = [
+    "DAGZ_POLICY",
+    "DAGZ_DISABLE",
+    "DAGZ_WORKER",
+    "DAGZ_WORKER_COUNT",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+];
+
+pub struct EnvSnapshot([Option<String>; 6]);
+
+extern "C" {
+    static environ: *const *const c_char;
 }
 
-/// The policy file (`DAGZ_POLICY`) is parsed once per distinct path; env overrides (`DAGZ_DISABLE`)
-/// are applied at every call because tests may change them at run time.
-/// (DAGZ_POLICY value it was loaded for, the parsed policy or the error).
-type PolicyCache = Option<(Option<String>, Result<Arc<Policy>, String>)>;
-static FILE_POLICY: Mutex<PolicyCache> = Mutex::new(None);
-
-pub fn policy() -> Result<Policy, String> {
-    let path = env_var("DAGZ_POLICY").filter(|p| !p.is_empty());
-    let base = {
-        let mut cache = FILE_POLICY.lock();
-        match cache.as_ref() {
-            Some((p, r)) if *p == path => r.clone(),
-            _ => {
-                let r = match &path {
-                    None => Ok(Arc::new(Policy::default())),
-                    Some(p) => match std::fs::read_to_string(p) {
-                        Ok(text) => Policy::from_toml(&text, p).map(Arc::new),
-                        Err(e) => Err(format!("policy file {p}: {e}")),
-                    },
-                };
-                *cache = Some((path, r.clone()));
-                r
+impl EnvSnapshot {
+    /// Reads the variables of `ENV_NAMES` now (xdist sets them after the process started).
+    pub fn take() -> EnvSnapshot {
+        let mut vals: [Option<String>; 6] = Default::default();
+        // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated
+        // `NAME=value` strings, read here exactly as libc's own getenv reads it (with the same
+        // exposure to a concurrent setenv in another thread).
+        let mut p = unsafe { environ };
+        while !p.is_null() {
+            // SAFETY: `p` walks the array until its NULL entry.
+            let entry = unsafe { *p };
+            if entry.is_null() {
+                break;
             }
+            // SAFETY: each entry is a NUL-terminated string.
+            let first = unsafe { *entry } as u8;
+            if first == b'D' || first == b'P' {
+                // SAFETY: as above.
+                let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
+                if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                    let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
+                    if let Some(i) = ENV_NAMES.iter().position(|n| n.as_bytes() == k) {
+                        vals[i] = Some(String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+            }
+            // SAFETY: still inside the array (the NULL entry was not reached).
+            p = unsafe { p.add(1) };
         }
-    }?;
-    Policy::clone(&base).with_env(&env_var)
+        EnvSnapshot(vals)
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        let i = ENV_NAMES.iter().position(|n| *n == name)?;
+        self.0[i].clone()
+    }
+}
+
+/// Policies by (`DAGZ_POLICY`, `DAGZ_DISABLE`): the file is parsed and the override applied once
+/// per distinct pair; tests may change either at run time.
+type PolicyKey = (Option<String>, Option<String>);
+type PolicyCache = Option<(PolicyKey, Result<Arc<Policy>, String>)>;
+static POLICY: Mutex<PolicyCache> = Mutex::new(None);
+
+/// The policy for the environment `env`.
+pub fn policy_in(env: &EnvSnapshot) -> Result<Arc<Policy>, String> {
+    let key = (
+        env.get("DAGZ_POLICY").filter(|p| !p.is_empty()),
+        env.get("DAGZ_DISABLE"),
+    );
+    let mut cache = POLICY.lock();
+    if let Some((k, r)) = cache.as_ref() {
+        if *k == key {
+            return r.clone();
+        }
+    }
+    let base = match &key.0 {
+        None => Ok(Policy::default()),
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => Policy::from_toml(&text, p),
+            Err(e) => Err(format!("policy file {p}: {e}")),
+        },
+    };
+    let r = base.and_then(|b| b.with_env(&|n| env.get(n))).map(Arc::new);
+    *cache = Some((key, r.clone()));
+    r
+}
+
+pub fn policy() -> Result<Arc<Policy>, String> {
+    policy_in(&EnvSnapshot::take())
+}
+
+pub fn worker_in(env: &EnvSnapshot) -> Result<Worker, String> {
+    crate::policy::worker_from_env(&|n| env.get(n))
 }
 
 pub fn worker() -> Result<Worker, String> {
-    crate::policy::worker_from_env(&env_var)
+    worker_in(&EnvSnapshot::take())
 }
 
 fn strip_dagz(s: &str) -> &str {
@@ -111,7 +172,8 @@ pub fn decide(engine: Engine, name: &str, via: &str) -> Result<Option<String>, S
         );
         return Ok(None);
     }
-    let policy = policy().map_err(|e| strip_dagz(&e).to_owned())?;
+    let env = EnvSnapshot::take();
+    let policy = policy_in(&env).map_err(|e| strip_dagz(&e).to_owned())?;
     if !policy.enabled(engine) {
         dlog!(
             Level::Debug,
@@ -120,7 +182,7 @@ pub fn decide(engine: Engine, name: &str, via: &str) -> Result<Option<String>, S
         );
         return Ok(None);
     }
-    let worker = worker()?;
+    let worker = worker_in(&env)?;
     if let Some(cb) = callback() {
         match call_back(cb, engine, name)? {
             CbAnswer::Keep => {
