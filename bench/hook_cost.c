@@ -1,7 +1,8 @@
 /* Workload for bench/hook_cost: N connects through libpq and libmariadb, and M statements through
  * mysql_query (none of them a USE, on an unconnected handle), so that callgrind can count the instructions the preloaded
  * hooks add, run side by side with and without LD_PRELOAD.
- * Usage: hook_cost pg|mysql_connect|mysql_query COUNT */
+ * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query COUNT
+ * (pg: a rerouted connect to myapp; pg_pass: a pass-through, to the system database postgres) */
 #include <libpq-fe.h>
 #include <mysql.h>
 #include <stdio.h>
@@ -11,9 +12,11 @@
 int main(int argc, char **argv) {
     if (argc != 3) return 64;
     long n = atol(argv[2]);
-    if (!strcmp(argv[1], "pg")) {
+    if (!strcmp(argv[1], "pg") || !strcmp(argv[1], "pg_pass")) {
+        const char *ci = !strcmp(argv[1], "pg") ? "host=127.0.0.1 user=postgres dbname=myapp"
+                                                : "host=127.0.0.1 user=postgres dbname=postgres";
         for (long i = 0; i < n; i++) {
-            PGconn *c = PQconnectdb("host=127.0.0.1 user=postgres dbname=myapp");
+            PGconn *c = PQconnectdb(ci);
             if (PQstatus(c) != CONNECTION_OK) { fprintf(stderr, "%s", PQerrorMessage(c)); return 2; }
             PQfinish(c);
         }
