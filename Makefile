@@ -7,6 +7,7 @@
 #   make lint    cargo fmt --check, cargo clippy -D warnings, ruff check, ruff format --check
 #   make bench   runs bench/run when it exists
 #   make demo    the example suite (examples/shop): serial, on 4 dagz workers (trace on), and without dagz
+#   make fuzz    cargo fuzz on the pure conninfo/USE rewriters for FUZZ_SECONDS (default 60)
 #
 # The venvs are guarded by stamp files: `make venv` is a no-op unless a requirements file changed
 # (or a venv was deleted).
@@ -28,8 +29,11 @@ SHIM := target/release/libdagz.so
 E2E_WORKERS ?= 4
 E2E_ARGS ?=
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
+# make fuzz: seconds of fuzzing. Seeds in fuzz/corpus/rewrite (committed, read-only for the run);
+# what the fuzzer finds goes to fuzz/corpus-work/rewrite (ignored), crashes to fuzz/artifacts.
+FUZZ_SECONDS ?= 60
 
-.PHONY: build venv test cargo-test e2e lint fmt bench demo clean-venv
+.PHONY: build venv test cargo-test e2e lint fmt bench demo clean-venv fuzz
 
 build:
 	$(CARGO) build --release
@@ -76,3 +80,9 @@ demo: build venv
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_SRC)
+
+# Only a stable toolchain here: RUSTC_BOOTSTRAP=1 lets cargo-fuzz use its -Z sanitizer flags.
+fuzz:
+	$(CARGO) fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus-work/rewrite
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run rewrite fuzz/corpus-work/rewrite fuzz/corpus/rewrite -- -max_total_time=$(FUZZ_SECONDS)
