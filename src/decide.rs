@@ -69,6 +69,15 @@ extern "C" {
     static environ: *const *const c_char;
 }
 
+/// Whether the NUL-terminated `entry` starts with `prefix`, reading no further than needed (most
+/// entries, e.g. a long PATH, are rejected at their first bytes, without a strlen).
+fn has_prefix(entry: *const c_char, prefix: &[u8]) -> bool {
+    prefix.iter().enumerate().all(|(i, &b)| {
+        // SAFETY: bytes 0..i matched non-NUL prefix bytes, so the string extends at least to i.
+        (unsafe { *entry.add(i) }) as u8 == b
+    })
+}
+
 impl EnvSnapshot {
     /// Reads the variables of `ENV_NAMES` now (xdist sets them after the process started).
     pub fn take() -> EnvSnapshot {
@@ -83,10 +92,8 @@ impl EnvSnapshot {
             if entry.is_null() {
                 break;
             }
-            // SAFETY: each entry is a NUL-terminated string.
-            let first = unsafe { *entry } as u8;
-            if first == b'D' || first == b'P' {
-                // SAFETY: as above.
+            if has_prefix(entry, b"DAGZ_") || has_prefix(entry, b"PYTEST_XDIST_") {
+                // SAFETY: each entry is a NUL-terminated string.
                 let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
                 if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
                     let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
