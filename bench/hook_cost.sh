@@ -21,7 +21,7 @@ count() { # count PRELOAD MODE N -> total instructions (Ir)
 
 printf '%-32s %14s %14s %12s\n' "workload" "Ir without" "Ir with dagz" "added/call"
 # targets (issues 2, 3): pg rewrite <= 5000, pg pass-through <= 500, mysql_query <= 100
-for spec in "pg 50" "pg_pass 50" "mysql_connect 50" "mysql_query 5000"; do
+for spec in "pg 200" "pg_pass 200" "mysql_connect 200" "mysql_query 5000"; do
   set -- $spec
   mode=$1 n=$2
   # one extra call per run cancels the one-time costs (lazy policy load, first resolution)

@@ -246,8 +246,8 @@ impl Template {
         match p {
             Piece::Lit(s) => out.push_str(s),
             Piece::Db => out.push_str(db),
-            Piece::Worker(width) => out.push_str(&format!("{:0width$}", w.num, width = *width)),
-            Piece::WorkerCount => out.push_str(&w.count.to_string()),
+            Piece::Worker(width) => push_padded(out, w.num, *width),
+            Piece::WorkerCount => push_padded(out, w.count, 0),
         }
     }
 
@@ -274,6 +274,28 @@ impl Template {
             Self::render_piece(&mut out, p, db, w);
         }
         out
+    }
+}
+
+/// `n` in decimal, zero-padded to `width`, without the formatting machinery (it ran at every
+/// connect and cost more than the rest of the decision).
+fn push_padded(out: &mut String, n: u32, width: usize) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - i)..width {
+        out.push('0');
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
