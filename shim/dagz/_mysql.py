@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from dagz import _warm
 from dagz._bypass import hard_bypass
+from dagz._dbapi import first_importable
 
 #: Migration bookkeeping tables: never emptied, their auto-increment never reset.
 KEEP_TABLES = frozenset({"alembic_version", "django_migrations", "schema_migrations"})
@@ -109,20 +110,12 @@ class MySQLUtilError(RuntimeError):
 
 def _driver() -> tuple[str, Any]:
     """(name, module) of the driver to use."""
-    try:
-        import MySQLdb
-
-        return "MySQLdb", MySQLdb
-    except ImportError:
-        pass
-    try:
-        import pymysql
-
-        return "pymysql", pymysql
-    except ImportError:
+    found = first_importable("MySQLdb", "pymysql")
+    if found is None:
         raise MySQLUtilError(
             "dagz: MySQL utilities need mysqlclient (MySQLdb) or PyMySQL; neither is importable"
-        ) from None
+        )
+    return found
 
 
 def _open(db: str | None, multi: bool, user_kwargs: dict[str, object]) -> Any:

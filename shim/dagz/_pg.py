@@ -33,6 +33,7 @@ from typing import IO, Any, Protocol
 
 from dagz import _warm
 from dagz._bypass import hard_bypass
+from dagz._dbapi import first_importable
 
 #: Migration bookkeeping tables: never emptied, their sequences never reset.
 KEEP_TABLES = frozenset({"alembic_version", "django_migrations", "schema_migrations"})
@@ -85,20 +86,12 @@ class PgUtilError(RuntimeError):
 
 def _driver() -> tuple[str, Any]:
     """(name, module) of the driver to use."""
-    try:
-        import psycopg
-
-        return "psycopg", psycopg
-    except ImportError:
-        pass
-    try:
-        import psycopg2
-
-        return "psycopg2", psycopg2
-    except ImportError:
+    found = first_importable("psycopg", "psycopg2")
+    if found is None:
         raise PgUtilError(
             "dagz: PostgreSQL utilities need psycopg (3) or psycopg2; neither is importable"
-        ) from None
+        )
+    return found
 
 
 def connect(dbname: str, /, **connect_kwargs: object) -> Any:

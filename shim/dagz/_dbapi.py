@@ -1,0 +1,16 @@
+"""What `_pg` and `_mysql` share about DB-API drivers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+
+def first_importable(*names: str) -> tuple[str, Any] | None:
+    """(name, module) of the first of `names` that imports, in order of preference."""
+    for name in names:
+        try:
+            return name, importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
