@@ -219,7 +219,8 @@ fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
 }
 
 /// Shared body of the hooks that carry a `db` argument. `run(db)` calls the real function with
-/// `db`; `fail()` reports a refusal in the function's own failure shape. `nonblocking`: the call
+/// `db`; on a refusal the handle gets the `dagz:` error and `fail()` returns the function's own
+/// failure value (and sets its out-parameter). `nonblocking`: the call
 /// is a `*_start` whose `db` must stay valid after it returns.
 fn db_hook<R>(
     caller: usize,
@@ -228,11 +229,11 @@ fn db_hook<R>(
     nonblocking: bool,
     db: *const c_char,
     run: impl Fn(&'static MyReal, *const c_char) -> R,
-    fail: impl FnOnce(Option<&'static MyReal>, &str) -> R,
+    fail: impl FnOnce() -> R,
 ) -> R {
     let (real, inside) = match real_for_call(caller, via) {
         Ok(r) => r,
-        Err(e) => return fail(None, &e),
+        Err(_) => return fail(), // no copy to report through; logged by real_for_call
     };
     if inside || guard::bypass_depth() > 0 {
         return call(real, || run(real, db));
@@ -244,7 +245,10 @@ fn db_hook<R>(
             call(real, || run(real, p))
         }
         Ok(Some(new)) => call(real, || run(real, new.as_ptr())),
-        Err(e) => fail(Some(real), &e),
+        Err(e) => {
+            set_error(real, mysql, &e);
+            fail()
+        }
     }
 }
 
@@ -269,12 +273,7 @@ unsafe extern "C" fn my_real_connect(
         |r, db| unsafe {
             (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags)
         },
-        |r, e| {
-            if let Some(r) = r {
-                set_error(r, mysql, e);
-            }
-            std::ptr::null_mut()
-        },
+        std::ptr::null_mut,
     )
 }
 
@@ -301,10 +300,7 @@ unsafe extern "C" fn my_real_connect_start(
             Some(f) => unsafe { f(ret, mysql, host, user, passwd, db, port, unix_socket, flags) },
             None => 0,
         },
-        |r, e| {
-            if let Some(r) = r {
-                set_error(r, mysql, e);
-            }
+        || {
             if !ret.is_null() {
                 // SAFETY: `ret` is the caller's out-pointer.
                 unsafe { *ret = std::ptr::null_mut() };
@@ -323,12 +319,7 @@ unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char, caller: 
         db,
         // SAFETY: forwarding the caller's arguments.
         |r, db| unsafe { (r.select_db)(mysql, db) },
-        |r, e| {
-            if let Some(r) = r {
-                set_error(r, mysql, e);
-            }
-            1
-        },
+        || 1,
     )
 }
 
@@ -349,10 +340,7 @@ unsafe extern "C" fn my_select_db_start(
             Some(f) => unsafe { f(ret, mysql, db) },
             None => 0,
         },
-        |r, e| {
-            if let Some(r) = r {
-                set_error(r, mysql, e);
-            }
+        || {
             if !ret.is_null() {
                 // SAFETY: `ret` is the caller's out-pointer.
                 unsafe { *ret = 1 };
@@ -377,12 +365,7 @@ unsafe extern "C" fn my_change_user(
         db,
         // SAFETY: forwarding the caller's arguments.
         |r, db| unsafe { (r.change_user)(mysql, user, passwd, db) },
-        |r, e| {
-            if let Some(r) = r {
-                set_error(r, mysql, e);
-            }
-            1
-        },
+        || 1,
     )
 }
 
@@ -405,10 +388,7 @@ unsafe extern "C" fn my_change_user_start(
             Some(f) => unsafe { f(ret, mysql, user, passwd, db) },
             None => 0,
         },
-        |r, e| {
-            if let Some(r) = r {
-                set_error(r, mysql, e);
-            }
+        || {
             if !ret.is_null() {
                 // SAFETY: `ret` is the caller's out-pointer.
                 unsafe { *ret = 1 };
