@@ -170,6 +170,17 @@ def _reset_mysql() -> None:
         conn.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def leave_bases_empty(where: Where) -> Iterator[None]:
+    """Without dagz, the last test's rows would stay in the base databases (which dagz clones for
+    its workers): empty them once more at the end of the session."""
+    yield
+    if not where.pg_rerouted:
+        _reset_pg()
+    if not where.mysql_rerouted:
+        _reset_mysql()
+
+
 @pytest.fixture(autouse=True)
 def clean_databases(where: Where) -> None:
     """Under dagz, `prepare` empties this worker's databases on the test's first connect.
