@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagz import _mysql, _pg
 
 from support import (
     C_SOURCE,
@@ -106,3 +108,21 @@ def pg_entrypoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def policy_file(tmp_path: Path) -> Path:
     """A path for a DAGZ_POLICY file in this test's own temporary directory."""
     return tmp_path / "dagz-policy.toml"
+
+
+@pytest.fixture(params=["psycopg", "psycopg2"])
+def pg_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once with each PostgreSQL driver `dagz._pg` can use (their COPY differs)."""
+    name = str(request.param)
+    module = importlib.import_module(name)
+    monkeypatch.setattr(_pg, "_driver", lambda: (name, module))
+    return name
+
+
+@pytest.fixture(params=["MySQLdb", "pymysql"])
+def my_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once with each MySQL driver `dagz._mysql` can use."""
+    name = str(request.param)
+    module = importlib.import_module(name)
+    monkeypatch.setattr(_mysql, "_driver", lambda: (name, module))
+    return name

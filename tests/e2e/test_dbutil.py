@@ -12,8 +12,6 @@ import importlib
 import importlib.util
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -25,68 +23,15 @@ if importlib.util.find_spec("dagz") is None:  # source checkout without `pip ins
     sys.path.insert(0, str(REPO_ROOT / "shim"))
 
 from dagz import _mysql, _pg
+from db_fixtures import (  # noqa: F401 - fixtures used by name
+    MY,
+    PG,
+    NameFactory,
+    make_name_fixtures,
+    pg_databases,
+)
 
-PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-NameFactory = Callable[[str], str]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def pg_databases() -> tuple[str, ...]:
-    """Overrides conftest's autouse fixture: these tests need none of the shared databases, and
-    must not drop/recreate them under tests of other workers that use them."""
-    return ()
-
-
-def _unique(tag: str) -> str:
-    return f"dagz_dbu_{uuid.uuid4().hex[:10]}_{tag}"
-
-
-@pytest.fixture
-def pg_name() -> Iterator[NameFactory]:
-    """Hands out unique PostgreSQL database names; drops them all at the end."""
-    names: list[str] = []
-
-    def make(tag: str) -> str:
-        names.append(_unique(tag))
-        return names[-1]
-
-    yield make
-    for name in names:
-        _pg.drop(name, **PG)
-
-
-@pytest.fixture
-def my_name() -> Iterator[NameFactory]:
-    """Hands out unique MySQL database names; drops them all at the end."""
-    names: list[str] = []
-
-    def make(tag: str) -> str:
-        names.append(_unique(tag))
-        return names[-1]
-
-    yield make
-    for name in names:
-        _mysql.drop(name, **MY)
-
-
-@pytest.fixture(params=["psycopg", "psycopg2"])
-def pg_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs the test once with each PostgreSQL driver `_pg` can use."""
-    name = str(request.param)
-    module = importlib.import_module(name)
-    monkeypatch.setattr(_pg, "_driver", lambda: (name, module))
-    return name
-
-
-@pytest.fixture(params=["MySQLdb", "pymysql"])
-def my_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs the test once with each MySQL driver `_mysql` can use."""
-    name = str(request.param)
-    module = importlib.import_module(name)
-    monkeypatch.setattr(_mysql, "_driver", lambda: (name, module))
-    return name
+pg_name, my_name = make_name_fixtures("dagz_dbu")
 
 
 # --------------------------------------------------------------------------------------------

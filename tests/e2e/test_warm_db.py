@@ -7,74 +7,24 @@ preloaded; every test uses databases of its own (``dagz_wdb_<uuid>_…``) and dr
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dagz import _mysql, _pg, _warm
+from db_fixtures import (  # noqa: F401 - fixtures used by name
+    MY,
+    PG,
+    NameFactory,
+    make_name_fixtures,
+    pg_databases,
+)
 
-PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-
-NameFactory = Callable[[str], str]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def pg_databases() -> tuple[str, ...]:
-    """Overrides conftest's autouse fixture: these tests use databases of their own only."""
-    return ()
-
-
-def _unique(tag: str) -> str:
-    return f"dagz_wdb_{uuid.uuid4().hex[:10]}_{tag}"
-
-
-@pytest.fixture
-def pg_name() -> Iterator[NameFactory]:
-    names: list[str] = []
-
-    def make(tag: str) -> str:
-        names.append(_unique(tag))
-        return names[-1]
-
-    yield make
-    for name in names:
-        _pg.drop(name, **PG)
-
-
-@pytest.fixture
-def my_name() -> Iterator[NameFactory]:
-    names: list[str] = []
-
-    def make(tag: str) -> str:
-        names.append(_unique(tag))
-        return names[-1]
-
-    yield make
-    for name in names:
-        _mysql.drop(name, **MY)
-
-
-@pytest.fixture(params=["psycopg", "psycopg2"])
-def pg_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs the test once with each PostgreSQL driver `_pg` can use (their COPY differs)."""
-    name = str(request.param)
-    module = importlib.import_module(name)
-    monkeypatch.setattr(_pg, "_driver", lambda: (name, module))
-    return name
-
-
-@pytest.fixture(params=["MySQLdb", "pymysql"])
-def my_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    name = str(request.param)
-    module = importlib.import_module(name)
-    monkeypatch.setattr(_mysql, "_driver", lambda: (name, module))
-    return name
+pg_name, my_name = make_name_fixtures("dagz_wdb")
 
 
 def pg_exec(db: str, *statements: str, **kw: object) -> None:
