@@ -41,20 +41,21 @@ def check_refused(launcher: Launcher, client: str, conninfo: str, env: dict[str,
 
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize(
-    "content",
+    ("content", "line"),
     [
-        pytest.param('[postgres\ntemplate = "{db}_x{worker}"\n', id="syntax-error"),
-        pytest.param('[postgres]\ntemplate = "{db}_jw{worker:02}\n', id="unterminated-string"),
-        pytest.param('[postgres]\nenabled = "yes"\n', id="wrong-type"),
+        pytest.param('[postgres\ntemplate = "{db}_x{worker}"\n', 1, id="syntax-error"),
+        pytest.param('[postgres]\ntemplate = "{db}_jw{worker:02}\n', 2, id="unterminated-string"),
+        pytest.param('[postgres]\nenabled = "yes"\n', 2, id="wrong-type"),
     ],
 )
 def test_broken_policy_fails_closed(
-    launcher: Launcher, policy_file: Path, client: str, content: str
+    launcher: Launcher, policy_file: Path, client: str, content: str, line: int
 ) -> None:
     policy_file.write_text(content)
     env = {"DAGZ_WORKER": "3", "DAGZ_POLICY": str(policy_file)}
     text = check_refused(launcher, client, CONNINFO_MYAPP, env)
     assert str(policy_file) in text, text
+    assert f"line {line}" in text, text
 
 
 @pytest.mark.parametrize("client", CLIENTS)
