@@ -40,9 +40,12 @@ build:
 
 venv: $(VENV_STAMP) $(VENV_SRC_STAMP)
 
-$(VENV_STAMP): $(REQ)
+# The dagz package itself, editable: the plugin, `dagz shim-path`, and the e2e tests import it
+# (the shim it finds is target/release/libdagz.so, built by `make build`).
+$(VENV_STAMP): $(REQ) pyproject.toml setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(REQ)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e .
 	touch $@
 
 # psycopg2 from the sdist, compiled against the system libpq (pg_config from libpq-dev).
