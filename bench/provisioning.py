@@ -45,52 +45,42 @@ import argparse
 import contextlib
 import importlib.util
 import io
-import multiprocessing as mp
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import MySQLdb
-import psycopg
+from _workers import (
+    MY_KW,
+    MY_URL,
+    PG_KW,
+    PG_URL,
+    WORKERS,
+    Task,
+    alembic_upgrade,
+    mysqldump_into,
+    pg_admin,
+    serve,
+)
+from _workers import Pool as WorkerPool
 
 if TYPE_CHECKING:
     from dagz.config import DbConfig
     from MySQLdb.connections import Connection as MyConnection
 
-ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = ROOT / "bench" / "migrations"
-WORKERS = 4
 BASE = "dagz_bench_prov"
-#: The servers (loopback, trust/no password); BENCH_PG_PORT / BENCH_MY_PORT pick other ones.
-PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
-MY_PORT = int(os.environ.get("BENCH_MY_PORT", "3306"))
-PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": PG_PORT, "user": "postgres"}
-MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": MY_PORT, "user": "root"}
-PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{{db}}"
-MY_URL = f"mysql+mysqldb://root@127.0.0.1:{MY_PORT}/{{db}}"
 #: dagz keeps worker databases whose base did not change (issue 7) when it has `dagz._warm`.
 WARM_START = importlib.util.find_spec("dagz._warm") is not None
 TABLES = 101  # 100 + alembic_version
 FOREIGN_KEYS = 123
 HEAD = "0100"
 
-Task = tuple[str, ...]
-Result = tuple[str, float, str]  # ("ok" | "error", seconds in the worker, detail)
-
 
 # --------------------------------------------------------------------------------------------
 # database helpers (used by the workers and the controller)
-
-
-def pg_admin(db: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(dbname=db, autocommit=True, **PG_KW)  # type: ignore[arg-type]
 
 
 def my_admin() -> MyConnection:
@@ -111,34 +101,6 @@ def my_recreate(db: str) -> None:
         cur.execute(f"CREATE DATABASE `{db}`")
     finally:
         conn.close()
-
-
-def alembic_upgrade(url: str) -> None:
-    from alembic import command  # noqa: PLC0415
-    from alembic.config import Config  # noqa: PLC0415
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "head")
-
-
-DUMP = shutil.which("mysqldump") or "mariadb-dump"
-LOAD = shutil.which("mysql") or "mariadb"
-
-
-def mysqldump_into(base: str, target: str) -> None:
-    """Django's MySQL clone_test_db: ``mysqldump --routines --events base | mysql target``."""
-    conn_args = [f"--host={MY_KW['host']}", f"--port={MY_KW['port']}", f"--user={MY_KW['user']}"]
-    dump = subprocess.Popen(
-        [DUMP, *conn_args, "--routines", "--events", base],
-        stdout=subprocess.PIPE,
-    )
-    load = subprocess.run([LOAD, *conn_args, target], stdin=dump.stdout, check=False)
-    assert dump.stdout is not None
-    dump.stdout.close()
-    if dump.wait() != 0 or load.returncode != 0:
-        raise RuntimeError(f"mysqldump {base} | mysql {target} failed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,66 +161,17 @@ def worker_main(num: int, conn: Connection) -> None:
         "my_migrate": migrate_my,
         "my_dump": dump_my,
     }
-    conn.send(("ok", 0.0, "ready"))
-    while True:
-        task: Task | None = conn.recv()
-        if task is None:
-            return
-        name, *args = task
-        t0 = time.perf_counter()
-        try:
-            detail = tasks[name](*args)
-        except Exception as exc:
-            conn.send(("error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
-        else:
-            conn.send(("ok", time.perf_counter() - t0, detail))
+    serve(conn, tasks)
 
 
-class Pool:
-    """The 4 worker processes; `run` sends one task to each and waits for all of them."""
-
+class Pool(WorkerPool):
     def __init__(self) -> None:
-        ctx = mp.get_context("spawn")
-        self.procs: list[mp.process.BaseProcess] = []
-        self.conns: list[Connection] = []
-        #: The workers' results of the last `run`.
-        self.last: list[Result] = []
-        for num in range(WORKERS):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(num, child), daemon=True)
-            proc.start()
-            self.procs.append(proc)
-            self.conns.append(parent)
-        for num, conn in enumerate(self.conns):
-            self._check(num, conn.recv())
-
-    @staticmethod
-    def _check(num: int, result: Result) -> Result:
-        if result[0] != "ok":
-            raise RuntimeError(f"worker {num}: {result[2]}")
-        return result
+        super().__init__(worker_main)
 
     def run(
         self, make_task: Callable[[int], Task], workers: Sequence[int] = range(WORKERS)
     ) -> float:
-        t0 = time.perf_counter()
-        for num in workers:
-            self.conns[num].send(make_task(num))
-        results = [self.conns[num].recv() for num in workers]
-        elapsed = time.perf_counter() - t0
-        for num, result in zip(workers, results, strict=True):
-            self._check(num, result)
-        self.last = results
-        return elapsed
-
-    def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.send(None)
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+        return self.run_tasks({num: make_task(num) for num in workers})
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,34 +37,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import multiprocessing as mp
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import MySQLdb
-import psycopg
+from _workers import (
+    MY_KW,
+    MY_URL,
+    PG_KW,
+    PG_URL,
+    WORKERS,
+    alembic_upgrade,
+    mysqldump_into,
+    pg_admin,
+    serve,
+)
+from _workers import Pool as WorkerPool
 
-ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = ROOT / "bench" / "migrations"
-WORKERS = 4
 BASE = "dagz_bench_warm"
-PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
-MY_PORT = int(os.environ.get("BENCH_MY_PORT", "3306"))
-PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": PG_PORT, "user": "postgres"}
-MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": MY_PORT, "user": "root"}
-PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/{{db}}"
-MY_URL = f"mysql+mysqldb://root@127.0.0.1:{MY_PORT}/{{db}}"
 TARGETS = {"pg": ("clone", 5.0), "mysql": ("dump", 10.0)}
-
-Result = tuple[str, float, str]  # ("ok" | "error", seconds in the worker, detail)
 
 #: What a test run leaves in a worker database (a kept one must not show it to the next run).
 LEFTOVERS = (
@@ -77,10 +74,6 @@ LEFTOVERS = (
 
 # --------------------------------------------------------------------------------------------
 # database helpers
-
-
-def pg_admin(db: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(dbname=db, autocommit=True, **PG_KW)  # type: ignore[arg-type]
 
 
 def my_admin(db: str | None = None) -> MySQLdb.connections.Connection:
@@ -119,31 +112,10 @@ def drop(engine: str, db: str) -> None:
 
 def build_base(engine: str) -> float:
     """The base, by ``alembic upgrade head`` of bench/migrations (setup, not compared)."""
-    from alembic import command  # noqa: PLC0415
-    from alembic.config import Config  # noqa: PLC0415
-
     t0 = time.perf_counter()
     recreate(engine, BASE)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", (PG_URL if engine == "pg" else MY_URL).format(db=BASE))
-    with contextlib.redirect_stdout(io.StringIO()):
-        command.upgrade(cfg, "head")
+    alembic_upgrade((PG_URL if engine == "pg" else MY_URL).format(db=BASE))
     return time.perf_counter() - t0
-
-
-DUMP = shutil.which("mysqldump") or "mariadb-dump"
-LOAD = shutil.which("mysql") or "mariadb"
-
-
-def mysqldump_into(base: str, target: str) -> None:
-    args = [f"--host={MY_KW['host']}", f"--port={MY_KW['port']}", f"--user={MY_KW['user']}"]
-    dump = subprocess.Popen([DUMP, *args, "--routines", "--events", base], stdout=subprocess.PIPE)
-    load = subprocess.run([LOAD, *args, target], stdin=dump.stdout, check=False)
-    assert dump.stdout is not None
-    dump.stdout.close()
-    if dump.wait() != 0 or load.returncode != 0:
-        raise RuntimeError(f"mysqldump {base} | mysql {target} failed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +152,7 @@ def worker_main(num: int, conn: Connection) -> None:
         target = f"{BASE}_jw{num:02}"
         statements = [s.format(n=num) for s in LEFTOVERS]
         if engine == "pg":
-            with psycopg.connect(dbname=target, autocommit=True, **PG_KW) as c:  # type: ignore[arg-type]
+            with pg_admin(target) as c:
                 for statement in statements:
                     c.execute(statement.encode())
         else:
@@ -207,67 +179,21 @@ def worker_main(num: int, conn: Connection) -> None:
         "dump": dump,
         "leftovers": leftovers,
     }
-    conn.send(("ok", 0.0, "ready"))
-    while True:
-        task: tuple[str, str, str] | None = conn.recv()
-        if task is None:
-            return
-        name, engine, run_dir = task
-        t0 = time.perf_counter()
-        try:
-            detail = tasks[name](engine, run_dir)
-        except Exception as exc:
-            conn.send(("error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
-        else:
-            conn.send(("ok", time.perf_counter() - t0, detail))
+    serve(conn, tasks)
 
 
-class Pool:
-    """The 4 worker processes; `run` sends one task to each and waits for all of them."""
-
+class Pool(WorkerPool):
     def __init__(self) -> None:
-        ctx = mp.get_context("spawn")
-        self.procs: list[mp.process.BaseProcess] = []
-        self.conns: list[Connection] = []
-        self.last: list[Result] = []
-        for num in range(WORKERS):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(num, child), daemon=True)
-            proc.start()
-            self.procs.append(proc)
-            self.conns.append(parent)
-        for num, conn in enumerate(self.conns):
-            self._check(num, conn.recv())
-
-    @staticmethod
-    def _check(num: int, result: Result) -> Result:
-        if result[0] != "ok":
-            raise RuntimeError(f"worker {num}: {result[2]}")
-        return result
+        super().__init__(worker_main)
 
     def run(self, name: str, engine: str) -> float:
         """One task in each worker; a run directory of their own, as an xdist run's workers
         share (dagz reads the base once per run there)."""
         run_dir = tempfile.mkdtemp(prefix="dagz-bench-run-")
-        t0 = time.perf_counter()
-        for conn in self.conns:
-            conn.send((name, engine, run_dir))
-        results = [conn.recv() for conn in self.conns]
-        elapsed = time.perf_counter() - t0
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for num, result in enumerate(results):
-            self._check(num, result)
-        self.last = results
-        return elapsed
-
-    def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.send(None)
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+        try:
+            return self.run_tasks({num: (name, engine, run_dir) for num in range(WORKERS)})
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------
