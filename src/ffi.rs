@@ -12,7 +12,7 @@ use crate::decide::{self, DecisionCallback};
 use crate::guard;
 use crate::hooks_pg::ProcessEnv;
 use crate::policy::{Decision, Engine};
-use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::ffi::{c_char, c_int, c_uint};
 
 /// Bumped on any incompatible change of the functions below; the Python package checks it.
 pub const ABI_VERSION: c_int = 1;
@@ -50,11 +50,7 @@ fn string_result(
 }
 
 fn arg<'a>(p: *const c_char, what: &str) -> Result<&'a [u8], String> {
-    if p.is_null() {
-        return Err(format!("{what} is NULL"));
-    }
-    // SAFETY: non-NULL string arguments of this ABI are NUL-terminated (header contract).
-    Ok(unsafe { CStr::from_ptr(p) }.to_bytes())
+    crate::cstr::bytes(p).ok_or_else(|| format!("{what} is NULL"))
 }
 
 fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, String> {

@@ -6,6 +6,7 @@
 //! and the Python drivers show).
 
 use crate::boundary;
+use crate::cstr::bytes;
 use crate::decide;
 use crate::dlog;
 use crate::guard::{self, Slot};
@@ -162,11 +163,6 @@ fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
             std::ptr::write_unaligned(errno_at, CR_UNKNOWN_ERROR);
         }
     }
-}
-
-fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    // SAFETY: the client API's string arguments are NULL or NUL-terminated, alive for the call.
-    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
 /// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged.

@@ -6,6 +6,7 @@
 
 use crate::boundary;
 use crate::conninfo::{self, PgEnv, RewriteError};
+use crate::cstr::bytes;
 use crate::decide;
 use crate::dlog;
 use crate::guard::{self, Slot};
@@ -109,11 +110,6 @@ impl PgEnv for ProcessEnv {
     fn read_file(&self, path: &str) -> Option<String> {
         std::fs::read_to_string(path).ok()
     }
-}
-
-fn bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
-    // SAFETY: libpq's contract: string arguments are NULL or NUL-terminated, alive for the call.
-    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
 fn cstring(b: Vec<u8>) -> Result<CString, String> {

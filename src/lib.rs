@@ -10,6 +10,7 @@ pub mod mysql_sql;
 pub mod policy;
 
 pub mod boundary;
+mod cstr;
 pub mod decide;
 pub mod ffi;
 pub mod guard;
