@@ -1,5 +1,6 @@
 # dagz — build, test and lint entry points.
 #
+#   make deps    the system packages (scripts/deps.sh: one list; apt-get as root, else a message)
 #   make build   cargo build --release  -> target/release/libdagz.so
 #   make venv    .venv (test/lint tools + drivers) and .venv-src (psycopg2 built from source)
 #   make test    build + venv + cargo test --release + end-to-end pytest suite (tests/e2e)
@@ -22,8 +23,11 @@ VENV := .venv
 VENV_SRC := .venv-src
 REQ := scripts/requirements-test.txt
 REQ_SRC := scripts/requirements-src.txt
+REQ_DEMO := examples/requirements.txt
+VENV_DEMO_STAMP := $(VENV)/.dagz-demo-stamp
 VENV_STAMP := $(VENV)/.dagz-stamp
 VENV_SRC_STAMP := $(VENV_SRC)/.dagz-stamp
+PHASE := scripts/phase.sh
 SHIM := target/release/libdagz.so
 # The e2e tests are subprocess-bound (psql, python children): more workers than cores pays off.
 E2E_WORKERS ?= 4
@@ -33,34 +37,45 @@ PIP_FLAGS := --disable-pip-version-check --no-input --quiet
 # what the fuzzer finds goes to fuzz/corpus-work/rewrite (ignored), crashes to fuzz/artifacts.
 FUZZ_SECONDS ?= 60
 
-.PHONY: build venv test cargo-test e2e lint fmt bench demo clean-venv fuzz
+.PHONY: deps build venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz
 
-build:
-	$(CARGO) build --release
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@$(PHASE) "build: cargo build --release (libdagz.so)" $(CARGO) build --release --quiet
 
 venv: $(VENV_STAMP) $(VENV_SRC_STAMP)
 
-# The dagz package itself, editable: the plugin, `dagz shim-path`, and the e2e tests import it
-# (the shim it finds is target/release/libdagz.so, built by `make build`).
-$(VENV_STAMP): $(REQ) pyproject.toml setup.py
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(REQ)
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e .
-	touch $@
+# What the demo runs: the example's requirements and the dagz package itself, editable (the
+# plugin, `dagz shim-path`; the shim it finds is target/release/libdagz.so, built by `make build`).
+$(VENV_DEMO_STAMP): $(REQ_DEMO) pyproject.toml setup.py | deps
+	@test -x $(VENV)/bin/python || $(PHASE) "venv: python -m venv $(VENV)" $(PYTHON) -m venv $(VENV)
+	@$(PHASE) "venv: pip install -r $(REQ_DEMO) -e . (into $(VENV))" \
+		$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(REQ_DEMO) -e .
+	@touch $@
+
+# Everything the tests, linters and benchmarks use besides.
+$(VENV_STAMP): $(REQ) $(VENV_DEMO_STAMP)
+	@$(PHASE) "venv: pip install -r $(REQ) (test tools and drivers)" \
+		$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(REQ)
+	@touch $@
 
 # psycopg2 from the sdist, compiled against the system libpq (pg_config from libpq-dev).
-$(VENV_SRC_STAMP): $(REQ_SRC)
-	test -x $(VENV_SRC)/bin/python || $(PYTHON) -m venv $(VENV_SRC)
-	$(VENV_SRC)/bin/python -m pip install $(PIP_FLAGS) --no-binary psycopg2 -r $(REQ_SRC)
-	touch $@
+$(VENV_SRC_STAMP): $(REQ_SRC) | deps
+	@test -x $(VENV_SRC)/bin/python || $(PYTHON) -m venv $(VENV_SRC)
+	@$(PHASE) "venv: psycopg2 from source into $(VENV_SRC) (tests of the system libpq)" \
+		$(VENV_SRC)/bin/python -m pip install $(PIP_FLAGS) --no-binary psycopg2 -r $(REQ_SRC)
+	@touch $@
 
-cargo-test:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --release
+cargo-test: deps
+	@$(PHASE) "cargo fmt --check" $(CARGO) fmt --check
+	@$(PHASE) "cargo clippy -D warnings" $(CARGO) clippy --quiet --all-targets -- -D warnings
+	@$(PHASE) "cargo test --release" $(CARGO) test --release --quiet
 
 e2e: build venv
-	$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS)
+	@$(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e" \
+		$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS)
 
 test: build venv cargo-test e2e
 
@@ -75,11 +90,15 @@ fmt: $(VENV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench:
+bench: build venv
 	if [ -x bench/run ]; then bench/run; else echo "bench: no bench/run yet, nothing to do"; fi
 
-demo: build venv
-	scripts/demo.sh
+demo: build $(VENV_DEMO_STAMP)
+	@scripts/demo.sh
+
+# Drops what `make demo` left on the servers (the example's base and worker databases).
+demo-clean: $(VENV_DEMO_STAMP)
+	@scripts/demo.sh --clean
 
 clean-venv:
 	rm -rf $(VENV) $(VENV_SRC)
