@@ -1,4 +1,4 @@
-"""Packaging of dagz: the Python package (shim/dagz) plus the cdylib libdagz.so, built by setuptools-rust.
+"""Packaging of dagz: the package shim/dagz plus the cdylib libdagz.so, built by setuptools-rust.
 
 libdagz.so is not a CPython extension: the package loads it with ctypes (and users preload it),
 so it has no Python binding and no Python ABI. Hence:
@@ -18,6 +18,7 @@ target directory and do not copy it into shim/dagz: the package then uses
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from setuptools import setup
@@ -47,12 +48,17 @@ class BuildExt(build_ext):
 class BuildRust(build_rust):
     """In an editable install the library stays in cargo's target directory (see module doc)."""
 
-    def install_extension(self, ext, dylib_paths, build_artifact_dir):  # type: ignore[no-untyped-def]
+    def install_extension(
+        self,
+        ext: RustExtension,
+        dylib_paths: Sequence[tuple[str, str]],
+        build_artifact_dir: Path | None,
+    ) -> None:
         if self.inplace:
             for _, path in dylib_paths:
                 log.info("dagz: editable install uses %s (not copied into the package)", path)
             return
-        super().install_extension(ext, dylib_paths, build_artifact_dir)
+        super().install_extension(ext, list(dylib_paths), build_artifact_dir)  # type: ignore[arg-type]
 
 
 class BuildPy(build_py):
