@@ -36,7 +36,7 @@ import time
 import uuid
 from pathlib import Path
 
-from dagz import _trace
+from dagz import trace as _trace
 from dagz.otel import SPAN_PROCESSOR
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind

@@ -16,18 +16,20 @@ from typing import Any
 
 import pytest
 
-from dagz import _trace
+from dagz import trace as _trace
 from dagz._state import log
-from dagz._trace import (
+from dagz.trace import recording as _recording
+from dagz.trace.model import (
     KIND_CALL,
     KIND_FIXTURE,
+    KIND_OTEL,
     KIND_SETUP,
     KIND_TEARDOWN,
     KIND_TEST,
-    Recorder,
     Span,
     SpanResult,
 )
+from dagz.trace.recording import Recorder
 
 #: Key of this plugin's payload in ``config.workeroutput`` / ``node.workeroutput``.
 WORKEROUTPUT_KEY = "dagz_otel"
@@ -199,13 +201,13 @@ class OtelPlugin:
         if (
             not lanes
             or own.payload.get("stats")
-            or any(s.kind in (KIND_TEST, _trace.KIND_OTEL) for s in own.spans)
+            or any(s.kind in (KIND_TEST, KIND_OTEL) for s in own.spans)
         ):
             lanes.append(own)
         otel = sys.modules.get("dagz.otel")
         otel_on = otel is not None and bool(otel.is_configured())
         sub_spans = any(ln.payload.get("stats") for ln in lanes) or any(
-            s.kind == _trace.KIND_OTEL for ln in lanes for s in ln.spans
+            s.kind == KIND_OTEL for ln in lanes for s in ln.spans
         )
         if self.trace_path is None and not otel_on and not sub_spans:
             return
@@ -248,5 +250,5 @@ class OtelPlugin:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        if _trace.RECORDER is self.recorder:
+        if _recording.RECORDER is self.recorder:
             _trace.install(None)

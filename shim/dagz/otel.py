@@ -1,4 +1,4 @@
-"""`dagz.otel` (also `dagz.integ.otel`): OpenTelemetry spans as dagz sub-spans (SPEC §5).
+"""`dagz.otel` (also `dagz.integ.otel`): OpenTelemetry spans as dagz sub-spans.
 
 Call once from the root ``conftest.py``::
 
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dagz import _trace
 from dagz._state import STATE, log
-from dagz._trace import SpanResult
+from dagz.trace import recording as _recording
+from dagz.trace.model import SpanResult
 
 _MISSING_MSG = (
     "dagz.otel needs the OpenTelemetry packages opentelemetry-api, opentelemetry-sdk and "
@@ -79,7 +79,7 @@ class DagzSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            rec = _trace.RECORDER
+            rec = _recording.RECORDER
             if rec is not None:
                 rec.pending.append((span, rec.sink, _get_ident(), _current_thread().name))
         except Exception:

@@ -479,7 +479,7 @@ def test_provider_set_after_configure_feeds_dagz(
 
 
 def test_processor_never_raises_into_the_application() -> None:
-    from dagz import _trace  # noqa: PLC0415 - the package under test, imported late on purpose
+    from dagz import trace as _trace  # noqa: PLC0415 - the package under test, imported late on purpose
     from dagz.otel import SPAN_PROCESSOR  # noqa: PLC0415
 
     recorder = _trace.Recorder("unit", 0)

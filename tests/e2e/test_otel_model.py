@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from dagz import _trace
+from dagz import trace as _trace
 from dagz.otel import SPAN_PROCESSOR, SpanResult
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -143,7 +143,7 @@ def test_without_a_trace_only_the_numbers_are_kept(provider: TracerProvider) -> 
 def test_past_the_cap_spans_are_counted_not_kept(
     provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_trace, "MAX_OTEL_SPANS", 2)
+    monkeypatch.setattr(_trace.recording, "MAX_OTEL_SPANS", 2)
     rec = _trace.Recorder("main", None)
     _trace.install(rec)
     try:
