@@ -51,6 +51,9 @@ static MYSQL *connect_db(const char *db) {
     return m;
 }
 
+/* The database the threads connect to: argv[2] (the test passes its own name, never a fixed one). */
+static const char *thread_db;
+
 static void *thread_main(void *arg) {
     long i = (long)arg;
     int bypass = i % 2;
@@ -59,7 +62,7 @@ static void *thread_main(void *arg) {
         dagz_bypass_enter();
     }
     MYSQL *m = mysql_init(NULL);
-    if (!mysql_real_connect(m, "127.0.0.1", "root", "", "myapp", 3306, NULL, 0)) die(m, "thread connect");
+    if (!mysql_real_connect(m, "127.0.0.1", "root", "", thread_db, 3306, NULL, 0)) die(m, "thread connect");
     char label[32];
     snprintf(label, sizeof label, "thread%ld-%s", i, bypass ? "bypass" : "plain");
     print_db(m, label);
@@ -122,6 +125,7 @@ int main(int argc, char **argv) {
         print_db(m, mode);
     } else if (!strcmp(mode, "threads")) {
         pthread_t t[8];
+        thread_db = db;
         for (long i = 0; i < 8; i++) pthread_create(&t[i], NULL, thread_main, (void *)i);
         for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
         return 0;

@@ -1,4 +1,8 @@
-"""Fixtures for the dagz end-to-end suite (helpers live in support.py)."""
+"""Fixtures for the dagz end-to-end suite (helpers live in support.py).
+
+Every name the suite creates on the servers starts with the run prefix (``support.RUN_PREFIX``,
+``dz_<6 hex>``); the controller's `pytest_sessionfinish` drops all of them at the end of the run,
+whatever happened, after the fixtures have dropped their own."""
 
 from __future__ import annotations
 
@@ -16,12 +20,52 @@ from dagz import _mysql, _pg
 from support import (
     C_SOURCE,
     DEFAULT_SHIM,
+    RUN_ENV,
+    RUN_PREFIX,
+    RUN_PREFIX_RE,
     TEST_DATABASES,
     VENV_PYTHON,
     VENV_SRC_PYTHON,
     Admin,
     Launcher,
+    drop_everything_named,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not RUN_PREFIX_RE.fullmatch(RUN_PREFIX):
+        raise pytest.UsageError(
+            f"{RUN_ENV}={RUN_PREFIX!r} is not a run prefix: use dz_ plus 6 hex digits"
+            f" (e.g. {RUN_ENV}=dz_3f9a1c), or leave it unset and the run makes one"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"dagz e2e: names on the servers start with {RUN_PREFIX}_ ({RUN_ENV})"
+
+
+#: What the controller's clean-up did, for the terminal summary.
+_CLEANUP: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller (or a run without xdist) drops every database and role of this run on
+    both servers: what a failed test or a killed child left behind included. A clean-up that
+    fails fails the run."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the others may still use the run's databases
+    try:
+        dropped = drop_everything_named(RUN_PREFIX)
+    except Exception as exc:  # reported, and the run fails
+        _CLEANUP.append(f"dagz e2e: ERROR: could not drop the run's {RUN_PREFIX}_* names: {exc}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    _CLEANUP.append(f"dagz e2e: dropped the run's {len(dropped)} databases/roles ({RUN_PREFIX}_*)")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _CLEANUP:
+        terminalreporter.write_line(line)
 
 
 def _require_file(path: Path, what: str, hint: str) -> Path:
@@ -56,7 +100,8 @@ def admin() -> Iterator[Admin]:
 
 @pytest.fixture(scope="session", autouse=True)
 def pg_databases(admin: Admin, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
-    """(Re)create the test databases in PostgreSQL, once per run (also under xdist)."""
+    """Create the run's shared test databases in PostgreSQL, once per run (also under xdist);
+    `pytest_sessionfinish` drops them."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker is None:
         admin.recreate_databases(TEST_DATABASES)

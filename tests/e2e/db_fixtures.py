@@ -1,7 +1,7 @@
 """Fixtures shared by the tests of dagz's database utilities (test_dbutil.py, test_warm_db.py):
-unique database names dropped at the end (`make_name_fixtures(prefix)` gives each module its own
-prefix) and the override of conftest's shared databases. The per-driver fixtures `pg_driver` /
-`my_driver` are in conftest.py."""
+unique database names dropped at the end (`make_name_fixtures(tag)` gives each module its own
+tag: ``<run prefix>_<tag>_<8 hex>_<what>``) and the override of conftest's shared databases.
+The per-driver fixtures `pg_driver` / `my_driver` are in conftest.py."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from dagz import _mysql, _pg
+
+from support import RUN_PREFIX
 
 PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
@@ -25,28 +27,33 @@ def pg_databases() -> tuple[str, ...]:
     return ()
 
 
-def _names(prefix: str, drop: Callable[..., None], kw: dict[str, Any]) -> Iterator[NameFactory]:
+def _names(module: str, drop: Callable[..., None], kw: dict[str, Any]) -> Iterator[NameFactory]:
     names: list[str] = []
 
     def make(tag: str) -> str:
-        names.append(f"{prefix}_{uuid.uuid4().hex[:10]}_{tag}")
+        names.append(f"{RUN_PREFIX}_{module}_{uuid.uuid4().hex[:8]}_{tag}")
         return names[-1]
 
     yield make
-    for name in names:
-        drop(name, **kw)
+    errors: list[str] = []
+    for name in names:  # every one, even when dropping another failed
+        try:
+            drop(name, **kw)
+        except Exception as exc:
+            errors.append(f"{name}: {exc}")
+    assert not errors, "could not drop: " + "; ".join(errors)
 
 
-def make_name_fixtures(prefix: str) -> tuple[Any, Any]:
-    """(pg_name, my_name): fixtures handing out unique database names starting with `prefix`,
-    all dropped at the end of the test."""
+def make_name_fixtures(module: str) -> tuple[Any, Any]:
+    """(pg_name, my_name): fixtures handing out unique database names of this run, tagged with
+    `module` (a few letters), all dropped at the end of the test."""
 
     @pytest.fixture
     def pg_name() -> Iterator[NameFactory]:
-        yield from _names(prefix, _pg.drop, PG)
+        yield from _names(module, _pg.drop, PG)
 
     @pytest.fixture
     def my_name() -> Iterator[NameFactory]:
-        yield from _names(prefix, _mysql.drop, MY)
+        yield from _names(module, _mysql.drop, MY)
 
     return pg_name, my_name

@@ -1,10 +1,10 @@
 """Helpers of the plugin acceptance tests (``test_plugin_*.py``).
 
-Each test gets its own base database name (``dz_<8 hex>``) on PostgreSQL and MariaDB, created
-with the sample schema, and a copy of ``sample_project/myproject`` in its tmp dir. It runs pytest
-on that copy in a subprocess (``.venv/bin/python -m pytest``) with a controlled environment, then
-judges from three sources: the JUnit XML of the inner run (per-test outcomes), the events that the
-sample's callbacks and tests append to a file (``dzsample.record``), and the servers themselves
+Each test gets its own base database name (``<run prefix>_sp_<8 hex>``) on PostgreSQL and MariaDB,
+created with the sample schema, and a copy of ``sample_project/myproject`` in its tmp dir. It runs
+pytest on that copy in a subprocess (``.venv/bin/python -m pytest``) with a controlled environment,
+then judges from three sources: the JUnit XML of the inner run (per-test outcomes), the events that
+the sample's callbacks and tests append to a file (``dzsample.record``), and the servers themselves
 (which databases exist, row counts). At the end every database of that base name is dropped.
 """
 
@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -32,7 +31,7 @@ import pymysql
 import pytest
 from psycopg import sql
 
-from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON
+from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON, unique_name
 
 SAMPLE_PROJECT = Path(__file__).resolve().parent / "sample_project" / "myproject"
 
@@ -77,7 +76,7 @@ INNER_TIMEOUT_S = 240.0
 
 
 def new_base_name() -> str:
-    return f"dz_{uuid.uuid4().hex[:8]}"
+    return unique_name("sp")
 
 
 def worker_number(worker: str) -> int:

@@ -8,12 +8,22 @@ side: the child prints ``SELECT current_database()``, and failures are checked a
 The suite is xdist-safe: the databases are (re)created once per run under a file lock, children
 get an explicit environment (never the runner's own ``PYTEST_XDIST_*``/``DAGZ_*``/``PG*``
 variables), and checks on ``pg_stat_activity`` are keyed by a per-child ``application_name``.
+
+Names on the servers: everything the suite creates (databases on both servers, their ``_jwNN``
+copies, roles) is named ``<run prefix>_…``, the run prefix being ``dz_`` plus 6 random hex digits,
+made once per run and shared by its xdist workers through ``$DAGZ_E2E_RUN`` (``make e2e`` sets it,
+so that scripts/leftovers.py knows it; a plain ``pytest`` run makes one). No test uses a name a
+user could own. Fixtures drop what they made, and the run's last step (``pytest_sessionfinish`` of
+the controller, conftest.py) drops every database and role of the run prefix on both servers,
+also after failures.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 import subprocess
 import textwrap
 import time
@@ -23,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pymysql
 import pytest
 from psycopg import sql
 
@@ -38,8 +49,50 @@ PG_PORT = 5432
 PG_USER = "postgres"
 ADMIN_CONNINFO = f"host={PG_HOST} port={PG_PORT} user={PG_USER} dbname=postgres"
 
-#: Databases the suite needs. ``myapp`` is the shared base name, the others are per-worker targets.
-TEST_DATABASES = ("myapp", "myapp_jw03", "myapp_jw05", "myapp_w3")
+#: The variable that carries the run prefix to the xdist workers (and from `make e2e`).
+RUN_ENV = "DAGZ_E2E_RUN"
+#: What a run prefix looks like: ``dz_`` plus 6 hex digits.
+RUN_PREFIX_RE = re.compile(r"dz_[0-9a-f]{6}")
+
+
+def _run_prefix() -> str:
+    """This run's prefix: from ``$DAGZ_E2E_RUN``, else made here and exported, so that the xdist
+    workers (started later by this controller) inherit it. A worker that finds no variable (its
+    controller never imported this module) derives it from xdist's run id, the same in all."""
+    value = os.environ.get(RUN_ENV, "")
+    if not value:
+        run_uid = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+        if run_uid and os.environ.get("PYTEST_XDIST_WORKER"):
+            value = "dz_" + hashlib.sha256(run_uid.encode()).hexdigest()[:6]
+        else:
+            value = "dz_" + secrets.token_hex(3)
+        os.environ[RUN_ENV] = value
+    return value
+
+
+#: ``dz_<6 hex>``: the first part of every name this run creates on a server (checked in
+#: conftest.py's pytest_configure).
+RUN_PREFIX = _run_prefix()
+
+
+def unique_name(tag: str) -> str:
+    """A fresh name of this run: ``<run prefix>_<tag>_<8 hex>`` (keep ``tag`` short: PostgreSQL
+    names end at 63 bytes, MariaDB's at 64 characters, and worker copies add ``_jwNN``)."""
+    return f"{RUN_PREFIX}_{tag}_{uuid.uuid4().hex[:8]}"
+
+
+#: The shared base database of the tests that only connect (psql, C programs, drivers); the
+#: others are the per-worker targets they land in.
+APP = f"{RUN_PREFIX}_app"
+APP_JW03 = f"{APP}_jw03"
+APP_JW05 = f"{APP}_jw05"
+APP_W3 = f"{APP}_w3"
+#: Databases the suite needs on PostgreSQL (created once per run, dropped at its end).
+TEST_DATABASES = (APP, APP_JW03, APP_JW05, APP_W3)
+
+MY_HOST = "127.0.0.1"
+MY_PORT = 3306
+MY_USER = "root"
 
 CHILD_TIMEOUT_S = 60.0
 
@@ -158,6 +211,61 @@ class Admin:
         return int(row[0])
 
 
+def _like(prefix: str) -> str:
+    """``prefix`` as a LIKE pattern (same escaping on both servers: backslash), plus ``%``."""
+    return prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+
+
+def drop_everything_named(base: str) -> list[str]:
+    """Drops ``base`` and every database and role whose name starts with ``base_`` on both
+    servers (``WITH (FORCE)`` on PostgreSQL); returns what it dropped as ``pg:name`` /
+    ``mysql:name`` / ``pg-role:name`` / ``mysql-user:name``. Only for names this run made."""
+    if not RUN_PREFIX_RE.match(base):
+        raise ValueError(f"refusing to drop names outside the suite's dz_ namespace: {base!r}")
+    like = _like(base + "_")
+    dropped: list[str] = []
+    with psycopg.connect(ADMIN_CONNINFO, autocommit=True, connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s ORDER BY 1",
+            (base, like),
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            dropped.append(f"pg:{name}")
+        roles = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = %s OR rolname LIKE %s ORDER BY 1",
+            (base, like),
+        ).fetchall()
+        for (name,) in roles:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+            dropped.append(f"pg-role:{name}")
+    my = pymysql.connect(
+        host=MY_HOST, port=MY_PORT, user=MY_USER, password="", autocommit=True, connect_timeout=10
+    )
+    try:
+        with my.cursor() as cur:
+            cur.execute(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA"
+                " WHERE SCHEMA_NAME = %s OR SCHEMA_NAME LIKE %s ORDER BY 1",
+                (base, like),
+            )
+            for (name,) in cur.fetchall():
+                cur.execute("DROP DATABASE IF EXISTS `{}`".format(name.replace("`", "``")))
+                dropped.append(f"mysql:{name}")
+            cur.execute(
+                "SELECT User, Host FROM mysql.user WHERE User = %s OR User LIKE %s ORDER BY 1",
+                (base, like),
+            )
+            for user, host in cur.fetchall():
+                cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+                dropped.append(f"mysql-user:{user}@{host}")
+    finally:
+        my.close()
+    return dropped
+
+
 class Launcher:
     """Runs children with or without the shim preloaded, in a controlled environment."""
 
@@ -245,8 +353,8 @@ class Launcher:
 
 WORKER3: Mapping[str, str] = {"DAGZ_WORKER": "3"}
 CONNINFO_BASE = f"host={PG_HOST} port={PG_PORT} user={PG_USER}"
-CONNINFO_MYAPP = f"{CONNINFO_BASE} dbname=myapp"
-URI_MYAPP = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/myapp"
+CONNINFO_APP = f"{CONNINFO_BASE} dbname={APP}"
+URI_APP = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{APP}"
 #: psql, no psqlrc, never prompts, unaligned tuples only.
 PSQL = ["psql", "-X", "-w", "-At", "-v", "ON_ERROR_STOP=1"]
 PSQL_QUERY = [*PSQL, "-c", "SELECT current_database()"]

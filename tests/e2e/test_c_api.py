@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import CONNINFO_MYAPP, VENV_PYTHON, WORKER3, Launcher
+from support import APP, APP_JW03, APP_JW05, CONNINFO_APP, VENV_PYTHON, WORKER3, Launcher
 
 ABI = f"""
 import ctypes
@@ -19,7 +19,7 @@ def reply(out, out_len, text):
     data = text.encode()[: out_len - 1]
     ctypes.memmove(out, data + b"\\0", len(data) + 1)
 def connect():
-    return psycopg2.connect({CONNINFO_MYAPP!r})
+    return psycopg2.connect({CONNINFO_APP!r})
 """
 
 
@@ -49,21 +49,21 @@ show("outside", connect())
     assert run(launcher, code) == {
         "enter1": "1",
         "enter2": "2",
-        "inside": "myapp",
-        "other_thread": "myapp_jw03",
+        "inside": APP,
+        "other_thread": APP_JW03,
         "exit1": "1",
-        "still_inside": "myapp",
+        "still_inside": APP,
         "exit2": "0",
         "exit_unbalanced": "-1",
         "depth": "0",
-        "outside": "myapp_jw03",
+        "outside": APP_JW03,
     }
 
 
 def test_callback_reroutes_keeps_and_defers(launcher: Launcher) -> None:
-    code = """
+    code = f"""
 calls = []
-answers = {"reroute": (1, "myapp_jw05"), "keep": (0, ""), "default": (2, "")}
+answers = {{"reroute": (1, {APP_JW05!r}), "keep": (0, ""), "default": (2, "")}}
 mode = ["reroute"]
 @CB
 def cb(engine, name, out, out_len):
@@ -81,11 +81,11 @@ show("unregistered", connect())
 """
     out = run(launcher, code)
     assert out == {
-        "reroute": "myapp_jw05",
-        "keep": "myapp",
-        "default": "myapp_jw03",
-        "calls": "[(1, 'myapp'), (1, 'myapp'), (1, 'myapp')]",
-        "unregistered": "myapp_jw03",
+        "reroute": APP_JW05,
+        "keep": APP,
+        "default": APP_JW03,
+        "calls": repr([(1, APP)] * 3),
+        "unregistered": APP_JW03,
     }
 
 
@@ -104,7 +104,7 @@ except psycopg2.OperationalError as exc:
 """
     out = run(launcher, code)
     assert "connected" not in out
-    assert "dagz: prepare exploded for myapp" in out["refused.error"]
+    assert f"dagz: prepare exploded for {APP}" in out["refused.error"]
 
 
 def test_callback_reentrancy_guard(launcher: Launcher) -> None:
@@ -123,7 +123,7 @@ show("outer", connect())
 print("inner=" + inner["db"])
 print("calls=%d" % len(calls))
 """
-    assert run(launcher, code) == {"outer": "myapp_jw03", "inner": "myapp", "calls": "1"}
+    assert run(launcher, code) == {"outer": APP_JW03, "inner": APP, "calls": "1"}
 
 
 @pytest.mark.parametrize(
@@ -193,17 +193,17 @@ for i in range(8):
 """
     for _ in range(3):
         out = run(launcher, code)
-        assert out == {f"t{i}": ("myapp" if i % 2 else "myapp_jw03") for i in range(8)}
+        assert out == {f"t{i}": (APP if i % 2 else APP_JW03) for i in range(8)}
 
 
 def test_psql_child_of_python_lands_in_the_same_worker_database(launcher: Launcher) -> None:
     """The child inherits LD_PRELOAD and the worker variables, even ones set after start."""
-    code = """
+    code = f"""
 import subprocess
 os.environ["PYTEST_XDIST_WORKER"] = "gw5"
 show("parent", connect())
 child = subprocess.run(
-    ["psql", "-X", "-w", "-At", "-h", "127.0.0.1", "-U", "postgres", "-d", "myapp",
+    ["psql", "-X", "-w", "-At", "-h", "127.0.0.1", "-U", "postgres", "-d", {APP!r},
      "-c", "SELECT current_database()"],
     capture_output=True, text=True, check=True,
 )
@@ -211,4 +211,4 @@ print("child=" + child.stdout.strip())
 """
     result = launcher.python(VENV_PYTHON, ABI + code, {})
     assert result.rc == 0, result.describe()
-    assert result.kv() == {"parent": "myapp_jw05", "child": "myapp_jw05"}, result.describe()
+    assert result.kv() == {"parent": APP_JW05, "child": APP_JW05}, result.describe()

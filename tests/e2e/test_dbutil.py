@@ -2,8 +2,8 @@
 
 They run in this test process, against the real servers, without the shim preloaded (`dagz._shim`
 then loads libdagz.so RTLD_LOCAL for its functions only). Every test uses databases of its own
-(``dagz_dbu_<uuid>_…``) and drops them at the end, so the module is xdist-safe; it does not use
-the suite's shared databases (``myapp``…), and does not recreate them (see `pg_databases`).
+(``<run prefix>_dbu_<8 hex>_…``) and drops them at the end, so the module is xdist-safe; it does
+not use the suite's shared databases, and does not create them (see `pg_databases`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from support import REPO_ROOT
+from support import REPO_ROOT, RUN_PREFIX
 
 if importlib.util.find_spec("dagz") is None:  # source checkout without `pip install`
     sys.path.insert(0, str(REPO_ROOT / "shim"))
@@ -31,7 +31,7 @@ from db_fixtures import (  # noqa: F401 - fixtures used by name
     pg_databases,
 )
 
-pg_name, my_name = make_name_fixtures("dagz_dbu")
+pg_name, my_name = make_name_fixtures("dbu")
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,7 +503,7 @@ def test_pg_maintenance_database_falls_back(
     pg_name: NameFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a ``postgres`` database, clone/drop use the next maintenance database."""
-    monkeypatch.setattr(_pg, "_MAINTENANCE_DBS", ("dagz_dbu_no_such_db", "postgres"))
+    monkeypatch.setattr(_pg, "_MAINTENANCE_DBS", (f"{RUN_PREFIX}_dbu_no_such_db", "postgres"))
     target = pg_name("fallback")
     assert _pg.clone(pg_name("nobase"), target, **PG) == "empty"
     _pg.drop(target, **PG)

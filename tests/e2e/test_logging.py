@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from support import (
-    CONNINFO_MYAPP,
+    APP,
+    APP_JW03,
+    CONNINFO_APP,
     PG_HOST,
     PG_PORT,
     PG_USER,
@@ -19,8 +21,8 @@ from support import (
 
 SECRET = "s3cr3tpw"  # trust auth accepts any password
 ENV = {"DAGZ_WORKER": "3", "DAGZ_LOG": "debug"}
-URI_WITH_PASSWORD = f"postgresql://{PG_USER}:{SECRET}@{PG_HOST}:{PG_PORT}/myapp"
-CONNINFO_WITH_PASSWORD = f"{CONNINFO_MYAPP} password={SECRET}"
+URI_WITH_PASSWORD = f"postgresql://{PG_USER}:{SECRET}@{PG_HOST}:{PG_PORT}/{APP}"
+CONNINFO_WITH_PASSWORD = f"{CONNINFO_APP} password={SECRET}"
 
 
 def assert_logged_without_secret(result: Result, expected_db: str, db_line: str) -> None:
@@ -42,7 +44,7 @@ def assert_logged_without_secret(result: Result, expected_db: str, db_line: str)
 )
 def test_psql_password_never_logged(launcher: Launcher, args: list[str]) -> None:
     result = launcher.run([*PSQL_QUERY, *args], ENV)
-    assert_logged_without_secret(result, "myapp_jw03", result.stdout.strip())
+    assert_logged_without_secret(result, APP_JW03, result.stdout.strip())
 
 
 @pytest.mark.parametrize(
@@ -51,7 +53,7 @@ def test_psql_password_never_logged(launcher: Launcher, args: list[str]) -> None
         pytest.param("connectdb", [CONNINFO_WITH_PASSWORD], id="connectdb"),
         pytest.param(
             "connect_start_params",
-            [f"host={PG_HOST}", f"user={PG_USER}", f"password={SECRET}", "dbname=myapp"],
+            [f"host={PG_HOST}", f"user={PG_USER}", f"password={SECRET}", f"dbname={APP}"],
             id="connect_start_params",
         ),
         pytest.param(
@@ -59,7 +61,7 @@ def test_psql_password_never_logged(launcher: Launcher, args: list[str]) -> None
         ),
         pytest.param(
             "setdblogin",
-            [f"host={PG_HOST}", f"user={PG_USER}", f"password={SECRET}", "dbname=myapp"],
+            [f"host={PG_HOST}", f"user={PG_USER}", f"password={SECRET}", f"dbname={APP}"],
             id="setdblogin-pwd",
         ),
         pytest.param(
@@ -71,7 +73,7 @@ def test_c_password_never_logged(
     launcher: Launcher, pg_entrypoints: Path, mode: str, args: list[str]
 ) -> None:
     result = launcher.run([str(pg_entrypoints), mode, *args], ENV)
-    assert_logged_without_secret(result, "myapp_jw03", result.stdout.strip())
+    assert_logged_without_secret(result, APP_JW03, result.stdout.strip())
 
 
 @pytest.mark.parametrize(
@@ -80,14 +82,12 @@ def test_c_password_never_logged(
         pytest.param(f"psycopg2.connect({URI_WITH_PASSWORD!r})", id="psycopg2-uri"),
         pytest.param(f"psycopg2.connect({CONNINFO_WITH_PASSWORD!r})", id="psycopg2-conninfo"),
         pytest.param(
-            f"psycopg2.connect({CONNINFO_MYAPP!r}, password={SECRET!r})", id="psycopg2-kwarg"
+            f"psycopg2.connect({CONNINFO_APP!r}, password={SECRET!r})", id="psycopg2-kwarg"
         ),
         pytest.param(f"psycopg.connect({URI_WITH_PASSWORD!r})", id="psycopg-uri"),
-        pytest.param(
-            f"psycopg.connect({CONNINFO_MYAPP!r}, password={SECRET!r})", id="psycopg-kwarg"
-        ),
+        pytest.param(f"psycopg.connect({CONNINFO_APP!r}, password={SECRET!r})", id="psycopg-kwarg"),
     ],
 )
 def test_python_password_never_logged(launcher: Launcher, connect: str) -> None:
     result = launcher.python(VENV_PYTHON, f"import psycopg, psycopg2\nshow('db', {connect})\n", ENV)
-    assert_logged_without_secret(result, "myapp_jw03", result.kv().get("db", ""))
+    assert_logged_without_secret(result, APP_JW03, result.kv().get("db", ""))

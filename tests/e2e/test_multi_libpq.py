@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import CONNINFO_MYAPP, URI_MYAPP, WORKER3, Launcher, assert_all_landed
+from support import APP_JW03, CONNINFO_APP, URI_APP, WORKER3, Launcher, assert_all_landed
 
 LOAD_SYSTEM_LIBPQ_GLOBAL = """
 import ctypes
@@ -30,8 +30,8 @@ CONNECT_INTERLEAVED = f"""
 def connect_round(tag):
     opened = []
     for i in range(3):
-        opened.append((f"{{tag}}.psycopg2.{{i}}", psycopg2.connect({CONNINFO_MYAPP!r})))
-        opened.append((f"{{tag}}.psycopg.{{i}}", psycopg.connect({URI_MYAPP!r})))
+        opened.append((f"{{tag}}.psycopg2.{{i}}", psycopg2.connect({CONNINFO_APP!r})))
+        opened.append((f"{{tag}}.psycopg.{{i}}", psycopg.connect({URI_APP!r})))
     for name, conn in reversed(opened):
         show(name, conn)
     for i, (_, conn) in enumerate(opened):
@@ -44,7 +44,7 @@ def connect_round(tag):
 
 def expected(*tags: str) -> dict[str, str]:
     return {
-        f"{tag}.{driver}.{i}": "myapp_jw03"
+        f"{tag}.{driver}.{i}": APP_JW03
         for tag in tags
         for driver in ("psycopg2", "psycopg")
         for i in range(3)

@@ -8,14 +8,13 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import MySQLdb
 import pytest
 
-from support import REPO_ROOT, VENV_PYTHON, WORKER3, Launcher
+from support import APP, APP_JW03, REPO_ROOT, VENV_PYTHON, WORKER3, Launcher, unique_name
 
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 MY_KW = "host='127.0.0.1', port=3306, user='root', password=''"
@@ -28,10 +27,11 @@ def admin() -> MySQLdb.connections.Connection:
 
 @pytest.fixture(scope="module")
 def my_databases() -> None:
-    """myapp and myapp_jw03 exist (created if missing; never dropped: other workers use them)."""
+    """The run's APP and APP_JW03 exist on MariaDB (created if missing; other workers use them
+    too, so they are dropped at the end of the run, by conftest's pytest_sessionfinish)."""
     conn = admin()
     cur = conn.cursor()
-    for name in ("myapp", "myapp_jw03"):
+    for name in (APP, APP_JW03):
         cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
     conn.close()
 
@@ -70,51 +70,51 @@ def run_py(launcher: Launcher, code: str, env: dict[str, str] | None = None) -> 
 
 @pytest.mark.usefixtures("my_databases")
 def test_mysqlclient_every_entry_point(launcher: Launcher) -> None:
-    code = """
-c = connect(db="myapp"); print("db_kw=" + dbname(c))
-c2 = connect(database="myapp"); print("database_kw=" + dbname(c2))
-c2.select_db("mysql"); c2.select_db("myapp"); print("select_db=" + dbname(c2))
+    code = f"""
+c = connect(db="{APP}"); print("db_kw=" + dbname(c))
+c2 = connect(database="{APP}"); print("database_kw=" + dbname(c2))
+c2.select_db("mysql"); c2.select_db("{APP}"); print("select_db=" + dbname(c2))
 cur = c.cursor()
 cur.execute("USE mysql"); print("use_mysql=" + dbname(c))
-cur.execute("USE myapp"); print("use_myapp=" + dbname(c))
-cur.execute("  use `myapp` ; "); print("use_quoted=" + dbname(c))
-cur.execute("SELECT 'USE myapp'"); print("literal=" + cur.fetchone()[0])
+cur.execute("USE {APP}"); print("use_app=" + dbname(c))
+cur.execute("  use `{APP}` ; "); print("use_quoted=" + dbname(c))
+cur.execute("SELECT 'USE {APP}'"); print("literal=" + cur.fetchone()[0])
 print("after_literal=" + dbname(c))
 """
     assert run_py(launcher, code) == {
-        "db_kw": "myapp_jw03",
-        "database_kw": "myapp_jw03",
-        "select_db": "myapp_jw03",
+        "db_kw": APP_JW03,
+        "database_kw": APP_JW03,
+        "select_db": APP_JW03,
         "use_mysql": "mysql",
-        "use_myapp": "myapp_jw03",
-        "use_quoted": "myapp_jw03",
-        "literal": "USE myapp",
-        "after_literal": "myapp_jw03",
+        "use_app": APP_JW03,
+        "use_quoted": APP_JW03,
+        "literal": f"USE {APP}",
+        "after_literal": APP_JW03,
     }
 
 
 @pytest.mark.usefixtures("my_databases")
 def test_mysqlclient_change_user(launcher: Launcher) -> None:
     """mysqlclient's low-level connection exposes mysql_change_user as change_user()."""
-    code = """
+    code = f"""
 from MySQLdb import _mysql
 c = _mysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-c.change_user("root", "", "myapp")
+c.change_user("root", "", "{APP}")
 c.query("SELECT DATABASE()")
 print("change_user=" + c.store_result().fetch_row()[0][0].decode())
 """
-    assert run_py(launcher, code) == {"change_user": "myapp_jw03"}
+    assert run_py(launcher, code) == {"change_user": APP_JW03}
 
 
 @pytest.mark.usefixtures("my_databases")
 def test_sqlalchemy_mysqldb(launcher: Launcher) -> None:
-    code = """
+    code = f"""
 import sqlalchemy as sa
-e = sa.create_engine("mysql+mysqldb://root:@127.0.0.1:3306/myapp")
+e = sa.create_engine("mysql+mysqldb://root:@127.0.0.1:3306/{APP}")
 with e.connect() as c:
     print("sqlalchemy=" + c.execute(sa.text("SELECT DATABASE()")).scalar())
 """
-    assert run_py(launcher, code) == {"sqlalchemy": "myapp_jw03"}
+    assert run_py(launcher, code) == {"sqlalchemy": APP_JW03}
 
 
 MODES = [
@@ -133,11 +133,11 @@ MODES = [
 @pytest.mark.usefixtures("my_databases")
 @pytest.mark.parametrize("mode", MODES)
 def test_c_program_entry_point(launcher: Launcher, my_entrypoints: Path, mode: str) -> None:
-    result = launcher.run([str(my_entrypoints), mode, "myapp"], WORKER3)
+    result = launcher.run([str(my_entrypoints), mode, APP], WORKER3)
     assert result.rc == 0, result.describe()
-    assert result.stdout.strip() == f"{mode} myapp_jw03", result.describe()
-    control = launcher.run([str(my_entrypoints), mode, "myapp"], WORKER3, preload=False)
-    assert control.stdout.strip() == f"{mode} myapp", control.describe()
+    assert result.stdout.strip() == f"{mode} {APP_JW03}", result.describe()
+    control = launcher.run([str(my_entrypoints), mode, APP], WORKER3, preload=False)
+    assert control.stdout.strip() == f"{mode} {APP}", control.describe()
 
 
 @pytest.mark.usefixtures("my_databases")
@@ -152,23 +152,25 @@ def test_c_program_system_database_untouched(
 @pytest.mark.usefixtures("my_databases")
 def test_eight_threads_half_in_bypass(launcher: Launcher, my_entrypoints: Path) -> None:
     for _ in range(3):
-        result = launcher.run([str(my_entrypoints), "threads", "myapp"], WORKER3)
+        result = launcher.run([str(my_entrypoints), "threads", APP], WORKER3)
         assert result.rc == 0, result.describe()
         lines = sorted(result.stdout.split("\n"))
         landed = dict(line.split(" ", 1) for line in lines if line)
         assert len(landed) == 8, result.describe()
         for label, db in landed.items():
-            assert db == ("myapp" if label.endswith("bypass") else "myapp_jw03"), result.describe()
+            assert db == (APP if label.endswith("bypass") else APP_JW03), result.describe()
 
 
 @pytest.fixture
 def refuse_db() -> Iterator[str]:
-    name = f"dzrefuse_{uuid.uuid4().hex[:8]}"
+    name = unique_name("refuse")
     conn = admin()
-    conn.cursor().execute(f"CREATE DATABASE `{name}`")
-    yield name
-    conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    try:
+        conn.cursor().execute(f"CREATE DATABASE `{name}`")
+        yield name
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
 
 
 def _watch_processlist(db: str, stop: threading.Event, seen: list[str]) -> None:

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from support import VENV_PYTHON, Admin, Launcher
+from support import VENV_PYTHON, Admin, Launcher, unique_name
 
 PROJECT = Path(__file__).resolve().parent / "otel_project"
 #: Repository name → name in the child's project directory.
@@ -78,10 +77,13 @@ def child_env(launcher: Launcher, shim: Path, extra: Mapping[str, str]) -> dict[
 def run_pytest(
     launcher: Launcher, shim: Path, directory: Path, args: list[str], extra_env: Mapping[str, str]
 ) -> Run:
+    # The run's TMPDIR is its own (a dagz-run-* folder lands there, never in /tmp).
+    tmp = directory / ".tmp"
+    tmp.mkdir(exist_ok=True)
     proc = subprocess.run(
         [str(VENV_PYTHON), "-m", "pytest", *args],
         cwd=directory,
-        env=child_env(launcher, shim, extra_env),
+        env=child_env(launcher, shim, {"TMPDIR": str(tmp), **extra_env}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -210,7 +212,7 @@ class WorkersRun:
 def workers_run(
     launcher: Launcher, shim: Path, admin: Admin, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkersRun]:
-    db = f"dagz_otel_{uuid.uuid4().hex[:10]}"
+    db = unique_name("otel")
     directory = make_project(tmp_path_factory.mktemp("otel_workers"))
     try:
         run = run_pytest(

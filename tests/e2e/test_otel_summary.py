@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
-from support import VENV_PYTHON, Admin, Launcher
+from support import VENV_PYTHON, Admin, Launcher, unique_name
 
 RUN_TIMEOUT_S = 180.0
 #: The multiplication sign of the summary (as in "requests.POST", sign, "4").
@@ -165,7 +164,7 @@ def run(
     admin: Admin,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Run]:
-    db = f"dz_otel4xx_{uuid.uuid4().hex[:10]}"
+    db = unique_name("o4xx")
     directory = tmp_path_factory.mktemp("otel_4xx")
     (directory / "conftest.py").write_text(CONFTEST)
     (directory / "test_app.py").write_text(TEST_APP)
@@ -174,7 +173,9 @@ def run(
     if request.param == "with a trace":
         args.append("--dagz-trace=t.json")
     env = {k: v for k, v in launcher.env(preload=False).items() if not k.startswith("OTEL_")}
-    env.update({"DAGZ_SHIM": str(shim), "OTEL_4XX_DB": db})
+    tmp = directory / ".tmp"  # the run's TMPDIR: its dagz-run-* folder lands here, not in /tmp
+    tmp.mkdir()
+    env.update({"DAGZ_SHIM": str(shim), "OTEL_4XX_DB": db, "TMPDIR": str(tmp)})
     try:
         admin.conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
         proc = subprocess.run(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from support import VENV_PYTHON, Launcher
+from support import VENV_PYTHON, Launcher, drop_everything_named, unique_name
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
@@ -81,21 +80,21 @@ def test_mysql():
 
 @pytest.fixture
 def base() -> Iterator[str]:
-    name = f"dzctl_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    my = MySQLdb.connect(**MY)
-    for db in (name, f"{name}_jw00", f"{name}_jw01"):
-        my.cursor().execute(f"CREATE DATABASE `{db}`")
-    yield name
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-        for db in (name, f"{name}_jw00", f"{name}_jw01"):
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
-            )
-    for db in (name, f"{name}_jw00", f"{name}_jw01"):
-        my.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
-    my.close()
+    """A base of this run on PostgreSQL, with its worker databases on MariaDB; every database
+    of that name (the ones the inner run made included) is dropped afterwards on both servers."""
+    name = unique_name("ctl")
+    try:
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        my = MySQLdb.connect(**MY)
+        try:
+            for db in (name, f"{name}_jw00", f"{name}_jw01"):
+                my.cursor().execute(f"CREATE DATABASE `{db}`")
+        finally:
+            my.close()
+        yield name
+    finally:
+        drop_everything_named(name)
 
 
 def test_controller_keeps_real_names_and_sub_conftest_families_reroute(
@@ -109,7 +108,11 @@ def test_controller_keeps_real_names_and_sub_conftest_families_reroute(
     (proj / "sub" / "conftest.py").write_text(textwrap.dedent(SUB_CONFTEST))
     (proj / "sub" / "test_sub.py").write_text(textwrap.dedent(SUB_TEST))
     out = tmp_path / "events.jsonl"
-    env = launcher.env({"DZ_BASE": base, "DZ_OUT": str(out), "PYTHONPATH": str(proj)})
+    tmp = tmp_path / "tmp"  # the inner run's TMPDIR: a dagz-run-* folder lands here
+    tmp.mkdir()
+    env = launcher.env(
+        {"DZ_BASE": base, "DZ_OUT": str(out), "PYTHONPATH": str(proj), "TMPDIR": str(tmp)}
+    )
     proc = subprocess.run(
         [str(VENV_PYTHON), "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "-q", str(proj)],
         env=env,

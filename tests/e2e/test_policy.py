@@ -13,9 +13,13 @@ from pathlib import Path
 import pytest
 
 from support import (
+    APP,
+    APP_JW03,
+    APP_W3,
     CLIENTS,
+    CONNINFO_APP,
     CONNINFO_BASE,
-    CONNINFO_MYAPP,
+    RUN_PREFIX,
     Launcher,
     connect_with,
     landed_in,
@@ -28,9 +32,9 @@ def check_refused(launcher: Launcher, client: str, conninfo: str, env: dict[str,
     result = connect_with(launcher, client, conninfo, env, hold=True)
     assert result.rc != 0, result.describe()
     assert landed_in(result, client) is None, result.describe()
-    assert "myapp" not in result.sightings, f"a session sat in myapp\n{result.describe()}"
+    assert APP not in result.sightings, f"a session sat in {APP}\n{result.describe()}"
     assert result.sightings == (), f"a session was opened\n{result.describe()}"
-    assert launcher.admin.sessions_in("myapp", result.env["PGAPPNAME"]) == 0
+    assert launcher.admin.sessions_in(APP, result.env["PGAPPNAME"]) == 0
     text = refusal_text(result, client)
     assert "dagz:" in text, result.describe()
     return text
@@ -53,7 +57,7 @@ def test_broken_policy_fails_closed(
 ) -> None:
     policy_file.write_text(content)
     env = {"DAGZ_WORKER": "3", "DAGZ_POLICY": str(policy_file)}
-    text = check_refused(launcher, client, CONNINFO_MYAPP, env)
+    text = check_refused(launcher, client, CONNINFO_APP, env)
     assert str(policy_file) in text, text
     assert f"line {line}" in text, text
 
@@ -62,10 +66,10 @@ def test_broken_policy_fails_closed(
 def test_template_over_63_bytes_fails_closed(
     launcher: Launcher, policy_file: Path, client: str
 ) -> None:
-    template = "{db}_" + "x" * 60 + "_jw{worker:02}"  # myapp_xxx…_jw03 = 71 bytes
+    template = "{db}_" + "x" * 60 + "_jw{worker:02}"  # <APP>_xxx…_jw03 > 63 bytes
     policy_file.write_text(f'[postgres]\ntemplate = "{template}"\n')
     env = {"DAGZ_WORKER": "3", "DAGZ_POLICY": str(policy_file)}
-    check_refused(launcher, client, CONNINFO_MYAPP, env)
+    check_refused(launcher, client, CONNINFO_APP, env)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -76,23 +80,23 @@ def test_default_name_over_63_bytes_fails_closed(launcher: Launcher, client: str
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_bad_worker_number_fails_closed(launcher: Launcher, client: str) -> None:
-    check_refused(launcher, client, CONNINFO_MYAPP, {"DAGZ_WORKER": "abc"})
+    check_refused(launcher, client, CONNINFO_APP, {"DAGZ_WORKER": "abc"})
 
 
 # --- policy decisions --------------------------------------------------------------------------
 
 POLICIES = [
     # (policy file content or None, extra env, expected database)
-    pytest.param(None, {"DAGZ_DISABLE": "1"}, "myapp", id="DAGZ_DISABLE=1"),
-    pytest.param('[postgres]\nskip = ["myapp"]\n', {}, "myapp", id="skip-exact"),
-    pytest.param('[postgres]\nskip = ["my*"]\n', {}, "myapp", id="skip-glob"),
-    pytest.param('[postgres]\ntemplate = "{db}_w{worker}"\n', {}, "myapp_w3", id="template"),
-    pytest.param("disable = true\n", {}, "myapp", id="top-level-disable"),
-    pytest.param("[postgres]\nenabled = false\n", {}, "myapp", id="postgres-disabled"),
-    pytest.param("[mysql]\nenabled = false\n", {}, "myapp_jw03", id="mysql-disabled-only"),
-    pytest.param('[postgres]\nreroute = ["other*"]\n', {}, "myapp", id="reroute-no-match"),
-    pytest.param('[postgres]\nreroute = ["my*"]\n', {}, "myapp_jw03", id="reroute-match"),
-    pytest.param("", {}, "myapp_jw03", id="empty-policy-file"),
+    pytest.param(None, {"DAGZ_DISABLE": "1"}, APP, id="DAGZ_DISABLE=1"),
+    pytest.param(f'[postgres]\nskip = ["{APP}"]\n', {}, APP, id="skip-exact"),
+    pytest.param(f'[postgres]\nskip = ["{RUN_PREFIX}_*"]\n', {}, APP, id="skip-glob"),
+    pytest.param('[postgres]\ntemplate = "{db}_w{worker}"\n', {}, APP_W3, id="template"),
+    pytest.param("disable = true\n", {}, APP, id="top-level-disable"),
+    pytest.param("[postgres]\nenabled = false\n", {}, APP, id="postgres-disabled"),
+    pytest.param("[mysql]\nenabled = false\n", {}, APP_JW03, id="mysql-disabled-only"),
+    pytest.param('[postgres]\nreroute = ["other*"]\n', {}, APP, id="reroute-no-match"),
+    pytest.param(f'[postgres]\nreroute = ["{RUN_PREFIX}_*"]\n', {}, APP_JW03, id="reroute-match"),
+    pytest.param("", {}, APP_JW03, id="empty-policy-file"),
 ]
 
 
@@ -110,13 +114,13 @@ def test_policy_decides(
     if content is not None:
         policy_file.write_text(content)
         env["DAGZ_POLICY"] = str(policy_file)
-    result = connect_with(launcher, client, CONNINFO_MYAPP, env)
+    result = connect_with(launcher, client, CONNINFO_APP, env)
     assert landed_in(result, client) == expected, result.describe()
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_already_per_worker_name_is_not_suffixed_again(launcher: Launcher, client: str) -> None:
     result = connect_with(
-        launcher, client, f"{CONNINFO_BASE} dbname=myapp_jw03", {"DAGZ_WORKER": "3"}
+        launcher, client, f"{CONNINFO_BASE} dbname={APP_JW03}", {"DAGZ_WORKER": "3"}
     )
-    assert landed_in(result, client) == "myapp_jw03", result.describe()
+    assert landed_in(result, client) == APP_JW03, result.describe()

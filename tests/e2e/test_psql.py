@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from support import (
-    CONNINFO_MYAPP,
+    APP,
+    APP_JW03,
+    CONNINFO_APP,
     PG_HOST,
     PG_USER,
     PSQL_QUERY,
-    URI_MYAPP,
+    URI_APP,
     WORKER3,
     Launcher,
     assert_landed,
@@ -19,17 +21,17 @@ from support import (
 @pytest.mark.parametrize(
     ("args", "extra_env"),
     [
-        pytest.param(["-h", PG_HOST, "-U", PG_USER, "-d", "myapp"], {}, id="dash-d"),
-        pytest.param([URI_MYAPP], {}, id="uri"),
-        pytest.param(["-d", URI_MYAPP], {}, id="dash-d-uri"),
-        pytest.param(["-h", PG_HOST, "-U", PG_USER], {"PGDATABASE": "myapp"}, id="pgdatabase"),
-        pytest.param([CONNINFO_MYAPP], {}, id="conninfo"),
-        pytest.param([f"host={PG_HOST} user={PG_USER} dbname=myapp"], {}, id="conninfo-no-port"),
+        pytest.param(["-h", PG_HOST, "-U", PG_USER, "-d", APP], {}, id="dash-d"),
+        pytest.param([URI_APP], {}, id="uri"),
+        pytest.param(["-d", URI_APP], {}, id="dash-d-uri"),
+        pytest.param(["-h", PG_HOST, "-U", PG_USER], {"PGDATABASE": APP}, id="pgdatabase"),
+        pytest.param([CONNINFO_APP], {}, id="conninfo"),
+        pytest.param([f"host={PG_HOST} user={PG_USER} dbname={APP}"], {}, id="conninfo-no-port"),
     ],
 )
 def test_psql_is_rerouted(launcher: Launcher, args: list[str], extra_env: dict[str, str]) -> None:
     result = launcher.run([*PSQL_QUERY, *args], {**WORKER3, **extra_env})
-    assert_landed(result, "myapp_jw03")
+    assert_landed(result, APP_JW03)
 
 
 @pytest.mark.parametrize("system_db", ["postgres", "template1"])
@@ -41,7 +43,7 @@ def test_psql_system_database_is_not_rerouted(launcher: Launcher, system_db: str
 def test_psql_without_preload_is_not_rerouted(launcher: Launcher) -> None:
     """Control: the same command without LD_PRELOAD lands in the shared database."""
     result = launcher.run(
-        [*PSQL_QUERY, "-h", PG_HOST, "-U", PG_USER, "-d", "myapp"], WORKER3, preload=False
+        [*PSQL_QUERY, "-h", PG_HOST, "-U", PG_USER, "-d", APP], WORKER3, preload=False
     )
-    assert_landed(result, "myapp")
+    assert_landed(result, APP)
     assert "dagz" not in result.stderr, result.describe()

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from support import (
-    CONNINFO_MYAPP,
+    APP,
+    APP_JW03,
+    CONNINFO_APP,
     PG_HOST,
     PG_PORT,
     PG_USER,
     SYSTEM_LIBPQ,
-    URI_MYAPP,
+    URI_APP,
     WORKER3,
     Launcher,
     assert_all_landed,
@@ -35,31 +37,31 @@ assert psycopg.pq.__impl__ == "binary", psycopg.pq.__impl__
 
 VENV_CASES = [
     pytest.param(
-        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({CONNINFO_MYAPP!r}))",
+        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({CONNINFO_APP!r}))",
         id="psycopg2-dsn",
     ),
     pytest.param(
-        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({KW}, dbname='myapp'))",
+        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({KW}, dbname={APP!r}))",
         id="psycopg2-kwargs-dbname",
     ),
     pytest.param(
-        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({KW}, database='myapp'))",
+        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({KW}, database={APP!r}))",
         id="psycopg2-kwargs-database",
     ),
     pytest.param(
-        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({URI_MYAPP!r}))",
+        ASSERT_PSYCOPG2_BINARY + f"show('db', psycopg2.connect({URI_APP!r}))",
         id="psycopg2-uri",
     ),
     pytest.param(
-        ASSERT_PSYCOPG_BINARY + f"show('db', psycopg.connect({CONNINFO_MYAPP!r}))",
+        ASSERT_PSYCOPG_BINARY + f"show('db', psycopg.connect({CONNINFO_APP!r}))",
         id="psycopg-conninfo",
     ),
     pytest.param(
-        ASSERT_PSYCOPG_BINARY + f"show('db', psycopg.connect({URI_MYAPP!r}))",
+        ASSERT_PSYCOPG_BINARY + f"show('db', psycopg.connect({URI_APP!r}))",
         id="psycopg-uri",
     ),
     pytest.param(
-        ASSERT_PSYCOPG_BINARY + f"show('db', psycopg.connect({KW}, dbname='myapp'))",
+        ASSERT_PSYCOPG_BINARY + f"show('db', psycopg.connect({KW}, dbname={APP!r}))",
         id="psycopg-kwargs",
     ),
     pytest.param(
@@ -68,7 +70,7 @@ VENV_CASES = [
 import asyncio
 
 async def main():
-    conn = await psycopg.AsyncConnection.connect({CONNINFO_MYAPP!r})
+    conn = await psycopg.AsyncConnection.connect({CONNINFO_APP!r})
     async with conn:
         cur = await conn.execute("SELECT current_database()")
         print("db=" + (await cur.fetchone())[0], flush=True)
@@ -81,7 +83,7 @@ asyncio.run(main())
         ASSERT_PSYCOPG2_BINARY
         + f"""
 import sqlalchemy as sa
-engine = sa.create_engine("postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/myapp")
+engine = sa.create_engine("postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{APP}")
 with engine.connect() as conn:
     print("db=" + conn.execute(sa.text("SELECT current_database()")).scalar_one(), flush=True)
 """,
@@ -91,7 +93,7 @@ with engine.connect() as conn:
         ASSERT_PSYCOPG_BINARY
         + f"""
 import sqlalchemy as sa
-engine = sa.create_engine("postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/myapp")
+engine = sa.create_engine("postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{APP}")
 with engine.connect() as conn:
     print("db=" + conn.execute(sa.text("SELECT current_database()")).scalar_one(), flush=True)
 """,
@@ -103,7 +105,7 @@ with engine.connect() as conn:
 @pytest.mark.parametrize("code", VENV_CASES)
 def test_venv_driver_is_rerouted(launcher: Launcher, venv_python: Path, code: str) -> None:
     result = launcher.python(venv_python, code, WORKER3)
-    assert_all_landed(result, {"db": "myapp_jw03"})
+    assert_all_landed(result, {"db": APP_JW03})
 
 
 ASSERT_PSYCOPG2_SOURCE = f"""
@@ -116,15 +118,15 @@ assert libpq_copies() == [os.path.realpath({str(SYSTEM_LIBPQ)!r})], libpq_copies
     "code",
     [
         pytest.param(
-            ASSERT_PSYCOPG2_SOURCE + f"show('db', psycopg2.connect({CONNINFO_MYAPP!r}))",
+            ASSERT_PSYCOPG2_SOURCE + f"show('db', psycopg2.connect({CONNINFO_APP!r}))",
             id="dsn",
         ),
         pytest.param(
-            ASSERT_PSYCOPG2_SOURCE + f"show('db', psycopg2.connect({KW}, dbname='myapp'))",
+            ASSERT_PSYCOPG2_SOURCE + f"show('db', psycopg2.connect({KW}, dbname={APP!r}))",
             id="kwargs",
         ),
         pytest.param(
-            ASSERT_PSYCOPG2_SOURCE + f"show('db', psycopg2.connect({URI_MYAPP!r}))",
+            ASSERT_PSYCOPG2_SOURCE + f"show('db', psycopg2.connect({URI_APP!r}))",
             id="uri",
         ),
     ],
@@ -133,7 +135,7 @@ def test_venv_src_psycopg2_is_rerouted(
     launcher: Launcher, venv_src_python: Path, code: str
 ) -> None:
     result = launcher.python(venv_src_python, code, WORKER3)
-    assert_all_landed(result, {"db": "myapp_jw03"})
+    assert_all_landed(result, {"db": APP_JW03})
 
 
 def test_venv_src_psycopg2_links_system_libpq(venv_src_python: Path) -> None:

@@ -2,14 +2,14 @@
 and `provision` of `dagz._pg` / `dagz._mysql`, and the `dagz db` console command.
 
 Like test_dbutil.py these tests run in this process against the real servers, without the shim
-preloaded; every test uses databases of its own (``dagz_wdb_<uuid>_…``) and drops them.
+preloaded; every test uses databases of its own (``<run prefix>_wdb_<8 hex>_…``) and drops
+them.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ from db_fixtures import (  # noqa: F401 - fixtures used by name
     pg_databases,
 )
 
-pg_name, my_name = make_name_fixtures("dagz_wdb")
+from support import unique_name
+
+pg_name, my_name = make_name_fixtures("wdb")
 
 
 def pg_exec(db: str, *statements: str, **kw: object) -> None:
@@ -482,7 +484,7 @@ def test_pg_base_changed_between_decision_and_clone(
 @pytest.fixture
 def pg_role() -> Iterator[str]:
     """A role that may log in and create databases, but is no superuser."""
-    role = f"dagz_wdb_{uuid.uuid4().hex[:10]}"
+    role = unique_name("role")
     pg_exec("postgres", f'CREATE ROLE "{role}" LOGIN CREATEDB')
     try:
         yield role

@@ -1,9 +1,9 @@
 """Warm start end to end (issue 7): the sample project ``warm_project/app`` run again and again.
 
-Each test gets its own base database name (``dzw_<8 hex>``) on PostgreSQL and MariaDB, built
-with the sample's schema (foreign key, view, triggers, seed rows written partly by a trigger, a
-migration bookkeeping table), and runs ``pytest --dagz-workers 2 -s`` on the project in a
-subprocess, several times. It judges from:
+Each test gets its own base database name (``<run prefix>_warm_<8 hex>``) on PostgreSQL and
+MariaDB, built with the sample's schema (foreign key, view, triggers, seed rows written partly by a
+trigger, a migration bookkeeping table), and runs ``pytest --dagz-workers 2 -s`` on the project in
+a subprocess, several times. It judges from:
 
 * the dagz log (stderr): per worker and family ``kept (fingerprint …)`` or ``rebuilt (why)``;
 * the servers: a kept PostgreSQL worker database has the same ``pg_database.oid`` as after the
@@ -22,11 +22,11 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from support import VENV_PYTHON
+from support import VENV_PYTHON, unique_name
 
 APP = Path(__file__).resolve().parent / "warm_project" / "app"
 if str(APP) not in sys.path:
@@ -157,7 +157,7 @@ class Bases:
 
 @pytest.fixture
 def bases() -> Iterator[Bases]:
-    b = Bases(f"dzw_{uuid.uuid4().hex[:8]}")
+    b = Bases(unique_name("warm"))
     try:
         b.create()
         yield b
@@ -239,7 +239,10 @@ class Project:
         self.count += 1
         run_dir = self.tmp / f"run{self.count}"
         run_dir.mkdir()
+        # The run's TMPDIR: its dagz-run-* folder lands here, not in /tmp (see run_folders).
+        (run_dir / "tmp").mkdir()
         extra = {
+            "TMPDIR": str(run_dir / "tmp"),
             "WARM_DB": self.bases.name,
             "WARM_EVENTS": str(run_dir / "events.jsonl"),
             "WARM_FAMILIES": families,
@@ -288,6 +291,12 @@ class Project:
 
     def run(self, *args: str, families: str = "pg,mysql") -> Run:
         return self.finish(*self.start(*args, families=families))
+
+
+def run_folders(run_dir: Path) -> list[Path]:
+    """The ``dagz-run-*`` folders (``$DAGZ_RUN_DIR`` of the controller) of a run started by
+    `Project.start`: in the run's own TMPDIR."""
+    return sorted((run_dir / "tmp").glob("dagz-run-*"))
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
@@ -457,7 +466,15 @@ def test_run_killed_in_worker_init_is_rebuilt(bases: Bases, project: Project, fa
     finally:
         _kill_group(proc)
         proc.communicate()
+        # A killed controller cannot remove its DAGZ_RUN_DIR: this test does.
+        killed_run_folders = run_folders(run_dir)
+        for folder in killed_run_folders:
+            shutil.rmtree(folder, ignore_errors=True)
     assert proc.returncode == -signal.SIGKILL
+    # The killed run had made its folder in its own TMPDIR (never in the machine's /tmp), and it
+    # is gone now.
+    assert len(killed_run_folders) == 1, killed_run_folders
+    assert run_folders(run_dir) == []
 
     families = (family,)
     rerun = project.run(families=family)
