@@ -2,6 +2,7 @@
 #
 #   make deps    the system packages (scripts/deps.sh: one list; apt-get as root, else a message)
 #   make build   cargo build --release  -> target/release/libdagz.so
+#   make wheel   dist/dagz-<version>-py3-none-<platform>.whl (setuptools-rust, stripped libdagz.so)
 #   make venv    .venv (test/lint tools + drivers) and .venv-src (psycopg2 built from source)
 #   make test    build + venv + cargo test --release + end-to-end pytest suite (tests/e2e)
 #   make e2e     only the end-to-end suite (builds the shim and the venvs first)
@@ -36,14 +37,25 @@ PIP_FLAGS := --disable-pip-version-check --no-input --quiet
 # make fuzz: seconds of fuzzing. Seeds in fuzz/corpus/rewrite (committed, read-only for the run);
 # what the fuzzer finds goes to fuzz/corpus-work/rewrite (ignored), crashes to fuzz/artifacts.
 FUZZ_SECONDS ?= 60
+# make wheel: cargo's target dir for the wheel's build, apart from target/release (make build).
+WHEEL_TARGET_DIR ?= target/wheel
 
-.PHONY: deps build venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz
+.PHONY: deps build wheel venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz
 
 deps:
 	@scripts/deps.sh
 
 build: deps
 	@$(PHASE) "build: cargo build --release (libdagz.so)" $(CARGO) build --release --quiet
+
+# The installable wheel: setuptools-rust builds the cdylib (no Python binding) and ships it stripped
+# as dagz/libdagz.so; installing it needs no Rust toolchain. Old dist/dagz-*.whl are removed first.
+wheel: deps
+	@rm -f dist/dagz-*.whl
+	@$(PHASE) "wheel: pip wheel . -w dist (libdagz.so built by setuptools-rust)" \
+		env CARGO=$(CARGO) CARGO_TARGET_DIR=$(WHEEL_TARGET_DIR) \
+		$(PYTHON) -m pip wheel $(PIP_FLAGS) --no-deps -w dist .
+	@ls -l dist/dagz-*.whl
 
 venv: $(VENV_STAMP) $(VENV_SRC_STAMP)
 

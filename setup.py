@@ -18,6 +18,7 @@ target directory and do not copy it into shim/dagz: the package then uses
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,6 +76,14 @@ class BuildPy(build_py):
 
 class BdistWheel(bdist_wheel):
     """``py3-none-<platform>``: the library is loaded with ctypes, any Python 3 can use it."""
+
+    def run(self) -> None:
+        # The wheel packs the whole build dir: a module left there by an earlier build (and since
+        # deleted from shim/dagz) would ship. Start from an empty one.
+        build = self.get_finalized_command("build")
+        for stale in {build.build_lib, build.build_platlib}:
+            shutil.rmtree(stale, ignore_errors=True)
+        super().run()
 
     def get_tag(self) -> tuple[str, str, str]:
         _, _, plat = super().get_tag()
