@@ -129,18 +129,27 @@ def _age(created: datetime | None) -> str:
 def _db(args: argparse.Namespace) -> int:
     engines = [args.engine] if args.engine else list(_ENGINES)
     rows: list[tuple[str, Any, dict[str, object]]] = []
-    failed = 0
+    failures: list[tuple[str, str]] = []
     for engine in engines:
         kwargs = _connect_kwargs(engine, args)
         try:
             owned = _utils(engine).list_owned(**kwargs)
         except Exception as exc:
-            failed += 1
-            text = str(exc).removeprefix("dagz: ")
-            print(f"dagz: {engine}: {text}", file=sys.stderr)
+            failures.append((engine, " ".join(str(exc).removeprefix("dagz: ").split())))
             continue
         rows += [(engine, item, kwargs) for item in owned]
-    if failed == len(engines):
+    # An engine asked for (--engine), or every engine, unreadable: an error (exit 1). One of
+    # the default two unreadable: a warning, and the other is still listed (exit 0).
+    fatal = bool(args.engine) or len(failures) == len(engines)
+    for engine, text in failures:
+        if fatal:
+            print(f"dagz: error: {engine}: {text}", file=sys.stderr)
+        else:
+            print(
+                f"dagz: warning: {engine} skipped (not asked for with --engine): {text}",
+                file=sys.stderr,
+            )
+    if fatal and failures:
         return 1
     if args.action == "list":
         _print_table(
@@ -156,7 +165,7 @@ def _db(args: argparse.Namespace) -> int:
                 for engine, item, _kw in rows
             ]
         )
-        return 1 if failed and args.engine else 0
+        return 0
     chosen = [r for r in rows if args.all or r[1].stamp.base == args.base]
     status = 0
     for engine, item, kwargs in chosen:

@@ -74,20 +74,72 @@ def _prepend_preload(path: str) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
-    """`--dagz-workers N`: become an xdist run whose workers start with the shim preloaded. A
-    wrapper, so it runs before xdist's own cmdline_main turns numprocesses into `tx`."""
-    workers = _workers_option(config)
-    if workers is not None and not _is_xdist_worker(config):
-        if config.getoption("numprocesses", None):
-            raise pytest.UsageError("give either --dagz-workers or -n/--numprocesses, not both")
-        config.option.numprocesses = workers if workers == "auto" else int(workers)
-        shim = _shim.shim_path()
-        if not shim.exists():
-            raise pytest.UsageError(
-                f"dagz: libdagz.so not found at {shim}: build it (`cargo build --release`)"
-            )
-        _prepend_preload(str(shim))
+    """Start-up, before xdist's own cmdline_main turns numprocesses into `tx` (a wrapper):
+
+    * every start-up input is checked here, once, in the process the user started — a broken
+      policy file is one error line, not a worker crash loop;
+    * `--dagz-workers N` (or `--dagz -n N`): the xdist workers start with the shim preloaded;
+    * `--dagz` in a serial run without the shim: the run starts again with it preloaded.
+    """
+    if not _is_xdist_worker(config) and _active(config):
+        _check_startup_inputs()
+        workers = _workers_option(config)
+        if workers is not None:
+            if config.getoption("numprocesses", None):
+                raise pytest.UsageError("give either --dagz-workers or -n/--numprocesses, not both")
+            config.option.numprocesses = workers if workers == "auto" else int(workers)
+        if config.getoption("numprocesses", None) or config.getoption("tx", None):
+            _prepend_preload(str(_existing_shim()))
+        elif not _shim.PRELOADED:
+            _reexec_with_shim(config)
     return (yield)
+
+
+def _existing_shim() -> Path:
+    shim = _shim.shim_path()
+    if not shim.exists():
+        raise pytest.UsageError(
+            f"dagz: libdagz.so not found at {shim}: build it (`make build`) or reinstall dagz"
+        )
+    return shim
+
+
+def _check_startup_inputs() -> None:
+    """The policy file and the worker variables, as every worker will read them."""
+    try:
+        _shim.policy_check()
+        _shim.worker()
+    except _shim.ShimError as exc:
+        raise pytest.UsageError(_one_line(str(exc))) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+_REEXEC_ENV = "DAGZ_REEXEC"
+
+
+def _reexec_with_shim(config: pytest.Config) -> None:
+    """A serial `pytest --dagz` needs the shim in this very process: start the same command
+    again with LD_PRELOAD set (once). Only when this process is that command; inside an
+    embedding program (`pytest.main()`), stop with the usage error instead."""
+    shim = _existing_shim()
+    argv = list(getattr(sys, "orig_argv", []))
+    is_command = list(config.invocation_params.args) == sys.argv[1:] and len(argv) >= 2
+    if os.environ.get(_REEXEC_ENV) or not is_command:
+        raise pytest.UsageError(
+            "dagz: --dagz needs libdagz.so preloaded into the test process, or every test "
+            "would use the shared databases. Start the run with `pytest --dagz-workers 1` or "
+            "`LD_PRELOAD=$(dagz shim-path) pytest --dagz`."
+        )
+    env = dict(os.environ)
+    env[_REEXEC_ENV] = "1"
+    parts = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
+    env["LD_PRELOAD"] = " ".join([str(shim), *parts])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
 
 
 def _active(config: pytest.Config) -> bool:
@@ -191,12 +243,9 @@ def _activate(*, active: bool, controller: bool) -> None:
     # The controller of a distributed run is no worker: its connects (conftest code, base
     # migrations) use the real names and never touch gw0's database or run worker_init/prepare.
     STATE.reroute = not controller
+    _check_startup_inputs()
     if not _shim.PRELOADED:
         return
-    try:
-        _shim.policy_check()
-    except _shim.ShimError as exc:
-        raise pytest.UsageError(str(exc)) from exc
     if controller:
         _shim.set_decision_callback(_keep_everything)
     else:
@@ -214,6 +263,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Before the activity check: a plain `pytest -n 2` of a project that configured a family
     # must stop too, not share its databases.
     _check_shim_in_workers(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "dagz-xdist")
     if not _active(config):
         if config.getoption("dagz_trace", None):
             raise pytest.UsageError(
@@ -228,8 +279,6 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dagz-run-")
         _OWNED_RUN_DIR.append(os.environ[_RUN_DIR_ENV])
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "dagz-xdist")
     _register_otel(config)
 
 
@@ -270,20 +319,49 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Families configured by conftests below the root are known only after collection."""
-    _check_shim_in_workers(session.config)
+    """Families configured by conftests below the root are known only after collection (in the
+    workers: the controller never imports those conftests)."""
+    config = session.config
+    try:
+        _check_shim_in_workers(config)
+    except pytest.UsageError as exc:
+        if not _is_xdist_worker(config):
+            raise
+        # Raised here, xdist would report an internal error per worker; the controller ends
+        # the run with this one line instead (see _XdistHooks.pytest_testnodedown).
+        config.workeroutput[_STARTUP_ERROR] = str(exc)
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+_STARTUP_ERROR = "dagz_startup_error"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if not _active(config):
         return ["dagz: inactive (use --dagz-workers N, --dagz, or preload libdagz.so)"]
     shim = _shim.preloaded_path() if _shim.PRELOADED else None
-    families = ", ".join(_configured_families()) or "none configured"
-    num, count = _shim.worker()
-    where = f"shim preloaded ({shim})" if shim else "shim not preloaded in this process"
-    workers = _workers_option(config)
-    extra = f", {workers} workers with the shim preloaded" if workers else ""
-    return [f"dagz {_shim.VERSION}: {where}; families: {families}; worker {num} of {count}{extra}"]
+    n = _worker_count(config)
+    if _is_controller(config):
+        ids = "gw0" if n == 1 else f"gw0 … gw{n - 1}"
+        where = f"{n} worker{'s' if n != 1 else ''} ({ids}), each with the shim preloaded"
+    else:
+        where = f"serial run, shim {'preloaded' if shim else 'NOT preloaded'}"
+    lines = [f"dagz {_shim.VERSION}: {where}; families: {_families_text()}"]
+    if not _configured_families():
+        lines.append(NOTHING_CONFIGURED)
+    return lines
+
+
+#: Said at start (header) and in the summary when no conftest configured any family.
+NOTHING_CONFIGURED = (
+    "dagz: rerouting is OFF: no conftest configured a database family (PG_CONFIG, MYSQL_CONFIG), "
+    "so every worker uses the same databases; configure one in conftest.py "
+    "(README: 'With pytest: a 10-line conftest')"
+)
+
+
+def _families_text() -> str:
+    return ", ".join(_configured_families()) or "none configured"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -357,10 +435,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if STATE.summary:
+    config = terminalreporter.config
+    if not STATE.active and not _active(config):
+        return
+    lines = list(STATE.summary)
+    configured = _configured_families() or _WORKER_FAMILIES
+    if not configured and not _is_xdist_worker(config):
+        lines.insert(0, NOTHING_CONFIGURED)
+    if lines:
         terminalreporter.section("dagz")
-        for line in STATE.summary:
+        for line in lines:
             terminalreporter.write_line(line)
+
+
+#: Families the xdist workers reported as configured (conftests below the root are imported
+#: by the workers only, during collection).
+_WORKER_FAMILIES: set[str] = set()
 
 
 class _XdistHooks:
@@ -374,17 +464,36 @@ class _XdistHooks:
 
         return MainWorkerScheduling(config, log)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         out = getattr(node, "workeroutput", None) or {}
+        startup = out.get(_STARTUP_ERROR) or _dagz_startup_error(error)
+        if startup is not None:
+            # A worker that cannot start would be replaced and fail again, up to xdist's
+            # restart limit: end the run with the one line that says why.
+            pytest.exit(startup, returncode=pytest.ExitCode.USAGE_ERROR)
         for line in out.get("dagz_summary", []):
             if line not in STATE.summary:
                 STATE.summary.append(line)
+        _WORKER_FAMILIES.update(out.get("dagz_families", []))
+
+
+def _dagz_startup_error(error: Any) -> str | None:
+    """The `dagz:` line of a worker that died raising dagz's usage error while starting."""
+    if not error:
+        return None
+    for line in reversed(str(error).splitlines()):
+        for marker in ("UsageError: dagz:", "ShimError: dagz:"):
+            if marker in line:
+                return line[line.index(marker) + len(marker) - len("dagz:") :].strip()
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if _is_xdist_worker(config):
         config.workeroutput["dagz_summary"] = list(STATE.summary)
+        config.workeroutput["dagz_families"] = _configured_families()
 
 
 __all__ = ["log"]
