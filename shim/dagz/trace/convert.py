@@ -5,7 +5,7 @@ SDK's ``ReadableSpan`` (no OpenTelemetry import here)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -271,15 +271,11 @@ def otel_to_span(
     if scope:
         attrs["otel.scope"] = scope
     attrs["otel.kind"] = enum_name(otel.kind)
-    if error:
-        if status.description:
-            attrs["error"] = shorten(str(status.description), ATTR_CHARS)
-        for event in otel.events or ():
-            if event.name == "exception" and event.attributes:
-                for key in ("exception.type", "exception.message"):
-                    if key in event.attributes:
-                        attrs[key] = shorten(str(event.attributes[key]), ATTR_CHARS)
-                break
+    if error and status.description:
+        attrs["error"] = shorten(str(status.description), ATTR_CHARS)
+    exception = exception_of(otel)
+    if exception:
+        attrs.update(exception)
     if db_names is not None and raw:
         system = raw.get("db.system") or raw.get("db.system.name")
         if system:
@@ -311,3 +307,70 @@ def otel_to_span(
 
 _OK = SpanResult.OK.value
 _ERROR = SpanResult.ERROR.value
+
+# -- what a span counts as in the summary ------------------------------------------------------
+
+#: An OTel span that ended well.
+OUTCOME_OK = 0
+#: A real error: span status ERROR, an HTTP 5xx answer, an exception.
+OUTCOME_ERROR = 1
+#: An HTTP 4xx answer: the client was told no, which a test may well expect.
+OUTCOME_4XX = 2
+_HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
+_EXCEPTION_KEYS = ("exception.type", "exception.message")
+
+
+def _events_of(otel: Any) -> Sequence[Any]:
+    """The span's events without a copy when it is the SDK's span (read-only use)."""
+    private = getattr(otel, "_events", None)
+    if private is None:
+        return otel.events or ()
+    # the SDK's BoundedList copies itself under a lock to iterate: its deque does not
+    return getattr(private, "_dq", private)  # type: ignore[no-any-return]
+
+
+def exception_of(otel: Any) -> dict[str, str]:
+    """``exception.type`` and ``exception.message`` of the span's first exception event
+    (shortened); empty when it has none."""
+    for event in _events_of(otel):
+        if event.name == "exception" and event.attributes:
+            found = event.attributes
+            return {k: shorten(str(found[k]), ATTR_CHARS) for k in _EXCEPTION_KEYS if k in found}
+    return {}
+
+
+def http_status(attrs: Mapping[str, Any]) -> int | None:
+    """The HTTP status code of a span (either semantic-conventions name), None when it has none."""
+    for key in _HTTP_STATUS_KEYS:
+        value = attrs.get(key)
+        if value is not None:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def outcome(error_status: bool, attrs: Mapping[str, Any], exception: bool) -> int:
+    """`OUTCOME_4XX` when the span carries an HTTP status 400-499, whatever its status (an HTTP
+    client span gets status ERROR for a 4xx answer); else `OUTCOME_ERROR` for status ERROR, an
+    HTTP status 500-599 or an exception; else `OUTCOME_OK`."""
+    code = http_status(attrs) if attrs else None
+    if code is not None and 400 <= code <= 499:
+        return OUTCOME_4XX
+    if error_status or exception or (code is not None and 500 <= code <= 599):
+        return OUTCOME_ERROR
+    return OUTCOME_OK
+
+
+def otel_outcome(otel: Any, raw: Mapping[str, Any]) -> int:
+    """`outcome` of a finished OTel span whose attributes are `raw`."""
+    error_status = enum_name(otel.status.status_code) == "ERROR"
+    return outcome(error_status, raw, bool(exception_of(otel)))
+
+
+def span_outcome(span: Span) -> int:
+    """`outcome` of a kept sub-span (from its result and kept attributes: the HTTP status codes
+    and the exception's type and message are kept)."""
+    exception = any(key in span.attrs for key in _EXCEPTION_KEYS)
+    return outcome(span.result == _ERROR, span.attrs, exception)

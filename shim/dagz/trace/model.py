@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 #: Version of the payload format a worker sends to the controller.
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 #: The columns of a span row in a payload (`Span.to_wire`).
 WIRE_FIELDS = (
     "id",

@@ -13,9 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from dagz.trace.convert import (
+    OUTCOME_4XX,
+    OUTCOME_ERROR,
     DbNames,
     attributes_of,
-    enum_name,
+    otel_outcome,
     otel_to_span,
     otel_type_cached,
 )
@@ -42,9 +44,10 @@ class Recorder:
     ) -> None:
         self.lane = lane
         #: True: every OTel span is kept as a sub-span (for a trace file). False: only the
-        #: summary's numbers are kept (count, time and errors per test and `otel_type`).
+        #: summary's numbers are kept (count, time, errors and 4xx per test and `otel_type`).
         self.keep_spans = keep_spans
-        #: owner (test or session span id) → otel_type → [count, total ns, errors].
+        #: owner (test or session span id) → otel_type → [count, total ns, errors, 4xx]
+        #: (see `dagz.trace.convert.outcome`).
         self.stats: dict[str, dict[str, list[int]]] = {}
         self.worker_num = worker_num
         self.pid = os.getpid()
@@ -155,20 +158,24 @@ class Recorder:
         """The summary's numbers for one OTel span (no sub-span kept)."""
         scope_obj = otel.instrumentation_scope
         scope = (scope_obj.name or "") if scope_obj is not None else ""
-        otel_type = otel_type_cached(scope, otel.name, attributes_of(otel))
+        raw = attributes_of(otel)
+        otel_type = otel_type_cached(scope, otel.name, raw)
         start = otel.start_time or 0
         end = otel.end_time or start
-        error = 1 if enum_name(otel.status.status_code) == "ERROR" else 0
+        kind = otel_outcome(otel, raw)
+        error = 1 if kind == OUTCOME_ERROR else 0
+        http_4xx = 1 if kind == OUTCOME_4XX else 0
         per_owner = self.stats.get(sink.owner or "")
         if per_owner is None:
             per_owner = self.stats[sink.owner or ""] = {}
         entry = per_owner.get(otel_type)
         if entry is None:
-            per_owner[otel_type] = [1, end - start, error]
+            per_owner[otel_type] = [1, end - start, error, http_4xx]
         else:
             entry[0] += 1
             entry[1] += end - start
             entry[2] += error
+            entry[3] += http_4xx
         self.otel_count += 1
 
     def finish(self) -> None:
