@@ -5,7 +5,8 @@
 #   make wheel   dist/dagz-<version>-py3-none-<platform>.whl (setuptools-rust, stripped libdagz.so)
 #   make venv    .venv (test/lint tools + drivers) and .venv-src (psycopg2 built from source)
 #   make test    build + venv + cargo test --release + end-to-end pytest suite (tests/e2e)
-#   make e2e     only the end-to-end suite (builds the shim and the venvs first)
+#   make e2e     only the end-to-end suite (builds the shim and the venvs first), then checks that
+#                it left nothing on the servers or in /tmp (scripts/leftovers.py)
 #   make lint    cargo fmt --check, cargo clippy -D warnings, ruff check, ruff format --check
 #   make bench   runs bench/run when it exists
 #   make demo    the example suite (examples/shop): serial, on 4 dagz workers (trace on), and without dagz
@@ -85,9 +86,20 @@ cargo-test: deps
 	@$(PHASE) "cargo clippy -D warnings" $(CARGO) clippy --quiet --all-targets -- -D warnings
 	@$(PHASE) "cargo test --release" $(CARGO) test --release --quiet
 
+# The suite's names on the servers start with a run prefix (dz_ + 6 random hex) that
+# scripts/leftovers.py makes and hands to pytest (DAGZ_E2E_RUN); it lists both servers and
+# /tmp/dagz-run-* before and after the suite and fails the target if the run left or removed
+# anything (see its docstring for what counts). pytest's own failure keeps its exit code.
 e2e: build venv
-	@$(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e" \
-		$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS)
+	@snap=$$(mktemp target/e2e-snapshot.XXXXXX); \
+	run=$$($(VENV)/bin/python scripts/leftovers.py snapshot "$$snap") || { rm -f "$$snap"; exit 2; }; \
+	rc=0; \
+	DAGZ_E2E_RUN=$$run $(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e (names $${run}_*)" \
+		$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS) || rc=$$?; \
+	$(PHASE) "e2e: leftovers check (databases on both servers, /tmp/dagz-run-*)" \
+		$(VENV)/bin/python scripts/leftovers.py compare "$$snap" || { [ $$rc -ne 0 ] || rc=1; }; \
+	rm -f "$$snap"; \
+	exit $$rc
 
 test: build venv cargo-test e2e
 
