@@ -120,7 +120,8 @@ bench: build venv
 demo: build $(VENV_DEMO_STAMP)
 	@scripts/demo.sh
 
-# Drops what `make demo` left on the servers (the example's base and worker databases).
+# Drops what `make demo` left on the servers (the example's bases and their worker copies) and
+# removes target/demo (scripts/demo.sh --clean).
 demo-clean: $(VENV_DEMO_STAMP)
 	@scripts/demo.sh --clean
 

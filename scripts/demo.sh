@@ -7,7 +7,14 @@
 # not there, migrates the example's base databases, then runs the three suites. Exits 0 when the
 # serial run and the dagz run both passed; the run without dagz is expected to fail and only shown.
 #
+# It leaves the example's databases on the servers (kept for a warm next run: the base `shop` on
+# PostgreSQL and `shop_audit` on MariaDB, and the worker copies dagz made of them, *_jw00..) and
+# its logs in target/demo, and says so at its end. `--clean` (`make demo-clean`) removes exactly
+# those: the worker copies with `dagz db drop --base` (dagz drops only copies it stamped), the two
+# bases by name (only when they hold the example's `schema_migrations` table), and target/demo.
+#
 #   scripts/demo.sh                 # DEMO_WORKERS=4 DEMO_OUT=target/demo
+#   scripts/demo.sh --clean         # drop what the demo left on the servers, remove target/demo
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,9 +29,78 @@ PYTEST_ARGS=(-q -p no:cacheprovider)
 say() { printf '\n=== demo: %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
+CLEAN=0
+case ${1:-} in
+    "") ;;
+    --clean) CLEAN=1 ;;
+    *) die "unknown argument '$1': use no argument (run the demo) or --clean (remove what it left)" ;;
+esac
+
+# demo_dbs list | drop-bases: the example's databases (names from shopapp.settings, as the suite
+# uses them). list: one line per server, "<server>: <base> <worker copies>…" (what exists);
+# drop-bases: drops each base that holds the example's schema_migrations table.
+demo_dbs() {
+    (cd "$SUITE" && "$PY" - "$1" <<'PY'
+import re
+import sys
+
+import MySQLdb
+import psycopg
+from psycopg import sql
+
+from shopapp.settings import load
+
+s = load()
+pg_kw = s.pg_kwargs()
+my_kw = s.mysql_kwargs()
+pg_kw = {k: v for k, v in pg_kw.items() if k in ("host", "port", "user", "password")}
+my_kw = {k: v for k, v in my_kw.items() if k in ("host", "port", "user", "password")}
+
+
+def ours(base, names):
+    copy = re.compile(re.escape(base) + r"_jw\d\d")
+    return sorted(n for n in names if n == base or copy.fullmatch(n))
+
+
+with psycopg.connect(dbname="postgres", autocommit=True, **pg_kw) as pg:
+    pg_names = ours(s.pg_database, [r[0] for r in pg.execute("SELECT datname FROM pg_database")])
+    if sys.argv[1] == "drop-bases" and s.pg_database in pg_names:
+        with psycopg.connect(dbname=s.pg_database, **pg_kw) as conn:
+            mine = conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()[0]
+        if mine:
+            pg.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(s.pg_database))
+            )
+            print(f"dropped PostgreSQL {s.pg_database} (the example's base)")
+        else:
+            print(f"kept PostgreSQL {s.pg_database}: no schema_migrations table, not the demo's")
+my = MySQLdb.connect(**my_kw)
+cur = my.cursor()
+cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+my_names = ours(s.mysql_database, [r[0] for r in cur.fetchall()])
+if sys.argv[1] == "drop-bases" and s.mysql_database in my_names:
+    cur.execute(
+        "SELECT COUNT(*) FROM information_schema.TABLES"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'schema_migrations'",
+        (s.mysql_database,),
+    )
+    if cur.fetchone()[0]:
+        cur.execute("DROP DATABASE `{}`".format(s.mysql_database.replace("`", "``")))
+        print(f"dropped MariaDB {s.mysql_database} (the example's base)")
+    else:
+        print(f"kept MariaDB {s.mysql_database}: no schema_migrations table, not the demo's")
+my.close()
+if sys.argv[1] == "list":
+    print("PostgreSQL:", " ".join(pg_names) or "-")
+    print("MariaDB:", " ".join(my_names) or "-")
+    print("BASES", s.pg_database, s.mysql_database)
+PY
+    )
+}
+
 # --- prerequisites ---------------------------------------------------------------------------------
 [[ -x $PY ]] || die ".venv is missing: run \`make venv\` (or \`make demo\`, which does)"
-[[ -f target/release/libdagz.so ]] || die "target/release/libdagz.so is missing: run \`make build\`"
+((CLEAN)) || [[ -f target/release/libdagz.so ]] || die "target/release/libdagz.so is missing: run \`make build\`"
 
 wait_for() { # wait_for NAME TIMEOUT_S CMD...
     local name=$1 timeout=$2
@@ -60,6 +136,18 @@ fi
 "$PY" -c 'import sqlalchemy, psycopg, MySQLdb, requests' 2>/dev/null \
     || "$PY" -m pip install --disable-pip-version-check --no-input --quiet \
         -r "$ROOT/examples/requirements.txt"
+
+if ((CLEAN)); then
+    BASES=$(demo_dbs list | grep '^BASES ') || die "cannot list the example's databases"
+    read -r _ PG_BASE MY_BASE <<<"$BASES"
+    say "removing what the demo left: worker copies of $PG_BASE / $MY_BASE (dagz db drop), the bases, $OUT"
+    "$ROOT/.venv/bin/dagz" db drop --base "$PG_BASE" --engine pg
+    "$ROOT/.venv/bin/dagz" db drop --base "$MY_BASE" --engine mysql
+    demo_dbs drop-bases
+    rm -rf "$OUT"
+    demo_dbs list | grep -v '^BASES ' | sed 's/^/  left: /'
+    exit 0
+fi
 
 mkdir -p "$OUT"
 rm -f "$TRACE"
@@ -126,6 +214,10 @@ else
     echo "  trace: none written (see $OUT/dagz.log)"
 fi
 echo "  logs:  $OUT/{serial,dagz,plain}.log"
+# What stays behind (kept for a warm next run), and the one command that removes it.
+echo "  left on the servers (kept for a warm next run):"
+demo_dbs list | grep -v '^BASES ' | sed 's/^/    /'
+echo "  remove them and $OUT with: make demo-clean"
 
 status=0
 if ((SERIAL_RC != 0)); then
