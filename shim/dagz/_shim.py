@@ -13,7 +13,11 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import Any
+
+from dagz import envvars
 
 ABI_VERSION = 1
 ENGINE_POSTGRES = 1
@@ -32,7 +36,7 @@ class ShimError(RuntimeError):
 
 def shim_path() -> Path:
     """Where libdagz.so is: ``DAGZ_SHIM``, the copy inside the package, or a checkout's build."""
-    env = os.environ.get("DAGZ_SHIM")
+    env = os.environ.get(envvars.SHIM)
     if env:
         return Path(env)
     packaged = _PKG_DIR / "libdagz.so"
@@ -65,22 +69,20 @@ def _is_preloaded() -> bool:
 PRELOADED = _is_preloaded()
 
 
-def _load() -> ctypes.CDLL:
+def _open() -> ctypes.CDLL:
     if PRELOADED:
         return ctypes.CDLL(None)
     path = shim_path()
     if not path.exists():
         raise ShimError(
-            f"dagz: libdagz.so not found at {path} (build it with `cargo build --release`)"
+            f"dagz: libdagz.so not found at {path}: build it (`make build`) or reinstall dagz"
         )
     return ctypes.CDLL(str(path), mode=os.RTLD_LOCAL)
 
 
-_lib = _load()
-
 _SSIZE = ctypes.c_ssize_t
 _BUF = ctypes.c_char_p
-for _name, _args, _res in [
+_SIGNATURES: list[tuple[str, list[Any], Any]] = [
     ("dagz_abi_version", [], ctypes.c_int),
     ("dagz_version", [], ctypes.c_char_p),
     ("dagz_bypass_enter", [], ctypes.c_int),
@@ -107,24 +109,35 @@ for _name, _args, _res in [
     ("dagz_url_set_db", [_BUF, _BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
     ("dagz_pg_rewrite_conninfo", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
     ("dagz_redact", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
-]:
-    _fn = getattr(_lib, _name)
-    _fn.argtypes = _args
-    _fn.restype = _res
+]
 
 _CB_TYPE = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t
 )
-_lib.dagz_set_decision_callback.argtypes = [_CB_TYPE]
-_lib.dagz_set_decision_callback.restype = ctypes.c_int
 
-if _lib.dagz_abi_version() != ABI_VERSION:
-    raise ShimError(
-        f"dagz: the loaded libdagz.so has ABI version {_lib.dagz_abi_version()}, "
-        f"this dagz package needs {ABI_VERSION}; rebuild/reinstall so both match"
-    )
 
-VERSION: str = (_lib.dagz_version() or b"?").decode()
+@cache
+def lib() -> ctypes.CDLL:
+    """libdagz.so, opened and checked on first use — importing dagz never needs it, so a
+    missing or mismatched library is an error where it is used, naming what to do."""
+    handle = _open()
+    for name, args, res in _SIGNATURES:
+        fn = getattr(handle, name)
+        fn.argtypes = args
+        fn.restype = res
+    handle.dagz_set_decision_callback.argtypes = [_CB_TYPE]
+    handle.dagz_set_decision_callback.restype = ctypes.c_int
+    if handle.dagz_abi_version() != ABI_VERSION:
+        raise ShimError(
+            f"dagz: the loaded libdagz.so has ABI version {handle.dagz_abi_version()}, "
+            f"this dagz package needs {ABI_VERSION}; rebuild/reinstall so both match"
+        )
+    return handle
+
+
+def version() -> str:
+    """The shim's version string."""
+    return (lib().dagz_version() or b"?").decode()
 
 
 def _call_str(fn: Callable[..., int], *args: object) -> tuple[int, str]:
@@ -151,49 +164,49 @@ def _b(s: str) -> bytes:
 
 
 def bypass_enter() -> int:
-    return int(_lib.dagz_bypass_enter())
+    return int(lib().dagz_bypass_enter())
 
 
 def bypass_exit() -> int:
-    return int(_lib.dagz_bypass_exit())
+    return int(lib().dagz_bypass_exit())
 
 
 def bypass_depth() -> int:
-    return int(_lib.dagz_bypass_depth())
+    return int(lib().dagz_bypass_depth())
 
 
 def worker() -> tuple[int, int]:
     """(worker number, worker count) as the shim reads them from the environment now."""
     num, count = ctypes.c_uint(), ctypes.c_uint()
     buf = ctypes.create_string_buffer(1024)
-    if _lib.dagz_worker(ctypes.byref(num), ctypes.byref(count), buf, 1024) != 0:
+    if lib().dagz_worker(ctypes.byref(num), ctypes.byref(count), buf, 1024) != 0:
         raise ShimError(buf.value.decode("utf-8", "replace"))
     return num.value, count.value
 
 
 def policy_check() -> None:
     buf = ctypes.create_string_buffer(4096)
-    if _lib.dagz_policy_check(buf, 4096) != 0:
+    if lib().dagz_policy_check(buf, 4096) != 0:
         raise ShimError(buf.value.decode("utf-8", "replace"))
 
 
 def policy_decide(engine: int, name: str) -> tuple[bool, str]:
     """The declarative policy's answer: (rerouted?, name to use)."""
     flag = ctypes.c_int(0)
-    text = _checked(_lib.dagz_policy_decide, engine, _b(name), ctypes.byref(flag))
+    text = _checked(lib().dagz_policy_decide, engine, _b(name), ctypes.byref(flag))
     return bool(flag.value), text
 
 
 def policy_render(engine: int, name: str, worker_num: int) -> str:
-    return _checked(_lib.dagz_policy_render, engine, _b(name), worker_num)
+    return _checked(lib().dagz_policy_render, engine, _b(name), worker_num)
 
 
 def policy_suffix(engine: int, worker_num: int) -> str:
-    return _checked(_lib.dagz_policy_suffix, engine, worker_num)
+    return _checked(lib().dagz_policy_suffix, engine, worker_num)
 
 
 def url_get_db(url: str) -> str | None:
-    rc, text = _call_str(_lib.dagz_url_get_db, _b(url))
+    rc, text = _call_str(lib().dagz_url_get_db, _b(url))
     if rc == -2:
         return None
     if rc == -1:
@@ -202,15 +215,15 @@ def url_get_db(url: str) -> str | None:
 
 
 def url_set_db(url: str, db: str) -> str:
-    return _checked(_lib.dagz_url_set_db, _b(url), _b(db))
+    return _checked(lib().dagz_url_set_db, _b(url), _b(db))
 
 
 def pg_rewrite_conninfo(conninfo: str) -> str:
-    return _checked(_lib.dagz_pg_rewrite_conninfo, _b(conninfo))
+    return _checked(lib().dagz_pg_rewrite_conninfo, _b(conninfo))
 
 
 def redact(s: str) -> str:
-    return _checked(_lib.dagz_redact, _b(s))
+    return _checked(lib().dagz_redact, _b(s))
 
 
 DecisionCallback = Callable[[int, str], "tuple[int, str]"]
@@ -225,7 +238,7 @@ def set_decision_callback(fn: DecisionCallback | None) -> None:
     if not PRELOADED:
         raise ShimError("dagz: the decision callback needs the shim preloaded (LD_PRELOAD)")
     if fn is None:
-        _lib.dagz_set_decision_callback(_CB_TYPE())  # a NULL function pointer
+        lib().dagz_set_decision_callback(_CB_TYPE())  # a NULL function pointer
         return
 
     def trampoline(engine: int, name: bytes, out: int, out_len: int) -> int:
@@ -239,4 +252,4 @@ def set_decision_callback(fn: DecisionCallback | None) -> None:
 
     cb = _CB_TYPE(trampoline)
     _registered.append(cb)
-    _lib.dagz_set_decision_callback(cb)
+    lib().dagz_set_decision_callback(cb)

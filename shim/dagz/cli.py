@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "version":
         from dagz import __version__, _shim
 
-        print(f"dagz {__version__} (shim {_shim.VERSION})")
+        print(f"dagz {__version__} (shim {_shim.version()})")
         return 0
     if args.cmd == "db":
         return _db(args)

@@ -14,15 +14,25 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim
+from dagz import _bypass, _shim, envvars
 from dagz._state import STATE, log
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 
 _MAIN_MARK = "dagz_main_worker"
-_RUN_DIR_ENV = "DAGZ_RUN_DIR"
+#: Per-run plugin state, in the run's `config.stash`.
 #: The run directory this controller created (removed at unconfigure).
-_OWNED_RUN_DIR: list[str] = []
-_FRESH_ENV = "DAGZ_FRESH"
+_OWNED_RUN_DIR = pytest.StashKey[str]()
+#: Activated in this run; the value: as the xdist controller.
+_ACTIVATED = pytest.StashKey[bool]()
+#: Families the xdist workers reported as configured (conftests below the root are imported by
+#: the workers only, during collection).
+_WORKER_FAMILIES = pytest.StashKey[set[str]]()
+#: DAGZ_DISABLE as the user set it, before the plugin added the families it does not reroute.
+_USER_DISABLE = pytest.StashKey["str | None"]()
+#: pytest_configure has run: options are parsed, the OTel half may be registered.
+_CONFIGURED = pytest.StashKey[bool]()
+#: The active run's config in this process (dagz.otel.configure() registers the OTel half on it).
+_current: list[pytest.Config] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,9 +127,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-_REEXEC_ENV = "DAGZ_REEXEC"
-
-
 def _reexec_with_shim(config: pytest.Config) -> None:
     """A serial `pytest --dagz` needs the shim in this very process: start the same command
     again with LD_PRELOAD set (once). Only when this process is that command; inside an
@@ -127,14 +134,14 @@ def _reexec_with_shim(config: pytest.Config) -> None:
     shim = _existing_shim()
     argv = list(getattr(sys, "orig_argv", []))
     is_command = list(config.invocation_params.args) == sys.argv[1:] and len(argv) >= 2
-    if os.environ.get(_REEXEC_ENV) or not is_command:
+    if os.environ.get(envvars.REEXEC) or not is_command:
         raise pytest.UsageError(
             "dagz: --dagz needs libdagz.so preloaded into the test process, or every test "
             "would use the shared databases. Start the run with `pytest --dagz-workers 1` or "
             "`LD_PRELOAD=$(dagz shim-path) pytest --dagz`."
         )
     env = dict(os.environ)
-    env[_REEXEC_ENV] = "1"
+    env[envvars.REEXEC] = "1"
     parts = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
     env["LD_PRELOAD"] = " ".join([str(shim), *parts])
     sys.stdout.flush()
@@ -182,18 +189,14 @@ def _check_shim_in_workers(config: pytest.Config) -> None:
         )
 
 
-#: DAGZ_DISABLE as the user set it, before the plugin added the families it does not reroute.
-_USER_DISABLE: list[str | None] = []
-
-
 def _export_family_switches() -> None:
     """Children (psql, Python subprocesses) use the shim's declarative policy: make it skip the
     families this worker does not reroute, so a child lands where the test does. The shim reads
     the same variable in this process, so it must be recomputed whenever a conftest (also one
     imported during collection) configures a family."""
-    if not _USER_DISABLE:
-        _USER_DISABLE.append(os.environ.get("DAGZ_DISABLE"))
-    user = _USER_DISABLE[0]
+    if not _current:
+        return
+    user = _current[0].stash.setdefault(_USER_DISABLE, os.environ.get(envvars.DISABLE))
     if user is not None and user.strip().lower() in ("1", "true", "all", "yes", "on"):
         return
     off = [
@@ -203,9 +206,9 @@ def _export_family_switches() -> None:
     ]
     parts = [p.strip() for p in (user or "").split(",") if p.strip()] + off
     if parts:
-        os.environ["DAGZ_DISABLE"] = ",".join(dict.fromkeys(parts))
-    elif "DAGZ_DISABLE" in os.environ:
-        del os.environ["DAGZ_DISABLE"]
+        os.environ[envvars.DISABLE] = ",".join(dict.fromkeys(parts))
+    elif envvars.DISABLE in os.environ:
+        del os.environ[envvars.DISABLE]
 
 
 def _is_controller(config: pytest.Config) -> bool:
@@ -226,19 +229,17 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     active = bool(getattr(ns, "dagz", False)) or workers is not None or _shim.PRELOADED
     numprocesses = getattr(ns, "numprocesses", None)
     distributed = bool(numprocesses) or workers is not None or bool(getattr(ns, "tx", None))
-    in_worker = "PYTEST_XDIST_WORKER" in os.environ
+    in_worker = envvars.XDIST_WORKER in os.environ
     if active:
-        _activate(active=True, controller=distributed and not in_worker)
+        _activate(early_config, controller=distributed and not in_worker)
 
 
-_ACTIVATED: list[bool] = []
-
-
-def _activate(*, active: bool, controller: bool) -> None:
-    """Marks this process active and registers the shim's decision callback (once)."""
-    if not active or _ACTIVATED:
+def _activate(config: pytest.Config, *, controller: bool) -> None:
+    """Marks this process active and registers the shim's decision callback (once a run)."""
+    if _ACTIVATED in config.stash:
         return
-    _ACTIVATED.append(controller)
+    config.stash[_ACTIVATED] = controller
+    _current[:] = [config]
     STATE.active = True
     # The controller of a distributed run is no worker: its connects (conftest code, base
     # migrations) use the real names and never touch gw0's database or run worker_init/prepare.
@@ -259,37 +260,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{_MAIN_MARK}: run this test on worker 0 (gw0) only")
     if config.getoption("dagz_fresh", False):
         # Read by create_worker_init's worker_init; exported before xdist starts the workers.
-        os.environ[_FRESH_ENV] = "1"
+        os.environ[envvars.FRESH] = "1"
     # Before the activity check: a plain `pytest -n 2` of a project that configured a family
     # must stop too, not share its databases.
     _check_shim_in_workers(config)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_XdistHooks(), "dagz-xdist")
+        config.pluginmanager.register(_XdistHooks(config), "dagz-xdist")
     if not _active(config):
         if config.getoption("dagz_trace", None):
             raise pytest.UsageError(
                 "dagz: --dagz-trace needs dagz active: add --dagz or --dagz-workers N"
             )
         return
-    _activate(active=True, controller=_is_controller(config))
+    _activate(config, controller=_is_controller(config))
     if (
         not _is_xdist_worker(config)
         and _worker_count(config) > 1
-        and _RUN_DIR_ENV not in os.environ
+        and envvars.RUN_DIR not in os.environ
     ):
-        os.environ[_RUN_DIR_ENV] = tempfile.mkdtemp(prefix="dagz-run-")
-        _OWNED_RUN_DIR.append(os.environ[_RUN_DIR_ENV])
+        os.environ[envvars.RUN_DIR] = tempfile.mkdtemp(prefix="dagz-run-")
+        config.stash[_OWNED_RUN_DIR] = os.environ[envvars.RUN_DIR]
     _register_otel(config)
-
-
-_CONFIG: list[pytest.Config] = []
 
 
 def _register_otel(config: pytest.Config) -> None:
     """The OpenTelemetry half (test spans, sub-spans, trace output) is its own plugin object,
     registered only when a trace is asked for or `dagz.otel.configure()` was called: otherwise it
     would cost every test its span bookkeeping for nothing."""
-    _CONFIG[:] = [config]
+    config.stash[_CONFIGURED] = True
     otel = sys.modules.get("dagz.otel")
     if config.getoption("dagz_trace", None) or (otel is not None and otel.requested()):
         ensure_otel_plugin()
@@ -297,9 +295,9 @@ def _register_otel(config: pytest.Config) -> None:
 
 def ensure_otel_plugin() -> None:
     """Registers the OTel half once, in the active run of this process."""
-    if not _CONFIG or not STATE.active:
-        return
-    config = _CONFIG[0]
+    if not _current or not STATE.active or _CONFIGURED not in _current[0].stash:
+        return  # a conftest's configure() before pytest_configure: registered from there
+    config = _current[0]
     if config.pluginmanager.get_plugin("dagz-otel") is None:
         from dagz._otel_plugin import OtelPlugin
 
@@ -309,13 +307,13 @@ def ensure_otel_plugin() -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     STATE.active = False
     STATE.reroute = False
-    _ACTIVATED.clear()
-    _CONFIG.clear()
-    while _OWNED_RUN_DIR:
-        path = _OWNED_RUN_DIR.pop()
+    _current.clear()
+    path = config.stash.get(_OWNED_RUN_DIR, None)
+    if path is not None:
+        del config.stash[_OWNED_RUN_DIR]
         shutil.rmtree(path, ignore_errors=True)
-        if os.environ.get(_RUN_DIR_ENV) == path:
-            del os.environ[_RUN_DIR_ENV]
+        if os.environ.get(envvars.RUN_DIR) == path:
+            del os.environ[envvars.RUN_DIR]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -346,7 +344,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         where = f"{n} worker{'s' if n != 1 else ''} ({ids}), each with the shim preloaded"
     else:
         where = f"serial run, shim {'preloaded' if shim else 'NOT preloaded'}"
-    lines = [f"dagz {_shim.VERSION}: {where}; families: {_families_text()}"]
+    lines = [f"dagz {_shim.version()}: {where}; families: {_families_text()}"]
     if not _configured_families():
         lines.append(NOTHING_CONFIGURED)
     return lines
@@ -423,7 +421,7 @@ def pytest_runtest_teardown(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """xdist workers record which tests must run on worker 0, for the controller's scheduler."""
-    run_dir = os.environ.get(_RUN_DIR_ENV)
+    run_dir = os.environ.get(envvars.RUN_DIR)
     if not _is_xdist_worker(config) or not run_dir:
         return
     marked = [item.nodeid for item in items if item.get_closest_marker(_MAIN_MARK) is not None]
@@ -439,7 +437,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not STATE.active and not _active(config):
         return
     lines = list(STATE.summary)
-    configured = _configured_families() or _WORKER_FAMILIES
+    configured = _configured_families() or config.stash.get(_WORKER_FAMILIES, set())
     if not configured and not _is_xdist_worker(config):
         lines.insert(0, NOTHING_CONFIGURED)
     if lines:
@@ -448,13 +446,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
-#: Families the xdist workers reported as configured (conftests below the root are imported
-#: by the workers only, during collection).
-_WORKER_FAMILIES: set[str] = set()
-
-
 class _XdistHooks:
     """Hooks that exist only when pytest-xdist is installed."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -475,7 +471,8 @@ class _XdistHooks:
         for line in out.get("dagz_summary", []):
             if line not in STATE.summary:
                 STATE.summary.append(line)
-        _WORKER_FAMILIES.update(out.get("dagz_families", []))
+        families = self.config.stash.setdefault(_WORKER_FAMILIES, set())
+        families.update(out.get("dagz_families", []))
 
 
 def _dagz_startup_error(error: Any) -> str | None:

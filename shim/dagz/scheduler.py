@@ -14,6 +14,8 @@ from typing import Any
 
 from xdist.scheduler import LoadScheduling
 
+from dagz import envvars
+
 
 class MainWorkerScheduling(LoadScheduling):
     def __init__(self, config: Any, log: Any = None) -> None:
@@ -23,7 +25,7 @@ class MainWorkerScheduling(LoadScheduling):
     def _main_indexes(self) -> set[int]:
         if self._main is None:
             names: set[str] = set()
-            run_dir = os.environ.get("DAGZ_RUN_DIR")
+            run_dir = os.environ.get(envvars.RUN_DIR)
             if run_dir:
                 for f in Path(run_dir).glob("main-worker-tests.*.json"):
                     names.update(json.loads(f.read_text()))

@@ -1,0 +1,32 @@
+"""Every environment variable dagz reads or sets, by name, in one place.
+
+The shim (Rust) reads the first group itself at every connect; the Python package reads and
+sets the rest. Children of a test inherit all of them.
+"""
+
+from __future__ import annotations
+
+# -- read by libdagz.so (and mirrored here for the Python side) ---------------------------------
+#: Worker number N (decimal); overrides PYTEST_XDIST_WORKER.
+WORKER = "DAGZ_WORKER"
+#: Number of workers; overrides PYTEST_XDIST_WORKER_COUNT.
+WORKER_COUNT = "DAGZ_WORKER_COUNT"
+#: Path of the TOML policy file.
+POLICY = "DAGZ_POLICY"
+#: `1`/`true`/`all`: reroute nothing; `pg`, `mysql`, `pg,mysql`: those engines off.
+DISABLE = "DAGZ_DISABLE"
+#: `off`, `error`, `warn`, `info`, `debug`.
+LOG = "DAGZ_LOG"
+#: Set by pytest-xdist in its workers: `gwN`, and the number of workers.
+XDIST_WORKER = "PYTEST_XDIST_WORKER"
+XDIST_WORKER_COUNT = "PYTEST_XDIST_WORKER_COUNT"
+
+# -- the Python package -------------------------------------------------------------------------
+#: Where libdagz.so is (overrides the packaged copy and a checkout's build).
+SHIM = "DAGZ_SHIM"
+#: The run's directory (main-worker test lists, the base-read cache), made by the controller.
+RUN_DIR = "DAGZ_RUN_DIR"
+#: `1`: rebuild every worker database (`--dagz-fresh`).
+FRESH = "DAGZ_FRESH"
+#: Set when a serial `pytest --dagz` started itself again with the shim preloaded.
+REEXEC = "DAGZ_REEXEC"
