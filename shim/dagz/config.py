@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dagz import _bypass, _shim
+from dagz import _bypass, _callbacks, _shim
 from dagz._state import STATE, log
 
 RewriteFn = Callable[[str, "Session"], str]
@@ -71,10 +71,10 @@ class DbConfig:
         self.engine = engine
         self.max_len = max_len
         self._conf: _Conf | None = None
+        #: Guards the bookkeeping below; never held while user code (a callback) runs.
         self._lock = threading.RLock()
-        self._worker_init_done = False
-        self._worker_init_error: BaseException | None = None
-        self._prepared: set[str] = set()
+        self._worker_init: _callbacks.Step | None = None
+        self._prepared: dict[str, _callbacks.Step] = {}
         self._manual: set[str] = set()
         self._rerouted: set[str] = set()
         self.worker_init_calls = 0
@@ -238,7 +238,7 @@ class DbConfig:
 
     def resolve(self, name: str) -> str | None:
         """Decision + lifecycle for one connect. None: connect to `name` unchanged."""
-        if _bypass.is_bypassed():
+        if _bypass.is_bypassed() or _callbacks.owned_by_callback():
             return None
         try:
             new = self._target(name)
@@ -257,32 +257,42 @@ class DbConfig:
         return new
 
     def _ensure_worker_init(self) -> None:
-        if self._worker_init_done:
+        step = self._worker_init
+        if step is not None and step.done.is_set() and step.error is None:
             return
         with self._lock:
-            if self._worker_init_error is not None:
-                err = self._worker_init_error
-                raise DagzError(
-                    f"{self.family} worker_init failed earlier: {type(err).__name__}: {err}"
-                )
-            if self._worker_init_done:
-                return
-            conf = self._conf
+            step = self._worker_init
+            first = step is None
+            if first:
+                step = self._worker_init = _callbacks.Step()
+        assert step is not None
+        if first:
+            self._run_worker_init(step)
+        elif not step.done.is_set():
+            step.wait()
+        if step.error is not None:
+            err = step.error
+            raise DagzError(
+                f"{self.family} worker_init failed earlier: {type(err).__name__}: {err}"
+            )
+
+    def _run_worker_init(self, step: _callbacks.Step) -> None:
+        conf = self._conf
+        try:
             if conf is not None and conf.worker_init is not None:
                 num = self.session().worker_num
                 self.worker_init_calls += 1
                 try:
-                    with _bypass.bypass():
+                    with _callbacks.running(), _bypass.bypass():
                         conf.worker_init(num)
                 except BaseException as exc:
-                    self._worker_init_error = exc
+                    step.error = exc
                     msg = f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}"
                     log(msg)
                     STATE.summary.append(msg)
-                    raise DagzError(
-                        f"{self.family} worker_init({num}) failed: {type(exc).__name__}: {exc}"
-                    ) from exc
-            self._worker_init_done = True
+                    raise DagzError(msg) from exc
+        finally:
+            step.done.set()
 
     def _maybe_prepare(self, new: str) -> None:
         conf = self._conf
@@ -298,18 +308,27 @@ class DbConfig:
                     STATE.summary.append(msg)
                 return
         with self._lock:
-            if new in self._manual or new in self._prepared or conf.prepare is None:
+            if new in self._manual or conf.prepare is None:
                 return
-            self._prepared.add(new)
-            try:
-                with _bypass.bypass():
-                    conf.prepare(new)
-            except BaseException as exc:
-                with STATE.lock:
-                    STATE.prepare_errors.append(exc)
-                raise DagzError(
-                    f"{self.family} prepare({new!r}) failed: {type(exc).__name__}: {exc}"
-                ) from exc
+            step = self._prepared.get(new)
+            first = step is None
+            if first:
+                step = self._prepared[new] = _callbacks.Step()
+        assert step is not None
+        if not first:
+            step.wait()  # another thread of this test runs it: connect once it is done
+            return
+        try:
+            with _callbacks.running(), _bypass.bypass():
+                conf.prepare(new)
+        except BaseException as exc:
+            with STATE.lock:
+                STATE.prepare_errors.append(exc)
+            raise DagzError(
+                f"{self.family} prepare({new!r}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            step.done.set()
 
     def start_test(self) -> None:
         """Called by the plugin when a test starts: prepared and manual-init marks are per test."""
@@ -368,6 +387,7 @@ class DbConfig:
         return worker_init
 
 
+_callbacks.install()
 PG_CONFIG = DbConfig("PG_CONFIG", _shim.ENGINE_POSTGRES, 63)
 MYSQL_CONFIG = DbConfig("MYSQL_CONFIG", _shim.ENGINE_MYSQL, 64)
 CONFIGS = {_shim.ENGINE_POSTGRES: PG_CONFIG, _shim.ENGINE_MYSQL: MYSQL_CONFIG}
