@@ -135,6 +135,11 @@ class DbConfig:
                 bool(single_worker_disable),
                 bool(main_worker_bypass),
             )
+        # Configuring a family hooks all its installed drivers the shim cannot see (asyncpg,
+        # PyMySQL, psycopg's Python implementation), not only those the conftest imported.
+        from dagz.integ import _pyhooks
+
+        _pyhooks.install_family(self.engine)
         for notify in list(STATE.on_configure):
             notify()
 

@@ -127,3 +127,17 @@ def _use_target(text: str) -> Any:
     if m is None:
         return None
     return m.group(1) if m.group(1) is not None else m.group(2).replace("``", "`")
+
+
+#: The Python-level hooks of each family's drivers (engine id -> installers).
+_FAMILY_HOOKS = {
+    _shim.ENGINE_POSTGRES: (install_psycopg_python, install_asyncpg),
+    _shim.ENGINE_MYSQL: (install_pymysql,),
+}
+
+
+def install_family(engine: int) -> None:
+    """Every installed driver of the family gets its hook (a driver not installed is skipped),
+    whatever the conftest imported and in whichever order."""
+    for install in _FAMILY_HOOKS.get(engine, ()):
+        install()
