@@ -6,6 +6,10 @@ interposition-notes §9). The shim's own thread-local bypass is *not* entered by
 thread-local leaks to every other task on the loop thread (notes §10) — except when no decision
 callback is registered (no active plugin), where the thread-local is all the shim can see.
 
+Outside a dagz pytest worker (a child process of a test, a script with the shim preloaded) no
+callback is registered; the first `bypass()` then registers one that only answers "bypassed: keep
+the name" or "the policy decides", so that there too the bypass is per task, not per thread.
+
 `hard_bypass()` enters both; it is for dagz's own synchronous helpers (truncate, cloning), which
 never await inside.
 """
@@ -30,6 +34,7 @@ def is_bypassed() -> bool:
 
 @contextmanager
 def bypass() -> Iterator[None]:
+    _ensure_task_local()
     token = _DEPTH.set(_DEPTH.get() + 1)
     thread_level = not callback_registered
     if thread_level:
@@ -40,6 +45,19 @@ def bypass() -> Iterator[None]:
         if thread_level:
             _shim.bypass_exit()
         _DEPTH.reset(token)
+
+
+def _policy_unless_bypassed(engine: int, name: str) -> tuple[int, str]:
+    return (_shim.CB_KEEP if is_bypassed() else _shim.CB_DEFAULT), ""
+
+
+def _ensure_task_local() -> None:
+    """With the shim preloaded and no plugin callback, register the bypass-only callback."""
+    global callback_registered  # noqa: PLW0603 - the plugin sets it too (module state)
+    if callback_registered or not _shim.PRELOADED:
+        return
+    _shim.set_decision_callback(_policy_unless_bypassed)
+    callback_registered = True
 
 
 @contextmanager
