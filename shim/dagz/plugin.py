@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim, envvars
+from dagz import _bypass, _shim, envvars, markers
 from dagz._state import STATE, log
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 
@@ -258,6 +258,11 @@ def _activate(config: pytest.Config, *, controller: bool) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{_MAIN_MARK}: run this test on worker 0 (gw0) only")
+    config.addinivalue_line(
+        "markers",
+        f"{markers.NODE_MUTEX}: run this test while no other test runs on any worker "
+        "(cluster-wide state: roles, prepared transactions, global settings)",
+    )
     if config.getoption("dagz_fresh", False):
         # Read by create_worker_init's worker_init; exported before xdist starts the workers.
         os.environ[envvars.FRESH] = "1"
@@ -373,8 +378,12 @@ def pytest_runtest_protocol(
         STATE.prepare_errors.clear()
     for cfg in CONFIGS.values():
         cfg.start_test()
+    marks = {m.name for m in item.iter_markers() if m.name.startswith("dagz_")}
+    markers.set_current(marks)
+    exclusive = markers.NODE_MUTEX in marks
     try:
-        return (yield)
+        with markers.node_lock(os.environ.get(envvars.RUN_DIR), exclusive):
+            return (yield)
     finally:
         with STATE.lock:
             STATE.current_test = None
@@ -396,9 +405,13 @@ def _phase() -> Generator[None, Any, Any]:
 
 
 def _take_prepare_error() -> BaseException | None:
+    """A prepare() failure, or a guarded call reached without its marker, in this phase."""
     with STATE.lock:
         errs = list(STATE.prepare_errors)
         STATE.prepare_errors.clear()
+    if not errs and markers.violations:
+        errs = [pytest.fail.Exception(markers.violations[0], pytrace=False)]
+        markers.violations.clear()
     return errs[0] if errs else None
 
 
