@@ -58,98 +58,111 @@ pub(super) fn scan<'a>(
     }
 }
 
+fn skip_spaces(s: &[u8], mut i: usize) -> usize {
+    while at(s, i).is_some_and(is_space) {
+        i += 1;
+    }
+    i
+}
+
+/// The keyword starting at `i`: up to '=' or whitespace (then blanks are skipped and '=' must
+/// follow). Returns the keyword and the index just after its '='.
+fn scan_keyword(s: &[u8], start: usize) -> Result<(&[u8], usize), RewriteError> {
+    let mut i = start;
+    let mut name_end = None;
+    while let Some(c) = at(s, i) {
+        if c == b'=' {
+            break;
+        }
+        if is_space(c) {
+            name_end = Some(i);
+            i = skip_spaces(s, i + 1);
+            break;
+        }
+        i += 1;
+    }
+    let key = sub(s, start..name_end.unwrap_or(i));
+    if at(s, i) != Some(b'=') {
+        return Err(syntax(format!(
+            "missing \"=\" after {} in the connection string",
+            describe_keyword(key, start)
+        )));
+    }
+    if key.is_empty() {
+        return Err(syntax(format!(
+            "empty keyword at byte {start} in the connection string"
+        )));
+    }
+    Ok((key, i + 1))
+}
+
+/// A quoted value `'…'` whose opening quote is at `vstart`: (content range, index after it).
+fn scan_quoted(
+    s: &[u8],
+    vstart: usize,
+    key: &[u8],
+    key_at: usize,
+) -> Result<(Range<usize>, usize), RewriteError> {
+    let mut i = vstart + 1;
+    loop {
+        match at(s, i) {
+            None => {
+                return Err(syntax(format!(
+                    "unterminated quoted string (the value of {}) in the connection string",
+                    describe_keyword(key, key_at)
+                )))
+            }
+            Some(b'\\') => i += 2,
+            Some(b'\'') => return Ok((vstart + 1..i, i + 1)),
+            Some(_) => i += 1,
+        }
+    }
+}
+
+/// An unquoted value starting at `vstart`: (its end, index after it, ends in a lone backslash).
+fn scan_unquoted(s: &[u8], vstart: usize) -> (usize, usize, bool) {
+    let n = s.len();
+    let mut i = vstart;
+    let mut dangling = false;
+    loop {
+        match at(s, i) {
+            None => return (i.min(n), i.min(n), dangling),
+            Some(c) if is_space(c) => return (i, i + 1, dangling),
+            Some(b'\\') => {
+                if i + 1 >= n {
+                    dangling = true;
+                }
+                i = (i + 2).min(n);
+            }
+            Some(_) => i += 1,
+        }
+    }
+}
+
 /// libpq's `conninfo_parse`.
 pub(super) fn scan_conninfo<'a>(
     s: &'a [u8],
     sink: &mut dyn FnMut(Tok<'a>),
 ) -> Result<Shape, RewriteError> {
     let n = s.len();
-    let mut i = 0;
+    let mut i = skip_spaces(s, 0);
     let mut append_safe = true;
-    while let Some(c) = at(s, i) {
-        if is_space(c) {
-            i += 1;
-            continue;
-        }
-        // The keyword: up to '=' or whitespace (then blanks are skipped and '=' must follow).
-        let name_start = i;
-        let mut name_end = None;
-        while let Some(c) = at(s, i) {
-            if c == b'=' {
-                break;
-            }
-            if is_space(c) {
-                name_end = Some(i);
-                i += 1;
-                while at(s, i).is_some_and(is_space) {
-                    i += 1;
-                }
-                break;
-            }
-            i += 1;
-        }
-        let name_end = name_end.unwrap_or(i);
-        let key = sub(s, name_start..name_end);
-        if at(s, i) != Some(b'=') {
-            return Err(syntax(format!(
-                "missing \"=\" after {} in the connection string",
-                describe_keyword(key, name_start)
-            )));
-        }
-        if key.is_empty() {
-            return Err(syntax(format!(
-                "empty keyword at byte {name_start} in the connection string"
-            )));
-        }
-        i += 1;
-        while at(s, i).is_some_and(is_space) {
-            i += 1;
-        }
-        let vstart = i;
-        if at(s, i) == Some(b'\'') {
-            i += 1;
-            let content = i;
-            let content_end = loop {
-                match at(s, i) {
-                    None => {
-                        return Err(syntax(format!(
-                            "unterminated quoted string (the value of {}) in the connection string",
-                            describe_keyword(key, name_start)
-                        )))
-                    }
-                    Some(b'\\') => i += 2,
-                    Some(b'\'') => {
-                        i += 1;
-                        break i - 1;
-                    }
-                    Some(_) => i += 1,
-                }
-            };
+    while i < n {
+        let key_at = i;
+        let (key, after_eq) = scan_keyword(s, i)?;
+        let vstart = skip_spaces(s, after_eq);
+        if at(s, vstart) == Some(b'\'') {
+            let (content, next) = scan_quoted(s, vstart, key, key_at)?;
             append_safe = true;
             sink(Tok {
                 key: Cow::Borrowed(key),
-                val: unescape(sub(s, content..content_end)),
-                span: vstart..i,
+                val: unescape(sub(s, content)),
+                span: vstart..next,
                 kind: Kind::Conn { quoted: true },
             });
+            i = next;
         } else {
-            let mut dangling = false;
-            let vend = loop {
-                match at(s, i) {
-                    None => break i.min(n),
-                    Some(c) if is_space(c) => {
-                        i += 1;
-                        break i - 1;
-                    }
-                    Some(b'\\') => {
-                        if i + 1 >= n {
-                            dangling = true;
-                        }
-                        i = (i + 2).min(n);
-                    }
-                    Some(_) => i += 1,
-                }
-            };
+            let (vend, next, dangling) = scan_unquoted(s, vstart);
             // A value that runs to the end of the input would swallow an appended " dbname=…" if
             // it is empty (blanks after '=' are skipped) or ends in a lone backslash.
             append_safe = !(vend == n && (vend == vstart || dangling));
@@ -159,7 +172,9 @@ pub(super) fn scan_conninfo<'a>(
                 span: vstart..vend,
                 kind: Kind::Conn { quoted: false },
             });
+            i = next;
         }
+        i = skip_spaces(s, i);
     }
     Ok(Shape::Conn { append_safe })
 }

@@ -285,6 +285,13 @@ fn service_fallbacks() {
         rw_env("dbname=''", &env).unwrap().unwrap(),
         "dbname='svcuser_jw03'"
     );
+}
+
+#[test]
+fn service_fallbacks_files() {
+    let home = Env::new()
+        .var("HOME", "/home/me")
+        .file("/home/me/.pg_service.conf", SVC);
     // PGSYSCONFDIR, then the Debian default, when the first file lacks the group.
     let env = home
         .clone()
@@ -314,6 +321,10 @@ fn service_fallbacks() {
         rw_env("service=d", &env).unwrap().unwrap(),
         "service=d dbname=osuser_jw03"
     );
+}
+
+#[test]
+fn service_file_keyword_and_errors() {
     // The servicefile keyword (libpq 18).
     let env = Env::new().file("/s.conf", "[q]\ndbname=qdb\n");
     assert_eq!(
@@ -456,6 +467,10 @@ fn uris() {
     );
     // `+` is not a space in libpq.
     assert_eq!(opts(b"postgresql://h/a+b")["dbname"], b"a+b");
+}
+
+#[test]
+fn uris_fallbacks() {
     // No path / empty path: the fallback, appended as ?dbname=.
     let env = Env::new().var("PGDATABASE", "envdb");
     assert_eq!(
@@ -652,6 +667,11 @@ fn params_expand_dbname() {
             ("dbname", Some("host=x_jw03"))
         ])
     );
+}
+
+#[test]
+fn params_expand_dbname_fallbacks() {
+    let env = Env::new();
     // The expanded string without a dbname: its user; the new name is appended.
     let l = [("user", Some("tom")), ("dbname", Some("host=x user=sue"))];
     assert_eq!(
@@ -800,6 +820,12 @@ fn urls() {
         s("postgresql+asyncpg://h/db?database=x", "y"),
         "postgresql+asyncpg://h/db?database=y"
     );
+}
+
+#[test]
+fn urls_libpq_uris() {
+    let g = |u: &str| url_get_db(u.as_bytes()).unwrap();
+    let s = |u: &str, d: &str| String::from_utf8(url_set_db(u.as_bytes(), d).unwrap()).unwrap();
     // libpq URIs as libpq reads them.
     assert_eq!(
         g("postgresql://u@h1:5432,h2:5433/db").as_deref(),
