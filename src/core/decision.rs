@@ -59,7 +59,7 @@ impl DagzEnv {
 
     /// The worker these variables name.
     pub fn worker(&self) -> Result<Worker, String> {
-        policy::worker_from_env(&|n| self.var(n))
+        policy::worker_from(|n| self.get(n))
     }
 
     /// What the policy depends on: (`DAGZ_POLICY` when not empty, `DAGZ_DISABLE`).

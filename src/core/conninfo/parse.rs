@@ -119,16 +119,18 @@ fn scan_quoted(
     }
 }
 
-/// An unquoted value starting at `vstart`: (its end, index after it, ends in a lone backslash).
-fn scan_unquoted(s: &[u8], vstart: usize) -> (usize, usize, bool) {
+/// An unquoted value starting at `vstart`: (its end, index after it, ends in a lone backslash,
+/// holds a backslash).
+fn scan_unquoted(s: &[u8], vstart: usize) -> (usize, usize, bool, bool) {
     let n = s.len();
     let mut i = vstart;
-    let mut dangling = false;
+    let (mut dangling, mut escaped) = (false, false);
     loop {
         match at(s, i) {
-            None => return (i.min(n), i.min(n), dangling),
-            Some(c) if is_space(c) => return (i, i + 1, dangling),
+            None => return (i.min(n), i.min(n), dangling, escaped),
+            Some(c) if is_space(c) => return (i, i + 1, dangling, escaped),
             Some(b'\\') => {
+                escaped = true;
                 if i + 1 >= n {
                     dangling = true;
                 }
@@ -162,13 +164,18 @@ pub(super) fn scan_conninfo<'a>(
             });
             i = next;
         } else {
-            let (vend, next, dangling) = scan_unquoted(s, vstart);
+            let (vend, next, dangling, escaped) = scan_unquoted(s, vstart);
+            let raw = sub(s, vstart..vend);
             // A value that runs to the end of the input would swallow an appended " dbname=…" if
             // it is empty (blanks after '=' are skipped) or ends in a lone backslash.
             append_safe = !(vend == n && (vend == vstart || dangling));
             sink(Tok {
                 key: Cow::Borrowed(key),
-                val: unescape(sub(s, vstart..vend)),
+                val: if escaped {
+                    unescape(raw)
+                } else {
+                    Cow::Borrowed(raw)
+                },
                 span: vstart..vend,
                 kind: Kind::Conn { quoted: false },
             });

@@ -94,10 +94,6 @@ pub struct Worker {
     pub count: u32,
 }
 
-fn set_var(var: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    var(name).filter(|v| !v.is_empty())
-}
-
 fn parse_decimal(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -109,9 +105,25 @@ fn parse_decimal(s: &str) -> Option<u32> {
 /// (`gw3` → 3), else 0; count: `DAGZ_WORKER_COUNT`, else `PYTEST_XDIST_WORKER_COUNT`, else 1.
 /// Empty variables count as unset; a set but unparsable value is an error naming it.
 pub fn worker_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Worker, String> {
-    let num = if let Some(v) = set_var(var, "DAGZ_WORKER") {
-        parse_decimal(&v).ok_or_else(|| format!("DAGZ_WORKER={v:?} is not a worker number"))?
-    } else if let Some(v) = set_var(var, "PYTEST_XDIST_WORKER") {
+    let names = [
+        "DAGZ_WORKER",
+        "PYTEST_XDIST_WORKER",
+        "DAGZ_WORKER_COUNT",
+        "PYTEST_XDIST_WORKER_COUNT",
+    ];
+    let vals = names.map(var);
+    worker_from(|n| {
+        let i = names.iter().position(|m| *m == n)?;
+        vals[i].as_deref()
+    })
+}
+
+/// [`worker_from_env`] over borrowed values (no allocation unless an error is reported).
+pub fn worker_from<'e>(var: impl Fn(&str) -> Option<&'e str>) -> Result<Worker, String> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    let num = if let Some(v) = set("DAGZ_WORKER") {
+        parse_decimal(v).ok_or_else(|| format!("DAGZ_WORKER={v:?} is not a worker number"))?
+    } else if let Some(v) = set("PYTEST_XDIST_WORKER") {
         v.strip_prefix("gw")
             .and_then(parse_decimal)
             .ok_or_else(|| {
@@ -122,9 +134,9 @@ pub fn worker_from_env(var: &dyn Fn(&str) -> Option<String>) -> Result<Worker, S
     };
     let count = match ["DAGZ_WORKER_COUNT", "PYTEST_XDIST_WORKER_COUNT"]
         .iter()
-        .find_map(|n| set_var(var, n).map(|v| (*n, v)))
+        .find_map(|n| set(n).map(|v| (*n, v)))
     {
-        Some((n, v)) => parse_decimal(&v)
+        Some((n, v)) => parse_decimal(v)
             .filter(|c| *c > 0)
             .ok_or_else(|| format!("{n}={v:?} is not a worker count"))?,
         None => 1,
@@ -281,7 +293,11 @@ impl Policy {
             return Ok(Decision::Keep(Keep::AlreadyRerouted));
         }
         let ep = self.engine(e);
-        let chars: Vec<char> = name.chars().collect();
+        let chars: Vec<char> = if ep.skip.is_empty() && ep.reroute.is_none() {
+            Vec::new()
+        } else {
+            name.chars().collect()
+        };
         if ep.skip.iter().any(|g| g.matches(&chars)) {
             return Ok(Decision::Keep(Keep::Skipped));
         }
