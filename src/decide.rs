@@ -46,15 +46,24 @@ extern "C" {
 /// # Safety
 /// `entry` points to a NUL-terminated string.
 unsafe fn has_prefix(entry: *const c_char, prefix: &[u8]) -> bool {
-    prefix.iter().enumerate().all(|(i, &b)| {
+    let mut i = 0;
+    while i < prefix.len() {
         // SAFETY: bytes 0..i matched non-NUL prefix bytes, so the string extends at least to i.
-        (unsafe { *entry.add(i) }) as u8 == b
-    })
+        if (unsafe { *entry.add(i) }) as u8 != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The variables of [`decision::ENV_NAMES`] now, in one pass over `environ` (a `getenv` per
-/// variable cost more than the rest of the decision).
-pub fn env_snapshot() -> DagzEnv {
+/// variable cost more than the rest of the decision), borrowed from the environment's strings.
+///
+/// # Safety
+/// The result is used only while no other thread changes the environment: the exposure libc's
+/// `getenv` result has (callers drop it before their hook or export returns).
+pub unsafe fn env_snapshot<'e>() -> DagzEnv<'e> {
     let mut env = DagzEnv::default();
     // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated `NAME=value`
     // strings, read here exactly as libc's own getenv reads it (with the same exposure to a
@@ -66,10 +75,19 @@ pub fn env_snapshot() -> DagzEnv {
         if entry.is_null() {
             break;
         }
-        // SAFETY: each entry is a NUL-terminated string.
-        if unsafe { has_prefix(entry, b"DAGZ_") || has_prefix(entry, b"PYTEST_XDIST_") } {
+        // SAFETY: each entry is a NUL-terminated string (so its first byte is readable).
+        let first = unsafe { *entry } as u8;
+        // Most entries are rejected by their first byte alone.
+        let wanted = match first {
             // SAFETY: as above.
-            let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
+            b'D' => unsafe { has_prefix(entry, b"DAGZ_") },
+            // SAFETY: as above.
+            b'P' => unsafe { has_prefix(entry, b"PYTEST_XDIST_") },
+            _ => false,
+        };
+        if wanted {
+            // SAFETY: as above; the string outlives `'e` by the function's contract.
+            let bytes: &'e [u8] = unsafe { CStr::from_ptr(entry) }.to_bytes();
             if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
                 env.set(&bytes[..eq], &bytes[eq + 1..]);
             }
@@ -87,7 +105,7 @@ type PolicyCache = Option<(PolicyKey, Result<Arc<Policy>, String>)>;
 static POLICY: Mutex<PolicyCache> = Mutex::new(None);
 
 /// The policy for the environment `env`.
-pub fn policy_in(env: &DagzEnv) -> Result<Arc<Policy>, String> {
+pub fn policy_in(env: &DagzEnv<'_>) -> Result<Arc<Policy>, String> {
     let key = env.policy_key();
     let mut cache = POLICY.lock();
     if let Some(((p, d), r)) = cache.as_ref() {
@@ -102,11 +120,13 @@ pub fn policy_in(env: &DagzEnv) -> Result<Arc<Policy>, String> {
 }
 
 pub fn policy() -> Result<Arc<Policy>, String> {
-    policy_in(&env_snapshot())
+    // SAFETY: the snapshot is dropped before this returns.
+    policy_in(&unsafe { env_snapshot() })
 }
 
 pub fn worker() -> Result<Worker, String> {
-    env_snapshot().worker()
+    // SAFETY: the snapshot is dropped before this returns.
+    unsafe { env_snapshot() }.worker()
 }
 
 fn thread_state() -> ThreadState {
@@ -117,24 +137,28 @@ fn thread_state() -> ThreadState {
 }
 
 /// The inputs of one connect's decision, gathered once for it.
-pub struct Decider {
+pub struct Decider<'e> {
     engine: Engine,
     via: &'static str,
     thread: ThreadState,
-    env: DagzEnv,
+    env: DagzEnv<'e>,
     policy: Result<Arc<Policy>, String>,
 }
 
-impl Decider {
+impl<'e> Decider<'e> {
     /// Gathers the inputs; `None` when the connect is already decided without its name (a keep:
     /// bypass, inside the callback, engine disabled), which is then logged.
-    pub fn start(engine: Engine, via: &'static str) -> Option<Decider> {
+    ///
+    /// # Safety
+    /// As [`env_snapshot`]: the decider is dropped before the hook or export returns.
+    pub unsafe fn start(engine: Engine, via: &'static str) -> Option<Decider<'e>> {
         let thread = thread_state();
         if let Some(o) = decision::decide_early(engine, thread, None) {
             log_early(engine, via, &o);
             return None;
         }
-        let env = env_snapshot();
+        // SAFETY: the function's contract.
+        let env = unsafe { env_snapshot() };
         let policy = policy_in(&env);
         if let Some(o) = decision::decide_early(engine, thread, Some(&policy)) {
             log_early(engine, via, &o);
@@ -168,7 +192,8 @@ impl Decider {
 
 /// The whole decision for `name` of one connect through `via` (inputs gathered now).
 pub fn decide(engine: Engine, name: &str, via: &'static str) -> Result<Option<String>, String> {
-    match Decider::start(engine, via) {
+    // SAFETY: the decider is dropped before this returns.
+    match unsafe { Decider::start(engine, via) } {
         None => Ok(None),
         Some(mut d) => d.decide(name),
     }

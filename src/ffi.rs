@@ -308,6 +308,7 @@ pub unsafe extern "C" fn dagz_pg_rewrite_conninfo(
     unsafe {
         string_result(out, out_len, || {
             let ci = arg(conninfo, "conninfo")?;
+            // (inside the unsafe block above: `d` is dropped before the export returns)
             let Some(mut d) = Decider::start(Engine::Postgres, "dagz_pg_rewrite_conninfo") else {
                 return Ok(ci.to_vec());
             };

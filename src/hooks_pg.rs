@@ -126,8 +126,12 @@ fn cstring(b: Vec<u8>) -> Result<CString, String> {
 }
 
 /// The decision for this connect, or `None` when it is decided without parsing (a keep).
-fn decider(via: &'static str) -> Option<Decider> {
-    Decider::start(Engine::Postgres, via)
+///
+/// # Safety
+/// As [`Decider::start`]: dropped before the hook returns.
+unsafe fn decider<'e>(via: &'static str) -> Option<Decider<'e>> {
+    // SAFETY: the function's contract.
+    unsafe { Decider::start(Engine::Postgres, via) }
 }
 
 fn rewrite_err(e: RewriteError) -> String {
@@ -199,7 +203,8 @@ unsafe fn conninfo_hook(
         let Some(ci) = (unsafe { bytes(conninfo) }) else {
             return Ok(None);
         };
-        let Some(mut d) = decider(via) else {
+        // SAFETY: `d` is dropped before the hook returns.
+        let Some(mut d) = (unsafe { decider(via) }) else {
             return Ok(None);
         };
         let new = conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| d.decide(n))
@@ -310,7 +315,8 @@ unsafe fn params_hook(
     // SAFETY: forwarding the caller's arrays to this copy's function of the same signature.
     let pass = move |r: &PgReal| unsafe { pick(r)(kw, vals, expand) };
     run(caller, via, start, pass, move |real| {
-        let Some(mut d) = decider(via) else {
+        // SAFETY: `d` is dropped before the hook returns.
+        let Some(mut d) = (unsafe { decider(via) }) else {
             return Ok(None);
         };
         // SAFETY: the function's contract (above).
@@ -370,7 +376,8 @@ unsafe extern "C" fn pq_setdb_login(
     let pass =
         move |r: &PgReal| unsafe { (r.setdb_login)(host, port, options, tty, db, login, pwd) };
     run(guard::caller(), via, false, pass, move |real| {
-        let Some(mut d) = decider(via) else {
+        // SAFETY: `d` is dropped before the hook returns.
+        let Some(mut d) = (unsafe { decider(via) }) else {
             return Ok(None);
         };
         // SAFETY: the function's contract (above).

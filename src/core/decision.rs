@@ -11,6 +11,7 @@
 use super::abi::{CB_DEFAULT, CB_ERROR, CB_KEEP, CB_REROUTE};
 use super::message;
 use super::policy::{self, Decision, Engine, Policy, Worker};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,13 +26,14 @@ pub const ENV_NAMES: [&str; 6] = [
 ];
 
 /// The values of [`ENV_NAMES`] at one moment (xdist sets them after the process started, so
-/// they are read at every connect).
+/// they are read at every connect), borrowed from where they were read (no allocation unless a
+/// value is not UTF-8).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DagzEnv([Option<String>; 6]);
+pub struct DagzEnv<'e>([Option<Cow<'e, str>>; 6]);
 
-impl DagzEnv {
+impl<'e> DagzEnv<'e> {
     /// An environment with these `(name, value)` pairs; other names are ignored.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> DagzEnv {
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (&'e str, &'e str)>) -> DagzEnv<'e> {
         let mut env = DagzEnv::default();
         for (k, v) in pairs {
             env.set(k.as_bytes(), v.as_bytes());
@@ -40,9 +42,9 @@ impl DagzEnv {
     }
 
     /// Records `key=value` if `key` is one of [`ENV_NAMES`].
-    pub fn set(&mut self, key: &[u8], value: &[u8]) {
+    pub fn set(&mut self, key: &[u8], value: &'e [u8]) {
         if let Some(i) = ENV_NAMES.iter().position(|n| n.as_bytes() == key) {
-            self.0[i] = Some(String::from_utf8_lossy(value).into_owned());
+            self.0[i] = Some(String::from_utf8_lossy(value));
         }
     }
 
@@ -205,7 +207,7 @@ pub fn decide(
     engine: Engine,
     name: &str,
     thread: ThreadState,
-    env: &DagzEnv,
+    env: &DagzEnv<'_>,
     policy: &Result<Arc<Policy>, String>,
     callback: Option<Callback<'_>>,
 ) -> Outcome {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::core::policy::Keep;
 
-fn env(pairs: &[(&str, &str)]) -> DagzEnv {
+fn env<'a>(pairs: &[(&'a str, &'a str)]) -> DagzEnv<'a> {
     DagzEnv::from_pairs(pairs.iter().copied())
 }
 
