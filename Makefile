@@ -7,7 +7,8 @@
 #   make test    build + venv + cargo test --release + end-to-end pytest suite (tests/e2e)
 #   make e2e     only the end-to-end suite (builds the shim and the venvs first), then checks that
 #                it left nothing on the servers or in /tmp (scripts/leftovers.py)
-#   make lint    cargo fmt --check, cargo clippy -D warnings, ruff check, ruff format --check
+#   make lint    cargo fmt --check, cargo clippy -D warnings, Rust size limits, the C ABI check
+#                (scripts/abi_check.sh: header vs library vs Python vs Rust), ruff check, ruff format --check
 #   make bench   runs bench/run when it exists
 #   make demo    the example suite (examples/shop): serial, on 4 dagz workers (trace on), and without dagz
 #   make fuzz    cargo fuzz on the pure conninfo/USE rewriters for FUZZ_SECONDS (default 60)
@@ -103,9 +104,11 @@ e2e: build venv
 
 test: build venv cargo-test e2e
 
-lint: $(VENV_STAMP)
+lint: $(VENV_STAMP) build
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	scripts/rust_size_check.sh
+	scripts/abi_check.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -1,11 +1,14 @@
-//! The decision for one connect: bypass, policy (file + env, cached), worker number (read at every
-//! connect: pytest-xdist sets it after the process started), and the optional decision callback the
-//! Python package registers.
+//! The edge of the decision: gathers the inputs of the pure [`crate::core::decision`] (the
+//! environment, read in one pass over `environ`; the policy, cached; the thread's bypass and
+//! callback state; the registered decision callback), runs it, and logs its outcome — the one
+//! place where a decision is logged.
 
+use crate::core::abi;
+use crate::core::decision::{self, CbAnswer, DagzEnv, Outcome, ThreadState};
+use crate::core::policy::{Engine, Policy, Worker};
 use crate::dlog;
 use crate::guard;
 use crate::log::Level;
-use crate::policy::{Decision, Engine, Policy, Worker};
 use parking_lot::Mutex;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,10 +22,6 @@ pub type DecisionCallback = unsafe extern "C" fn(
     out_len: usize,
 ) -> c_int;
 
-pub const CB_KEEP: c_int = 0;
-pub const CB_REROUTE: c_int = 1;
-pub const CB_DEFAULT: c_int = 2;
-pub const CB_ERROR: c_int = -1;
 const CB_BUF: usize = 4096;
 
 static CALLBACK: AtomicUsize = AtomicUsize::new(0);
@@ -37,81 +36,66 @@ fn callback() -> Option<DecisionCallback> {
     (p != 0).then(|| unsafe { std::mem::transmute::<usize, DecisionCallback>(p) })
 }
 
-pub fn engine_code(e: Engine) -> c_int {
-    match e {
-        Engine::Postgres => 1,
-        Engine::Mysql => 2,
-    }
-}
-
-pub fn engine_from_code(c: c_int) -> Option<Engine> {
-    match c {
-        1 => Some(Engine::Postgres),
-        2 => Some(Engine::Mysql),
-        _ => None,
-    }
-}
-
-/// The variables the decision reads, taken in one pass over `environ` (a `getenv` per variable,
-/// six of them, cost more than the rest of the decision).
-const ENV_NAMES: [&str; 6] = [
-    "DAGZ_POLICY",
-    "DAGZ_DISABLE",
-    "DAGZ_WORKER",
-    "DAGZ_WORKER_COUNT",
-    "PYTEST_XDIST_WORKER",
-    "PYTEST_XDIST_WORKER_COUNT",
-];
-
-pub struct EnvSnapshot([Option<String>; 6]);
-
 extern "C" {
     static environ: *const *const c_char;
 }
 
 /// Whether the NUL-terminated `entry` starts with `prefix`, reading no further than needed (most
 /// entries, e.g. a long PATH, are rejected at their first bytes, without a strlen).
-fn has_prefix(entry: *const c_char, prefix: &[u8]) -> bool {
-    prefix.iter().enumerate().all(|(i, &b)| {
+///
+/// # Safety
+/// `entry` points to a NUL-terminated string.
+unsafe fn has_prefix(entry: *const c_char, prefix: &[u8]) -> bool {
+    let mut i = 0;
+    while i < prefix.len() {
         // SAFETY: bytes 0..i matched non-NUL prefix bytes, so the string extends at least to i.
-        (unsafe { *entry.add(i) }) as u8 == b
-    })
+        if (unsafe { *entry.add(i) }) as u8 != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
-impl EnvSnapshot {
-    /// Reads the variables of `ENV_NAMES` now (xdist sets them after the process started).
-    pub fn take() -> EnvSnapshot {
-        let mut vals: [Option<String>; 6] = Default::default();
-        // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated
-        // `NAME=value` strings, read here exactly as libc's own getenv reads it (with the same
-        // exposure to a concurrent setenv in another thread).
-        let mut p = unsafe { environ };
-        while !p.is_null() {
-            // SAFETY: `p` walks the array until its NULL entry.
-            let entry = unsafe { *p };
-            if entry.is_null() {
-                break;
-            }
-            if has_prefix(entry, b"DAGZ_") || has_prefix(entry, b"PYTEST_XDIST_") {
-                // SAFETY: each entry is a NUL-terminated string.
-                let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
-                if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
-                    let (k, v) = (&bytes[..eq], &bytes[eq + 1..]);
-                    if let Some(i) = ENV_NAMES.iter().position(|n| n.as_bytes() == k) {
-                        vals[i] = Some(String::from_utf8_lossy(v).into_owned());
-                    }
-                }
-            }
-            // SAFETY: still inside the array (the NULL entry was not reached).
-            p = unsafe { p.add(1) };
+/// The variables of [`decision::ENV_NAMES`] now, in one pass over `environ` (a `getenv` per
+/// variable cost more than the rest of the decision), borrowed from the environment's strings.
+///
+/// # Safety
+/// The result is used only while no other thread changes the environment: the exposure libc's
+/// `getenv` result has (callers drop it before their hook or export returns).
+pub unsafe fn env_snapshot<'e>() -> DagzEnv<'e> {
+    let mut env = DagzEnv::default();
+    // SAFETY: `environ` is the process's NULL-terminated array of NUL-terminated `NAME=value`
+    // strings, read here exactly as libc's own getenv reads it (with the same exposure to a
+    // concurrent setenv in another thread).
+    let mut p = unsafe { environ };
+    while !p.is_null() {
+        // SAFETY: `p` walks the array until its NULL entry.
+        let entry = unsafe { *p };
+        if entry.is_null() {
+            break;
         }
-        EnvSnapshot(vals)
+        // SAFETY: each entry is a NUL-terminated string (so its first byte is readable).
+        let first = unsafe { *entry } as u8;
+        // Most entries are rejected by their first byte alone.
+        let wanted = match first {
+            // SAFETY: as above.
+            b'D' => unsafe { has_prefix(entry, b"DAGZ_") },
+            // SAFETY: as above.
+            b'P' => unsafe { has_prefix(entry, b"PYTEST_XDIST_") },
+            _ => false,
+        };
+        if wanted {
+            // SAFETY: as above; the string outlives `'e` by the function's contract.
+            let bytes: &'e [u8] = unsafe { CStr::from_ptr(entry) }.to_bytes();
+            if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                env.set(&bytes[..eq], &bytes[eq + 1..]);
+            }
+        }
+        // SAFETY: still inside the array (the NULL entry was not reached).
+        p = unsafe { p.add(1) };
     }
-
-    pub fn get(&self, name: &str) -> Option<String> {
-        let i = ENV_NAMES.iter().position(|n| *n == name)?;
-        self.0[i].clone()
-    }
+    env
 }
 
 /// Policies by (`DAGZ_POLICY`, `DAGZ_DISABLE`): the file is parsed and the override applied once
@@ -121,133 +105,132 @@ type PolicyCache = Option<(PolicyKey, Result<Arc<Policy>, String>)>;
 static POLICY: Mutex<PolicyCache> = Mutex::new(None);
 
 /// The policy for the environment `env`.
-pub fn policy_in(env: &EnvSnapshot) -> Result<Arc<Policy>, String> {
-    let key = (
-        env.get("DAGZ_POLICY").filter(|p| !p.is_empty()),
-        env.get("DAGZ_DISABLE"),
-    );
+pub fn policy_in(env: &DagzEnv<'_>) -> Result<Arc<Policy>, String> {
+    let key = env.policy_key();
     let mut cache = POLICY.lock();
-    if let Some((k, r)) = cache.as_ref() {
-        if *k == key {
+    if let Some(((p, d), r)) = cache.as_ref() {
+        if (p.as_deref(), d.as_deref()) == key {
             return r.clone();
         }
     }
-    let base = match &key.0 {
-        None => Ok(Policy::default()),
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(text) => Policy::from_toml(&text, p),
-            Err(e) => Err(format!("policy file {p}: {e}")),
-        },
-    };
-    let r = base.and_then(|b| b.with_env(&|n| env.get(n))).map(Arc::new);
-    *cache = Some((key, r.clone()));
+    let r = env.policy(&|p| std::fs::read_to_string(p)).map(Arc::new);
+    let owned = (key.0.map(str::to_owned), key.1.map(str::to_owned));
+    *cache = Some((owned, r.clone()));
     r
 }
 
 pub fn policy() -> Result<Arc<Policy>, String> {
-    policy_in(&EnvSnapshot::take())
-}
-
-pub fn worker_in(env: &EnvSnapshot) -> Result<Worker, String> {
-    crate::policy::worker_from_env(&|n| env.get(n))
+    // SAFETY: the snapshot is dropped before this returns.
+    policy_in(&unsafe { env_snapshot() })
 }
 
 pub fn worker() -> Result<Worker, String> {
-    worker_in(&EnvSnapshot::take())
+    // SAFETY: the snapshot is dropped before this returns.
+    unsafe { env_snapshot() }.worker()
 }
 
-fn strip_dagz(s: &str) -> &str {
-    s.strip_prefix("dagz: ").unwrap_or(s)
+fn thread_state() -> ThreadState {
+    guard::with(|g| ThreadState {
+        bypass: g.bypass_depth() > 0,
+        in_callback: g.in_callback(),
+    })
 }
 
-/// The whole decision for the effective database `name` of one connect through `via`.
-/// `Ok(None)`: connect to `name` unchanged. `Err`: refuse the connect (message without `dagz:`).
-pub fn decide(engine: Engine, name: &str, via: &str) -> Result<Option<String>, String> {
-    if guard::bypass_depth() > 0 {
-        dlog!(
-            Level::Debug,
-            "{}: {name} kept (thread bypass) via {via}",
-            engine.label()
-        );
-        return Ok(None);
-    }
-    if guard::in_callback() {
-        dlog!(
-            Level::Debug,
-            "{}: {name} kept (connect from inside the decision callback) via {via}",
-            engine.label()
-        );
-        return Ok(None);
-    }
-    let env = EnvSnapshot::take();
-    let policy = policy_in(&env).map_err(|e| strip_dagz(&e).to_owned())?;
-    if !policy.enabled(engine) {
-        dlog!(
-            Level::Debug,
-            "{}: {name} kept (engine disabled) via {via}",
-            engine.label()
-        );
-        return Ok(None);
-    }
-    let worker = worker_in(&env)?;
-    if let Some(cb) = callback() {
-        match call_back(cb, engine, name)? {
-            CbAnswer::Keep => {
-                dlog!(
-                    Level::Debug,
-                    "{}: {name} kept (callback) via {via}",
-                    engine.label()
-                );
-                return Ok(None);
-            }
-            CbAnswer::Reroute(new) => {
-                if new.len() > engine.max_name_len() {
-                    return Err(format!(
-                        "rerouted name {new:?} is {} bytes, over the {}-byte limit of {}",
-                        new.len(),
-                        engine.max_name_len(),
-                        engine.label()
-                    ));
-                }
-                dlog!(
-                    Level::Info,
-                    "{}: {name} -> {new} (worker {}, callback) via {via}",
-                    engine.label(),
-                    worker.num
-                );
-                return Ok((new != name).then_some(new));
-            }
-            CbAnswer::Default => {}
+/// The inputs of one connect's decision, gathered once for it.
+pub struct Decider<'e> {
+    engine: Engine,
+    via: &'static str,
+    thread: ThreadState,
+    env: DagzEnv<'e>,
+    policy: Result<Arc<Policy>, String>,
+}
+
+impl<'e> Decider<'e> {
+    /// Gathers the inputs; `None` when the connect is already decided without its name (a keep:
+    /// bypass, inside the callback, engine disabled), which is then logged.
+    ///
+    /// # Safety
+    /// As [`env_snapshot`]: the decider is dropped before the hook or export returns.
+    pub unsafe fn start(engine: Engine, via: &'static str) -> Option<Decider<'e>> {
+        let thread = thread_state();
+        if let Some(o) = decision::decide_early(engine, thread, None) {
+            log_early(engine, via, &o);
+            return None;
         }
-    }
-    match policy
-        .decide(engine, name, &worker)
-        .map_err(|e| strip_dagz(&e).to_owned())?
-    {
-        Decision::Keep(why) => {
-            dlog!(
-                Level::Debug,
-                "{}: {name} kept ({why:?}) via {via}",
-                engine.label()
-            );
-            Ok(None)
+        // SAFETY: the function's contract.
+        let env = unsafe { env_snapshot() };
+        let policy = policy_in(&env);
+        if let Some(o) = decision::decide_early(engine, thread, Some(&policy)) {
+            log_early(engine, via, &o);
+            return None;
         }
-        Decision::Reroute(new) => {
+        Some(Decider {
+            engine,
+            via,
+            thread,
+            env,
+            policy,
+        })
+    }
+
+    /// The decision for the effective name `name`, logged. `Ok(None)`: keep; `Err`: refuse (the
+    /// message without `dagz:`).
+    pub fn decide(&mut self, name: &str) -> Result<Option<String>, String> {
+        let mut cb = callback().map(|f| move |e: Engine, n: &str| call_back(f, e, n));
+        let out = decision::decide(
+            self.engine,
+            name,
+            self.thread,
+            &self.env,
+            &self.policy,
+            cb.as_mut().map(|f| f as decision::Callback<'_>),
+        );
+        log_outcome(self.engine, name, self.via, &out);
+        out.into_result(name)
+    }
+}
+
+/// The whole decision for `name` of one connect through `via` (inputs gathered now).
+pub fn decide(engine: Engine, name: &str, via: &'static str) -> Result<Option<String>, String> {
+    // SAFETY: the decider is dropped before this returns.
+    match unsafe { Decider::start(engine, via) } {
+        None => Ok(None),
+        Some(mut d) => d.decide(name),
+    }
+}
+
+fn log_early(engine: Engine, via: &str, out: &Outcome) {
+    if let Outcome::Keep { reason } = out {
+        dlog!(
+            Level::Debug,
+            "{}: kept ({reason}) via {via}, before reading the name",
+            engine.label()
+        );
+    }
+}
+
+/// The one place a decision is logged.
+fn log_outcome(engine: Engine, name: &str, via: &str, out: &Outcome) {
+    let label = engine.label();
+    match out {
+        Outcome::Keep { reason } => {
+            dlog!(Level::Debug, "{label}: {name} kept ({reason}) via {via}")
+        }
+        Outcome::Reroute {
+            name: new,
+            worker,
+            callback,
+        } => {
+            let by = if *callback { ", callback" } else { "" };
             dlog!(
                 Level::Info,
-                "{}: {name} -> {new} (worker {}) via {via}",
-                engine.label(),
-                worker.num
-            );
-            Ok(Some(new))
+                "{label}: {name} -> {new} (worker {worker}{by}) via {via}"
+            )
+        }
+        Outcome::Refuse { error } => {
+            dlog!(Level::Debug, "{label}: {name} refused via {via}: {error}")
         }
     }
-}
-
-enum CbAnswer {
-    Keep,
-    Reroute(String),
-    Default,
 }
 
 fn call_back(cb: DecisionCallback, engine: Engine, name: &str) -> Result<CbAnswer, String> {
@@ -259,24 +242,13 @@ fn call_back(cb: DecisionCallback, engine: Engine, name: &str) -> Result<CbAnswe
         // `cname` is NUL-terminated and `buf` is writable for CB_BUF bytes. No lock is held here.
         unsafe {
             cb(
-                engine_code(engine),
+                abi::engine_code(engine),
                 cname.as_ptr(),
                 buf.as_mut_ptr().cast(),
                 CB_BUF - 1,
             )
         }
     };
-    let text = {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(CB_BUF - 1);
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    };
-    match rc {
-        CB_KEEP => Ok(CbAnswer::Keep),
-        CB_REROUTE if text.is_empty() => Err("decision callback returned an empty name".into()),
-        CB_REROUTE => Ok(CbAnswer::Reroute(text)),
-        CB_DEFAULT => Ok(CbAnswer::Default),
-        CB_ERROR if text.is_empty() => Err("decision callback failed".into()),
-        CB_ERROR => Err(strip_dagz(&text).to_owned()),
-        other => Err(format!("decision callback returned unknown code {other}")),
-    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(CB_BUF - 1);
+    decision::cb_answer(rc, &String::from_utf8_lossy(&buf[..end]))
 }

@@ -8,19 +8,22 @@
 
 use crate::boundary;
 use crate::conninfo;
-use crate::decide::{self, DecisionCallback};
+use crate::core::{abi, message};
+use crate::decide::{self, Decider, DecisionCallback};
 use crate::guard;
 use crate::hooks_pg::ProcessEnv;
 use crate::policy::{Decision, Engine};
 use std::ffi::{c_char, c_int, c_uint};
 
 /// Bumped on any incompatible change of the functions below; the Python package checks it.
-pub const ABI_VERSION: c_int = 1;
+pub const ABI_VERSION: c_int = abi::ABI_VERSION;
 
-fn write_out(s: &[u8], out: *mut c_char, out_len: usize) -> isize {
+/// # Safety
+/// `out` is NULL or writable for `out_len` bytes.
+unsafe fn write_out(s: &[u8], out: *mut c_char, out_len: usize) -> isize {
     if !out.is_null() && out_len > 0 {
         let n = s.len().min(out_len - 1);
-        // SAFETY: the caller guarantees `out` is writable for `out_len` bytes; n < out_len.
+        // SAFETY: the function's contract; n < out_len.
         unsafe {
             std::ptr::copy_nonoverlapping(s.as_ptr(), out.cast::<u8>(), n);
             *out.add(n) = 0;
@@ -30,35 +33,43 @@ fn write_out(s: &[u8], out: *mut c_char, out_len: usize) -> isize {
 }
 
 /// Runs `f` behind the panic boundary and encodes its result per the conventions above.
-fn string_result(
+///
+/// # Safety
+/// As [`write_out`].
+unsafe fn string_result(
     out: *mut c_char,
     out_len: usize,
     f: impl FnOnce() -> Result<Vec<u8>, String>,
 ) -> isize {
-    match boundary::catch(f) {
-        Ok(s) => write_out(&s, out, out_len),
-        Err(e) => {
-            let msg = if e.starts_with("dagz:") {
-                e
-            } else {
-                format!("dagz: {e}")
-            };
-            write_out(msg.as_bytes(), out, out_len);
-            -1
+    let r = boundary::catch(f);
+    // SAFETY: the function's contract.
+    unsafe {
+        match r {
+            Ok(s) => write_out(&s, out, out_len),
+            Err(e) => {
+                write_out(message::prefixed(&e).as_bytes(), out, out_len);
+                -1
+            }
         }
     }
 }
 
-fn arg<'a>(p: *const c_char, what: &str) -> Result<&'a [u8], String> {
-    crate::cstr::bytes(p).ok_or_else(|| format!("{what} is NULL"))
+/// # Safety
+/// `p` is NULL or NUL-terminated, alive for `'a`.
+unsafe fn arg<'a>(p: *const c_char, what: &str) -> Result<&'a [u8], String> {
+    // SAFETY: the function's contract.
+    unsafe { crate::cstr::bytes(p) }.ok_or_else(|| format!("{what} is NULL"))
 }
 
-fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, String> {
-    std::str::from_utf8(arg(p, what)?).map_err(|_| format!("{what} is not UTF-8"))
+/// # Safety
+/// As [`arg`].
+unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, String> {
+    // SAFETY: the function's contract.
+    std::str::from_utf8(unsafe { arg(p, what) }?).map_err(|_| format!("{what} is not UTF-8"))
 }
 
 fn engine(code: c_int) -> Result<Engine, String> {
-    decide::engine_from_code(code).ok_or_else(|| format!("unknown engine code {code}"))
+    abi::engine_from_code(code).ok_or_else(|| format!("unknown engine code {code}"))
 }
 
 #[no_mangle]
@@ -88,20 +99,32 @@ pub extern "C" fn dagz_bypass_depth() -> c_int {
     boundary::or(-1, || guard::bypass_depth() as c_int)
 }
 
-/// Registers (or, with NULL, removes) the decision callback. The callback object must stay alive
-/// for the life of the process.
+/// Registers (or, with NULL, removes) the decision callback.
+///
+/// # Safety
+/// `cb` is NULL or a function of the `dagz_decision_cb` signature and contract that stays valid
+/// for the life of the process (it is called at later connects, on any thread).
 #[no_mangle]
-pub extern "C" fn dagz_set_decision_callback(cb: Option<DecisionCallback>) -> c_int {
+pub unsafe extern "C" fn dagz_set_decision_callback(cb: Option<DecisionCallback>) -> c_int {
     boundary::or(-1, || {
         decide::set_callback(cb);
         0
     })
 }
 
+/// 0 for a string result that succeeded, -1 for one that failed.
+fn status(r: isize) -> c_int {
+    if r < 0 {
+        -1
+    } else {
+        0
+    }
+}
+
 /// The worker number and count as the shim sees them now. 0, or -1 with the message in `out`.
 ///
 /// # Safety
-/// `num` and `count` are NULL or writable; `out` is writable for `out_len` bytes.
+/// `num` and `count` are NULL or writable; `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dagz_worker(
     num: *mut c_uint,
@@ -109,42 +132,39 @@ pub unsafe extern "C" fn dagz_worker(
     out: *mut c_char,
     out_len: usize,
 ) -> c_int {
-    let r = string_result(out, out_len, || {
-        let w = decide::worker()?;
-        // SAFETY: the caller passes NULL or writable pointers.
-        unsafe {
+    // SAFETY: the function's contract.
+    let r = unsafe {
+        string_result(out, out_len, || {
+            let w = decide::worker()?;
             if !num.is_null() {
                 *num = w.num;
             }
             if !count.is_null() {
                 *count = w.count;
             }
-        }
-        Ok(Vec::new())
-    });
-    if r < 0 {
-        -1
-    } else {
-        0
-    }
+            Ok(Vec::new())
+        })
+    };
+    status(r)
 }
 
 /// Validates the policy (file + env) now: 0, or -1 with the message in `out`.
+///
+/// # Safety
+/// `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_policy_check(out: *mut c_char, out_len: usize) -> c_int {
-    let r = string_result(out, out_len, || decide::policy().map(|_| Vec::new()));
-    if r < 0 {
-        -1
-    } else {
-        0
-    }
+pub unsafe extern "C" fn dagz_policy_check(out: *mut c_char, out_len: usize) -> c_int {
+    // SAFETY: the function's contract.
+    let r = unsafe { string_result(out, out_len, || decide::policy().map(|_| Vec::new())) };
+    status(r)
 }
 
 /// The declarative policy's decision for `name` on the current worker (no callback, no bypass).
 /// Writes the name to use (the original when kept); `*rerouted` tells which.
 ///
 /// # Safety
-/// `name` is NUL-terminated; `rerouted` is NULL or writable; `out` is writable for `out_len` bytes.
+/// `name` is NULL or NUL-terminated; `rerouted` is NULL or writable; `out` is NULL or writable
+/// for `out_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn dagz_policy_decide(
     engine_code: c_int,
@@ -153,80 +173,99 @@ pub unsafe extern "C" fn dagz_policy_decide(
     out: *mut c_char,
     out_len: usize,
 ) -> isize {
-    string_result(out, out_len, || {
-        let e = engine(engine_code)?;
-        let name = arg_str(name, "name")?;
-        let d = decide::policy()?.decide(e, name, &decide::worker()?)?;
-        let (flag, s) = match d {
-            Decision::Keep(_) => (0, name.to_owned()),
-            Decision::Reroute(n) => (1, n),
-        };
-        if !rerouted.is_null() {
-            // SAFETY: non-NULL `rerouted` is writable (header contract).
-            unsafe { *rerouted = flag };
-        }
-        Ok(s.into_bytes())
-    })
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            let e = engine(engine_code)?;
+            let name = arg_str(name, "name")?;
+            let d = decide::policy()?.decide(e, name, &decide::worker()?)?;
+            let (flag, s) = match d {
+                Decision::Keep(_) => (0, name.to_owned()),
+                Decision::Reroute(n) => (1, n),
+            };
+            if !rerouted.is_null() {
+                *rerouted = flag;
+            }
+            Ok(s.into_bytes())
+        })
+    }
 }
 
 /// The name template applied to `name` for worker `worker` (no checks besides the length limit).
+///
+/// # Safety
+/// `name` is NULL or NUL-terminated; `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_policy_render(
+pub unsafe extern "C" fn dagz_policy_render(
     engine_code: c_int,
     name: *const c_char,
     worker: c_uint,
     out: *mut c_char,
     out_len: usize,
 ) -> isize {
-    string_result(out, out_len, || {
-        let e = engine(engine_code)?;
-        let w = decide::worker()?;
-        let w = crate::policy::Worker {
-            num: worker,
-            count: w.count,
-        };
-        Ok(decide::policy()?
-            .render(e, arg_str(name, "name")?, &w)?
-            .into_bytes())
-    })
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            let e = engine(engine_code)?;
+            let w = decide::worker()?;
+            let w = crate::policy::Worker {
+                num: worker,
+                count: w.count,
+            };
+            Ok(decide::policy()?
+                .render(e, arg_str(name, "name")?, &w)?
+                .into_bytes())
+        })
+    }
 }
 
 /// The suffix the template adds for `worker` (`_jw03`).
+///
+/// # Safety
+/// `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_policy_suffix(
+pub unsafe extern "C" fn dagz_policy_suffix(
     engine_code: c_int,
     worker: c_uint,
     out: *mut c_char,
     out_len: usize,
 ) -> isize {
-    string_result(out, out_len, || {
-        let e = engine(engine_code)?;
-        let w = decide::worker()?;
-        Ok(decide::policy()?
-            .suffix(
-                e,
-                &crate::policy::Worker {
-                    num: worker,
-                    count: w.count,
-                },
-            )
-            .into_bytes())
-    })
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            let e = engine(engine_code)?;
+            let w = crate::policy::Worker {
+                num: worker,
+                count: decide::worker()?.count,
+            };
+            Ok(decide::policy()?.suffix(e, &w).into_bytes())
+        })
+    }
 }
 
 /// The database of a URL (`postgresql://…/db`, `mysql+pymysql://…/db`); -2 when it names none.
+///
+/// # Safety
+/// `url` is NULL or NUL-terminated; `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_url_get_db(url: *const c_char, out: *mut c_char, out_len: usize) -> isize {
+pub unsafe extern "C" fn dagz_url_get_db(
+    url: *const c_char,
+    out: *mut c_char,
+    out_len: usize,
+) -> isize {
     let mut none = false;
-    let r = string_result(out, out_len, || {
-        match conninfo::url_get_db(arg(url, "url")?).map_err(|e| e.to_string())? {
-            Some(db) => Ok(db.into_bytes()),
-            None => {
-                none = true;
-                Ok(Vec::new())
+    // SAFETY: the function's contract.
+    let r = unsafe {
+        string_result(out, out_len, || {
+            match conninfo::url_get_db(arg(url, "url")?).map_err(|e| e.to_string())? {
+                Some(db) => Ok(db.into_bytes()),
+                None => {
+                    none = true;
+                    Ok(Vec::new())
+                }
             }
-        }
-    });
+        })
+    };
     if none {
         -2
     } else {
@@ -235,43 +274,64 @@ pub extern "C" fn dagz_url_get_db(url: *const c_char, out: *mut c_char, out_len:
 }
 
 /// `url` with its database replaced by `db`, every other byte kept.
+///
+/// # Safety
+/// `url` and `db` are NULL or NUL-terminated; `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_url_set_db(
+pub unsafe extern "C" fn dagz_url_set_db(
     url: *const c_char,
     db: *const c_char,
     out: *mut c_char,
     out_len: usize,
 ) -> isize {
-    string_result(out, out_len, || {
-        conninfo::url_set_db(arg(url, "url")?, arg_str(db, "db")?).map_err(|e| e.to_string())
-    })
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            conninfo::url_set_db(arg(url, "url")?, arg_str(db, "db")?).map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// The full connect-time pipeline of the libpq hooks (bypass, callback, policy) applied to a
 /// conninfo or URI: for drivers the shim cannot see (psycopg's pure-Python implementation).
 /// Writes the conninfo to use (the original when unchanged).
+///
+/// # Safety
+/// `conninfo` is NULL or NUL-terminated; `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_pg_rewrite_conninfo(
+pub unsafe extern "C" fn dagz_pg_rewrite_conninfo(
     conninfo: *const c_char,
     out: *mut c_char,
     out_len: usize,
 ) -> isize {
-    string_result(out, out_len, || {
-        let ci = arg(conninfo, "conninfo")?;
-        let mut d = |name: &str| decide::decide(Engine::Postgres, name, "dagz_pg_rewrite_conninfo");
-        match conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut d) {
-            Ok(Some(new)) => Ok(new),
-            Ok(None) => Ok(ci.to_vec()),
-            Err(conninfo::RewriteError::Refused(m)) => Err(m),
-            Err(e) => Err(e.to_string()),
-        }
-    })
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            let ci = arg(conninfo, "conninfo")?;
+            // (inside the unsafe block above: `d` is dropped before the export returns)
+            let Some(mut d) = Decider::start(Engine::Postgres, "dagz_pg_rewrite_conninfo") else {
+                return Ok(ci.to_vec());
+            };
+            match conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| d.decide(n)) {
+                Ok(Some(new)) => Ok(new),
+                Ok(None) => Ok(ci.to_vec()),
+                Err(conninfo::RewriteError::Refused(m)) => Err(m),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
 }
 
 /// `s` with any password replaced by `***` (for log lines).
+///
+/// # Safety
+/// `s` is NULL or NUL-terminated; `out` is NULL or writable for `out_len` bytes.
 #[no_mangle]
-pub extern "C" fn dagz_redact(s: *const c_char, out: *mut c_char, out_len: usize) -> isize {
-    string_result(out, out_len, || {
-        Ok(conninfo::redact(arg(s, "s")?).into_bytes())
-    })
+pub unsafe extern "C" fn dagz_redact(s: *const c_char, out: *mut c_char, out_len: usize) -> isize {
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            Ok(conninfo::redact(arg(s, "s")?).into_bytes())
+        })
+    }
 }

@@ -62,6 +62,11 @@ impl Guard {
     pub fn bypass_depth(&self) -> u32 {
         self.bypass.get()
     }
+
+    #[inline(always)]
+    pub fn in_callback(&self) -> bool {
+        self.in_callback.get()
+    }
 }
 
 /// Called by the TLS trampolines with the hook's return address before they jump to the body.

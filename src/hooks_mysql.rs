@@ -5,11 +5,12 @@
 //! A refusal fails the call and puts `dagz: …` into the handle's error text (what `mysql_error()`
 //! and the Python drivers show).
 
-use crate::boundary;
+use crate::core::message;
 use crate::cstr::bytes;
 use crate::decide;
 use crate::dlog;
 use crate::guard::{self, Slot};
+use crate::hook::{self, call_real as call, RealTable};
 use crate::log::Level;
 use crate::mysql_sql;
 use crate::policy::Engine;
@@ -113,6 +114,13 @@ const SIBLINGS: &[&str] = &[
 
 static MY: Family<MyReal> = Family::new(SIBLINGS, c"mysql_real_connect", build);
 
+impl RealTable for MyReal {
+    const SLOT: Slot = Slot::Mysql;
+    fn family() -> &'static Family<MyReal> {
+        &MY
+    }
+}
+
 crate::trampoline_tls! {
     mysql_real_connect => my_real_connect;
     mysql_real_connect_start => my_real_connect_start;
@@ -136,19 +144,22 @@ const MYSQL_ERRMSG_SIZE: usize = 512;
 /// only what the public API exposes: `mysql_error()` returns the address of `NET.last_error`, and
 /// `NET.last_errno` sits 7 bytes before it (both libmariadb 3 and libmysqlclient keep this public
 /// layout); the code is written only if reading it there agrees with `mysql_errno()`.
-fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
+///
+/// # Safety
+/// `mysql` is NULL or a handle initialised by `mysql_init` of `real`'s copy.
+unsafe fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
     dlog!(Level::Error, "mysql call refused: {msg}");
     if mysql.is_null() {
         return;
     }
-    // SAFETY: `mysql` is the caller's handle, initialised by mysql_init (the API contract of every
-    // hooked function); mysql_error returns a pointer into it.
+    // SAFETY: `mysql` is an initialised handle (the function's contract); mysql_error returns a
+    // pointer into it.
     let buf = unsafe { (real.error)(mysql) } as *mut u8;
     let (lo, hi) = (mysql as usize, mysql as usize + 4096);
     if buf.is_null() || (buf as usize) < lo + 7 || (buf as usize) + MYSQL_ERRMSG_SIZE > hi {
         return; // not the in-struct buffer we know: write nothing rather than guess
     }
-    let text = format!("dagz: {msg}");
+    let text = message::prefixed(msg);
     let n = text.len().min(MYSQL_ERRMSG_SIZE - 1);
     // SAFETY: `buf` is NET.last_error, a char[MYSQL_ERRMSG_SIZE] inside *mysql (checked above);
     // n < MYSQL_ERRMSG_SIZE.
@@ -166,8 +177,14 @@ fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
 }
 
 /// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged.
-fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, String> {
-    let Some(d) = bytes(db) else { return Ok(None) };
+///
+/// # Safety
+/// `db` is NULL or NUL-terminated (the client API's contract).
+unsafe fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, String> {
+    // SAFETY: the function's contract.
+    let Some(d) = (unsafe { bytes(db) }) else {
+        return Ok(None);
+    };
     if d.is_empty() {
         return Ok(None);
     }
@@ -178,25 +195,6 @@ fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, S
             .map(Some)
             .map_err(|_| "rerouted name contains a NUL byte".to_owned()),
     }
-}
-
-/// Finds this call site's copy, or, inside one of its own real functions, that copy.
-fn real_for_call(caller: usize, via: &str) -> Result<(&'static MyReal, bool), String> {
-    let inside = guard::inside(Slot::Mysql);
-    if inside != 0 {
-        // SAFETY: non-zero INSIDE values of the Mysql slot are `&'static MyReal` (see `call`).
-        return Ok((unsafe { &*(inside as *const MyReal) }, true));
-    }
-    boundary::catch(|| MY.for_caller(caller))
-        .map(|r| (r, false))
-        .map_err(|e| {
-            dlog!(Level::Error, "no safe real {via}: {e}");
-            e
-        })
-}
-
-fn call<R>(real: &'static MyReal, f: impl FnOnce() -> R) -> R {
-    guard::inside_call(Slot::Mysql, real as *const MyReal as usize, f)
 }
 
 /// Rewritten `db` strings of non-blocking operations, per handle. libmariadb's `*_start` functions
@@ -214,11 +212,14 @@ fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
     p
 }
 
-/// Shared body of the hooks that carry a `db` argument. `run(db)` calls the real function with
-/// `db`; on a refusal the handle gets the `dagz:` error and `fail()` returns the function's own
-/// failure value (and sets its out-parameter). `nonblocking`: the call
+/// Shared body of the hooks that carry a `db` argument, on the skeleton of `hook.rs`. `run(db)`
+/// calls the real function with `db`; on a refusal the handle gets the `dagz:` error and `fail()`
+/// returns the function's own failure value (and sets its out-parameter). `nonblocking`: the call
 /// is a `*_start` whose `db` must stay valid after it returns.
-fn db_hook<R>(
+///
+/// # Safety
+/// `db` is NULL or NUL-terminated; `mysql` is NULL or a handle initialised by `mysql_init`.
+unsafe fn db_hook<R>(
     caller: usize,
     via: &'static str,
     mysql: *mut Mysql,
@@ -227,27 +228,48 @@ fn db_hook<R>(
     run: impl Fn(&'static MyReal, *const c_char) -> R,
     fail: impl FnOnce() -> R,
 ) -> R {
-    let (real, inside) = match real_for_call(caller, via) {
-        Ok(r) => r,
-        Err(_) => return fail(), // no copy to report through; logged by real_for_call
-    };
-    if inside || guard::bypass_depth() > 0 {
-        return call(real, || run(real, db));
-    }
-    match boundary::catch(|| rewrite_db(db, via)) {
-        Ok(None) => call(real, || run(real, db)),
-        Ok(Some(new)) if nonblocking => {
-            let p = keep_alive(mysql, new);
-            call(real, || run(real, p))
-        }
-        Ok(Some(new)) => call(real, || run(real, new.as_ptr())),
-        Err(e) => {
-            set_error(real, mysql, &e);
+    let run = &run;
+    hook::run(
+        caller,
+        |real| run(real, db),
+        |real| {
+            // SAFETY: the function's contract.
+            let Some(new) = (unsafe { rewrite_db(db, via) })? else {
+                return Ok(None);
+            };
+            Ok(Some(if nonblocking {
+                let p = keep_alive(mysql, new);
+                call(real, || run(real, p))
+            } else {
+                call(real, || run(real, new.as_ptr()))
+            }))
+        },
+        |real, msg| {
+            match real {
+                // SAFETY: the function's contract.
+                Some(real) => unsafe { set_error(real, mysql, msg) },
+                None => dlog!(Level::Error, "no safe real {via}: {msg}"),
+            }
             fail()
-        }
-    }
+        },
+    )
 }
 
+/// The failure of a `*_start` function: its out-parameter set to `value`, and 0 ("finished, no
+/// wait needed").
+///
+/// # Safety
+/// `ret` is NULL or the caller's writable out-pointer.
+unsafe fn fail_start<T>(ret: *mut T, value: T) -> c_int {
+    if !ret.is_null() {
+        // SAFETY: the function's contract.
+        unsafe { *ret = value };
+    }
+    0
+}
+
+/// # Safety
+/// Called through the trampoline with `mysql_real_connect`'s arguments and contract.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn my_real_connect(
     mysql: *mut Mysql,
@@ -259,20 +281,23 @@ unsafe extern "C" fn my_real_connect(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> *mut Mysql {
-    db_hook(
-        guard::caller(),
-        "mysql_real_connect",
-        mysql,
-        false,
-        db,
-        // SAFETY: forwarding the caller's arguments (db possibly replaced by a live CString).
-        |r, db| unsafe {
-            (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags)
-        },
-        std::ptr::null_mut,
-    )
+    // SAFETY: the same contract; `run` forwards the caller's arguments (db possibly replaced by
+    // a live CString) to this copy's function of the same signature.
+    unsafe {
+        db_hook(
+            guard::caller(),
+            "mysql_real_connect",
+            mysql,
+            false,
+            db,
+            |r, db| (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags),
+            std::ptr::null_mut,
+        )
+    }
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_real_connect_start`'s arguments and contract.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn my_real_connect_start(
     ret: *mut *mut Mysql,
@@ -285,67 +310,64 @@ unsafe extern "C" fn my_real_connect_start(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> c_int {
-    db_hook(
-        guard::caller(),
-        "mysql_real_connect_start",
-        mysql,
-        true,
-        db,
-        |r, db| match r.real_connect_start {
-            // SAFETY: forwarding the caller's arguments (db possibly replaced by a live CString).
-            Some(f) => unsafe { f(ret, mysql, host, user, passwd, db, port, unix_socket, flags) },
-            None => 0,
-        },
-        || {
-            if !ret.is_null() {
-                // SAFETY: `ret` is the caller's out-pointer.
-                unsafe { *ret = std::ptr::null_mut() };
-            }
-            0 // finished (with failure): no wait needed
-        },
-    )
+    // SAFETY: as in `my_real_connect`; `ret` is the caller's out-pointer.
+    unsafe {
+        db_hook(
+            guard::caller(),
+            "mysql_real_connect_start",
+            mysql,
+            true,
+            db,
+            |r, db| match r.real_connect_start {
+                Some(f) => f(ret, mysql, host, user, passwd, db, port, unix_socket, flags),
+                None => 0,
+            },
+            || fail_start(ret, std::ptr::null_mut()),
+        )
+    }
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_select_db`'s arguments and contract.
 unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char, caller: usize) -> c_int {
-    db_hook(
-        caller,
-        "mysql_select_db",
-        mysql,
-        false,
-        db,
-        // SAFETY: forwarding the caller's arguments.
-        |r, db| unsafe { (r.select_db)(mysql, db) },
-        || 1,
-    )
+    // SAFETY: as in `my_real_connect`.
+    unsafe {
+        db_hook(
+            caller,
+            "mysql_select_db",
+            mysql,
+            false,
+            db,
+            |r, db| (r.select_db)(mysql, db),
+            || 1,
+        )
+    }
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_select_db_start`'s arguments and contract.
 unsafe extern "C" fn my_select_db_start(
     ret: *mut c_int,
     mysql: *mut Mysql,
     db: *const c_char,
     caller: usize,
 ) -> c_int {
-    db_hook(
-        caller,
-        "mysql_select_db_start",
-        mysql,
-        true,
-        db,
-        |r, db| match r.select_db_start {
-            // SAFETY: forwarding the caller's arguments.
-            Some(f) => unsafe { f(ret, mysql, db) },
-            None => 0,
-        },
-        || {
-            if !ret.is_null() {
-                // SAFETY: `ret` is the caller's out-pointer.
-                unsafe { *ret = 1 };
-            }
-            0
-        },
-    )
+    // SAFETY: as in `my_real_connect_start`.
+    unsafe {
+        db_hook(
+            caller,
+            "mysql_select_db_start",
+            mysql,
+            true,
+            db,
+            |r, db| r.select_db_start.map_or(0, |f| f(ret, mysql, db)),
+            || fail_start(ret, 1),
+        )
+    }
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_change_user`'s arguments and contract.
 unsafe extern "C" fn my_change_user(
     mysql: *mut Mysql,
     user: *const c_char,
@@ -353,18 +375,22 @@ unsafe extern "C" fn my_change_user(
     db: *const c_char,
     caller: usize,
 ) -> MyBool {
-    db_hook(
-        caller,
-        "mysql_change_user",
-        mysql,
-        false,
-        db,
-        // SAFETY: forwarding the caller's arguments.
-        |r, db| unsafe { (r.change_user)(mysql, user, passwd, db) },
-        || 1,
-    )
+    // SAFETY: as in `my_real_connect`.
+    unsafe {
+        db_hook(
+            caller,
+            "mysql_change_user",
+            mysql,
+            false,
+            db,
+            |r, db| (r.change_user)(mysql, user, passwd, db),
+            || 1,
+        )
+    }
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_change_user_start`'s arguments and contract.
 unsafe extern "C" fn my_change_user_start(
     ret: *mut MyBool,
     mysql: *mut Mysql,
@@ -373,31 +399,30 @@ unsafe extern "C" fn my_change_user_start(
     db: *const c_char,
     caller: usize,
 ) -> c_int {
-    db_hook(
-        caller,
-        "mysql_change_user_start",
-        mysql,
-        true,
-        db,
-        |r, db| match r.change_user_start {
-            // SAFETY: forwarding the caller's arguments.
-            Some(f) => unsafe { f(ret, mysql, user, passwd, db) },
-            None => 0,
-        },
-        || {
-            if !ret.is_null() {
-                // SAFETY: `ret` is the caller's out-pointer.
-                unsafe { *ret = 1 };
-            }
-            0
-        },
-    )
+    // SAFETY: as in `my_real_connect_start`.
+    unsafe {
+        db_hook(
+            caller,
+            "mysql_change_user_start",
+            mysql,
+            true,
+            db,
+            |r, db| {
+                r.change_user_start
+                    .map_or(0, |f| f(ret, mysql, user, passwd, db))
+            },
+            || fail_start(ret, 1),
+        )
+    }
 }
 
 /// Whether the first non-space byte of the statement at `q` (`len` bytes, or NUL-terminated) is
 /// `u`/`U` — the only statements worth parsing. Reads no further than that byte.
+///
+/// # Safety
+/// `q` is NULL, or `len` bytes are readable at `q`, or (no `len`) it is NUL-terminated.
 #[inline(always)]
-fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
+unsafe fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
     if q.is_null() {
         return false;
     }
@@ -415,13 +440,47 @@ fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
     false
 }
 
-/// Shared slow path of the statement hooks (the fast path is in each hook: a statement that
-/// cannot be a USE, from a call site whose copy is known, goes straight to the real function with
-/// no TLS access; that also serves libmariadb's own inner calls, mysql_query → mysql_real_query
-/// through its PLT, whose call site is inside the copy). `run(q, len)` calls the real function.
+/// The `USE` statement at `q` rewritten for this worker, if it is one and the decision reroutes.
+///
+/// # Safety
+/// As [`may_be_use`].
+unsafe fn rewrite_use(
+    q: *const c_char,
+    len: Option<c_ulong>,
+    via: &'static str,
+) -> Result<Option<CString>, String> {
+    // SAFETY: the function's contract.
+    if !unsafe { may_be_use(q, len) } {
+        return Ok(None);
+    }
+    let stmt: &[u8] = match len {
+        // SAFETY: the caller passes `len` readable bytes at `q` (mysql_real_query contract).
+        Some(l) => unsafe { std::slice::from_raw_parts(q.cast::<u8>(), l as usize) },
+        // SAFETY: mysql_query's statement is NUL-terminated.
+        None => unsafe { CStr::from_ptr(q) }.to_bytes(),
+    };
+    let Some(u) = mysql_sql::parse_use(stmt) else {
+        return Ok(None);
+    };
+    let Some(new) = decide::decide(Engine::Mysql, &u.name, via)? else {
+        return Ok(None);
+    };
+    CString::new(mysql_sql::replace_use(stmt, &u, &new))
+        .map(Some)
+        .map_err(|_| "rewritten USE statement contains a NUL byte".to_owned())
+}
+
+/// Shared slow path of the statement hooks, on the skeleton of `hook.rs` (the fast path is in
+/// each hook: a statement that cannot be a USE, from a call site whose copy is known, goes
+/// straight to the real function with no TLS access; that also serves libmariadb's own inner
+/// calls, mysql_query → mysql_real_query through its PLT, whose call site is inside the copy).
+/// `run(q, len)` calls the real function.
+///
+/// # Safety
+/// As [`may_be_use`]; `mysql` is NULL or an initialised handle.
 #[cold]
 #[inline(never)]
-fn query_hook(
+unsafe fn query_hook(
     caller: usize,
     via: &'static str,
     mysql: *mut Mysql,
@@ -431,61 +490,52 @@ fn query_hook(
 ) -> c_int {
     // `run` ignores the length for mysql_query, whose statement is NUL-terminated.
     let n = len.unwrap_or(0);
-    let (real, inside) = match real_for_call(caller, via) {
-        Ok(r) => r,
-        Err(_) => return 1,
-    };
-    if inside || !may_be_use(q, len) || guard::bypass_depth() > 0 {
-        return call(real, || run(real, q, n));
-    }
-    let stmt: &[u8] = match len {
-        // SAFETY: the caller passes `len` readable bytes at `q` (mysql_real_query contract).
-        Some(l) => unsafe { std::slice::from_raw_parts(q.cast::<u8>(), l as usize) },
-        // SAFETY: mysql_query's statement is NUL-terminated.
-        None => unsafe { CStr::from_ptr(q) }.to_bytes(),
-    };
-    let rewritten = boundary::catch(|| {
-        let Some(u) = mysql_sql::parse_use(stmt) else {
-            return Ok(None);
-        };
-        Ok(decide::decide(Engine::Mysql, &u.name, via)?
-            .map(|new| mysql_sql::replace_use(stmt, &u, &new)))
-    });
-    match rewritten {
-        Ok(None) => call(real, || run(real, q, n)),
-        Ok(Some(new)) => match CString::new(new) {
-            Ok(c) => {
-                let l = c.as_bytes().len() as c_ulong;
-                call(real, || run(real, c.as_ptr(), l))
-            }
-            Err(_) => {
-                set_error(real, mysql, "rewritten USE statement contains a NUL byte");
-                1
-            }
+    let run = &run;
+    hook::run(
+        caller,
+        |real| run(real, q, n),
+        |real| {
+            // SAFETY: the function's contract.
+            let Some(new) = (unsafe { rewrite_use(q, len, via) })? else {
+                return Ok(None);
+            };
+            let l = new.as_bytes().len() as c_ulong;
+            Ok(Some(call(real, || run(real, new.as_ptr(), l))))
         },
-        Err(e) => {
-            set_error(real, mysql, &e);
+        |real, msg| {
+            match real {
+                // SAFETY: the function's contract.
+                Some(real) => unsafe { set_error(real, mysql, msg) },
+                None => dlog!(Level::Error, "no safe real {via}: {msg}"),
+            }
             1
-        }
-    }
+        },
+    )
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_query`'s arguments and contract.
 unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize) -> c_int {
-    if !may_be_use(q, None) {
-        if let Some(real) = MY.cached(caller) {
-            // SAFETY: forwarding the caller's arguments to the real function of its copy.
-            return unsafe { (real.query)(mysql, q) };
+    // SAFETY: the function's contract; forwarding the caller's arguments to the real function
+    // of its copy (a rewritten statement is a NUL-terminated CString alive across the call).
+    unsafe {
+        if !may_be_use(q, None) {
+            if let Some(real) = MY.cached(caller) {
+                return (real.query)(mysql, q);
+            }
         }
+        query_hook(caller, "mysql_query", mysql, q, None, |r, q, _| {
+            (r.query)(mysql, q)
+        })
     }
-    // SAFETY: forwarding; a rewritten statement is NUL-terminated (CString).
-    query_hook(caller, "mysql_query", mysql, q, None, |r, q, _| unsafe {
-        (r.query)(mysql, q)
-    })
 }
 
 /// `mysql_real_query` and `mysql_send_query` (same signature): the fast path, else the slow one.
+///
+/// # Safety
+/// `len` bytes are readable at `q` (or `q` is NULL); `mysql` is NULL or an initialised handle.
 #[inline(always)]
-fn sized_query(
+unsafe fn sized_query(
     via: &'static str,
     pick: fn(&MyReal) -> RealQueryFn,
     mysql: *mut Mysql,
@@ -493,32 +543,40 @@ fn sized_query(
     len: c_ulong,
     caller: usize,
 ) -> c_int {
-    if !may_be_use(q, Some(len)) {
-        if let Some(real) = MY.cached(caller) {
-            // SAFETY: forwarding the caller's arguments to the real function of its copy.
-            return unsafe { pick(real)(mysql, q, len) };
+    // SAFETY: the function's contract; forwarding the caller's arguments (or a live CString with
+    // its length) to the real function of its copy.
+    unsafe {
+        if !may_be_use(q, Some(len)) {
+            if let Some(real) = MY.cached(caller) {
+                return pick(real)(mysql, q, len);
+            }
         }
+        query_hook(caller, via, mysql, q, Some(len), |r, q, n| {
+            pick(r)(mysql, q, n)
+        })
     }
-    // SAFETY: forwarding the caller's arguments or a live CString with its length.
-    query_hook(caller, via, mysql, q, Some(len), |r, q, n| unsafe {
-        pick(r)(mysql, q, n)
-    })
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_real_query`'s arguments and contract.
 unsafe extern "C" fn my_real_query(
     mysql: *mut Mysql,
     q: *const c_char,
     len: c_ulong,
     caller: usize,
 ) -> c_int {
-    sized_query("mysql_real_query", |r| r.real_query, mysql, q, len, caller)
+    // SAFETY: the same contract.
+    unsafe { sized_query("mysql_real_query", |r| r.real_query, mysql, q, len, caller) }
 }
 
+/// # Safety
+/// Called through the trampoline with `mysql_send_query`'s arguments and contract.
 unsafe extern "C" fn my_send_query(
     mysql: *mut Mysql,
     q: *const c_char,
     len: c_ulong,
     caller: usize,
 ) -> c_int {
-    sized_query("mysql_send_query", |r| r.send_query, mysql, q, len, caller)
+    // SAFETY: the same contract.
+    unsafe { sized_query("mysql_send_query", |r| r.send_query, mysql, q, len, caller) }
 }

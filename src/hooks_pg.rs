@@ -1,15 +1,17 @@
 //! libpq hooks: `PQconnectdb`, `PQconnectdbParams`, `PQconnectStart`, `PQconnectStartParams`,
-//! `PQsetdbLogin`. Each body: pass inner calls of libpq to its own exports straight through to the
-//! same copy (notes §4); find the copy this call site uses (notes §3); rewrite the effective database
-//! name (pure `conninfo` module + `decide`); call the real function. On any refusal or internal error
-//! the connect fails with a `dagz:` message made by the real libpq, never the un-rerouted database.
+//! `PQsetdbLogin`, on the skeleton of `hook.rs`. The rewrite: decide what can be decided without
+//! the name (bypass, engine disabled) before parsing anything, else find the effective database
+//! name (pure `core::conninfo`), decide (`decide`), call the real function with the rewritten
+//! arguments. On any refusal or internal error the connect fails with a `dagz:` message made by
+//! the real libpq, never the un-rerouted database.
 
-use crate::boundary;
 use crate::conninfo::{self, PgEnv, RewriteError};
+use crate::core::message;
 use crate::cstr::bytes;
-use crate::decide;
+use crate::decide::Decider;
 use crate::dlog;
 use crate::guard::{self, Slot};
+use crate::hook::{self, call_real, RealTable};
 use crate::log::Level;
 use crate::policy::Engine;
 use crate::resolve::{Family, Lib};
@@ -68,6 +70,13 @@ const SIBLINGS: &[&str] = &[
 
 static PG: Family<PgReal> = Family::new(SIBLINGS, c"PQconnectStart", build);
 
+impl RealTable for PgReal {
+    const SLOT: Slot = Slot::Pg;
+    fn family() -> &'static Family<PgReal> {
+        &PG
+    }
+}
+
 crate::trampoline_reg! {
     PQconnectdb => pq_connectdb, "rsi";
     PQconnectStart => pq_connect_start, "rsi";
@@ -116,8 +125,13 @@ fn cstring(b: Vec<u8>) -> Result<CString, String> {
     CString::new(b).map_err(|_| "rewritten value contains a NUL byte".to_owned())
 }
 
-fn decider(via: &'static str) -> impl FnMut(&str) -> Result<Option<String>, String> {
-    move |name| decide::decide(Engine::Postgres, name, via)
+/// The decision for this connect, or `None` when it is decided without parsing (a keep).
+///
+/// # Safety
+/// As [`Decider::start`]: dropped before the hook returns.
+unsafe fn decider<'e>(via: &'static str) -> Option<Decider<'e>> {
+    // SAFETY: the function's contract.
+    unsafe { Decider::start(Engine::Postgres, via) }
 }
 
 fn rewrite_err(e: RewriteError) -> String {
@@ -134,62 +148,47 @@ fn fail_conninfo(msg: &str) -> CString {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let escaped = one_line.replace('\\', "\\\\").replace('\'', "\\'");
-    CString::new(format!("sslmode='dagz: {escaped}'")).unwrap_or_default()
+    let escaped = message::prefixed(&one_line)
+        .replace('\\', "\\\\")
+        .replace('\'', "\\'");
+    CString::new(format!("sslmode='{escaped}'")).unwrap_or_default()
 }
 
 fn refuse_log(via: &str, msg: &str) {
     dlog!(Level::Error, "pg connect refused ({via}): {msg}");
 }
 
-/// Shared shape of every hook body. `pass` calls the real function with the original arguments,
-/// `rewrite` computes new arguments and calls the real function with them (or returns `Ok(None)`).
-unsafe fn run(
+/// The hook skeleton for libpq: a refusal is a connect that fails in the real libpq with the
+/// message (or a NULL `PGconn`, libpq's "could not even allocate", when no copy may be called).
+fn run(
     caller: usize,
     via: &'static str,
     start: bool,
-    pass: impl Fn(&PgReal) -> *mut PGconn,
+    pass: impl FnOnce(&'static PgReal) -> *mut PGconn,
     rewrite: impl FnOnce(&'static PgReal) -> Result<Option<*mut PGconn>, String>,
 ) -> *mut PGconn {
-    let inside = guard::inside(Slot::Pg);
-    if inside != 0 {
-        // SAFETY: non-zero INSIDE values are `&'static PgReal` set by this function below.
-        return pass(unsafe { &*(inside as *const PgReal) });
-    }
-    let real = match boundary::catch(|| PG.for_caller(caller)) {
-        Ok(r) => r,
-        Err(e) => {
-            // No copy we may safely call: a NULL PGconn is libpq's "could not even allocate".
-            refuse_log(via, &format!("no safe real {via}: {e}"));
+    hook::run(caller, pass, rewrite, |real, msg| {
+        let Some(real) = real else {
+            refuse_log(via, &format!("no safe real {via}: {msg}"));
             return std::ptr::null_mut();
-        }
-    };
-    if guard::bypass_depth() > 0 {
-        return call_real(real, || pass(real));
-    }
-    match boundary::catch(|| rewrite(real)) {
-        Ok(Some(conn)) => conn,
-        Ok(None) => call_real(real, || pass(real)),
-        Err(msg) => {
-            refuse_log(via, &msg);
-            let ci = fail_conninfo(&msg);
-            // SAFETY: `ci` is a valid NUL-terminated conninfo; the functions are this copy's.
-            call_real(real, || unsafe {
-                if start {
-                    (real.connect_start)(ci.as_ptr())
-                } else {
-                    (real.connectdb)(ci.as_ptr())
-                }
-            })
-        }
-    }
+        };
+        refuse_log(via, msg);
+        let ci = fail_conninfo(msg);
+        // SAFETY: `ci` is a valid NUL-terminated conninfo; the functions are this copy's.
+        call_real(real, || unsafe {
+            if start {
+                (real.connect_start)(ci.as_ptr())
+            } else {
+                (real.connectdb)(ci.as_ptr())
+            }
+        })
+    })
 }
 
-/// Calls `f` marked as inside the real functions of `real`.
-fn call_real(real: &'static PgReal, f: impl FnOnce() -> *mut PGconn) -> *mut PGconn {
-    guard::inside_call(Slot::Pg, real as *const PgReal as usize, f)
-}
-
+/// `PQconnectdb` / `PQconnectStart`.
+///
+/// # Safety
+/// `conninfo` is NULL or a NUL-terminated string (libpq's contract).
 unsafe fn conninfo_hook(
     conninfo: *const c_char,
     caller: usize,
@@ -197,34 +196,48 @@ unsafe fn conninfo_hook(
     start: bool,
 ) -> *mut PGconn {
     let pick = move |r: &PgReal| if start { r.connect_start } else { r.connectdb };
-    // SAFETY (closures): `conninfo` is the caller's argument, forwarded unchanged or replaced by a
-    // CString that lives across the call.
+    // SAFETY: forwarding the caller's argument to this copy's function of the same signature.
     let pass = move |r: &PgReal| unsafe { pick(r)(conninfo) };
     run(caller, via, start, pass, move |real| {
-        let Some(ci) = bytes(conninfo) else {
+        // SAFETY: the function's contract (above).
+        let Some(ci) = (unsafe { bytes(conninfo) }) else {
             return Ok(None);
         };
-        match conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut decider(via)).map_err(rewrite_err)? {
-            None => Ok(None),
-            Some(new) => {
-                let new = cstring(new)?;
-                Ok(Some(call_real(real, || unsafe {
-                    pick(real)(new.as_ptr())
-                })))
-            }
-        }
+        // SAFETY: `d` is dropped before the hook returns.
+        let Some(mut d) = (unsafe { decider(via) }) else {
+            return Ok(None);
+        };
+        let new = conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| d.decide(n))
+            .map_err(rewrite_err)?;
+        let Some(new) = new else { return Ok(None) };
+        let new = cstring(new)?;
+        // SAFETY: `new` is a NUL-terminated conninfo alive across the call; the function is
+        // this copy's.
+        Ok(Some(call_real(real, || unsafe {
+            pick(real)(new.as_ptr())
+        })))
     })
 }
 
+/// # Safety
+/// Called through the trampoline with `PQconnectdb`'s arguments and contract.
 unsafe extern "C" fn pq_connectdb(conninfo: *const c_char, caller: usize) -> *mut PGconn {
-    conninfo_hook(conninfo, caller, "PQconnectdb", false)
+    // SAFETY: the same contract.
+    unsafe { conninfo_hook(conninfo, caller, "PQconnectdb", false) }
 }
 
+/// # Safety
+/// Called through the trampoline with `PQconnectStart`'s arguments and contract.
 unsafe extern "C" fn pq_connect_start(conninfo: *const c_char, caller: usize) -> *mut PGconn {
-    conninfo_hook(conninfo, caller, "PQconnectStart", true)
+    // SAFETY: the same contract.
+    unsafe { conninfo_hook(conninfo, caller, "PQconnectStart", true) }
 }
 
 /// Reads the NULL-terminated keyword array and its parallel value array.
+///
+/// # Safety
+/// libpq's contract: `kw` is NULL or terminated by a NULL entry, `vals` is NULL or has at least
+/// as many entries as `kw` before it; every string is NUL-terminated and outlives `'a`.
 unsafe fn read_params<'a>(
     kw: *const *const c_char,
     vals: *const *const c_char,
@@ -234,20 +247,56 @@ unsafe fn read_params<'a>(
         return out;
     }
     for i in 0.. {
-        // SAFETY: libpq's contract: `keywords` is terminated by a NULL entry and `values` has at
-        // least as many entries as `keywords` before it.
-        let k = unsafe { *kw.add(i) };
-        let Some(k) = bytes(k) else { break };
+        // SAFETY: the contract above; entries 0..i were not NULL, so entry i is in the array.
+        let Some(k) = (unsafe { bytes(*kw.add(i)) }) else {
+            break;
+        };
         let v = if vals.is_null() {
             None
         } else {
-            bytes(unsafe { *vals.add(i) })
+            // SAFETY: `vals` has an entry for every non-NULL keyword.
+            unsafe { bytes(*vals.add(i)) }
         };
         out.push((k, v));
     }
     out
 }
 
+/// New keyword and value arrays for the real call: the CStrings and the NULL-terminated pointer
+/// arrays into them (valid while the first two live).
+struct Arrays {
+    _keys: Vec<CString>,
+    _values: Vec<Option<CString>>,
+    kp: Vec<*const c_char>,
+    vp: Vec<*const c_char>,
+}
+
+fn arrays(new: conninfo::ParamList) -> Result<Arrays, String> {
+    let mut keys = Vec::with_capacity(new.len());
+    let mut values = Vec::with_capacity(new.len());
+    for (k, v) in new {
+        keys.push(cstring(k)?);
+        values.push(v.map(cstring).transpose()?);
+    }
+    let mut kp: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr()).collect();
+    let mut vp: Vec<*const c_char> = values
+        .iter()
+        .map(|v| v.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+        .collect();
+    kp.push(std::ptr::null());
+    vp.push(std::ptr::null());
+    Ok(Arrays {
+        _keys: keys,
+        _values: values,
+        kp,
+        vp,
+    })
+}
+
+/// `PQconnectdbParams` / `PQconnectStartParams`.
+///
+/// # Safety
+/// As [`read_params`].
 unsafe fn params_hook(
     kw: *const *const c_char,
     vals: *const *const c_char,
@@ -263,53 +312,56 @@ unsafe fn params_hook(
             r.connectdb_params
         }
     };
-    // SAFETY (closures): forwarding the caller's arrays, or arrays of CStrings alive across the call.
+    // SAFETY: forwarding the caller's arrays to this copy's function of the same signature.
     let pass = move |r: &PgReal| unsafe { pick(r)(kw, vals, expand) };
     run(caller, via, start, pass, move |real| {
+        // SAFETY: `d` is dropped before the hook returns.
+        let Some(mut d) = (unsafe { decider(via) }) else {
+            return Ok(None);
+        };
+        // SAFETY: the function's contract (above).
         let params = unsafe { read_params(kw, vals) };
         let rewritten =
-            conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut decider(via))
+            conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut |n| d.decide(n))
                 .map_err(rewrite_err)?;
         let Some(new) = rewritten else {
             return Ok(None);
         };
-        let mut keys = Vec::with_capacity(new.len());
-        let mut values = Vec::with_capacity(new.len());
-        for (k, v) in new {
-            keys.push(cstring(k)?);
-            values.push(v.map(cstring).transpose()?);
-        }
-        let mut kp: Vec<*const c_char> = keys.iter().map(|k| k.as_ptr()).collect();
-        let mut vp: Vec<*const c_char> = values
-            .iter()
-            .map(|v| v.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
-            .collect();
-        kp.push(std::ptr::null());
-        vp.push(std::ptr::null());
+        let a = arrays(new)?;
+        // SAFETY: NULL-terminated arrays of NUL-terminated strings, alive across the call.
         Ok(Some(call_real(real, || unsafe {
-            pick(real)(kp.as_ptr(), vp.as_ptr(), expand)
+            pick(real)(a.kp.as_ptr(), a.vp.as_ptr(), expand)
         })))
     })
 }
 
+/// # Safety
+/// Called through the trampoline with `PQconnectdbParams`'s arguments and contract.
 unsafe extern "C" fn pq_connectdb_params(
     kw: *const *const c_char,
     vals: *const *const c_char,
     expand: c_int,
     caller: usize,
 ) -> *mut PGconn {
-    params_hook(kw, vals, expand, caller, "PQconnectdbParams", false)
+    // SAFETY: the same contract.
+    unsafe { params_hook(kw, vals, expand, caller, "PQconnectdbParams", false) }
 }
 
+/// # Safety
+/// Called through the trampoline with `PQconnectStartParams`'s arguments and contract.
 unsafe extern "C" fn pq_connect_start_params(
     kw: *const *const c_char,
     vals: *const *const c_char,
     expand: c_int,
     caller: usize,
 ) -> *mut PGconn {
-    params_hook(kw, vals, expand, caller, "PQconnectStartParams", true)
+    // SAFETY: the same contract.
+    unsafe { params_hook(kw, vals, expand, caller, "PQconnectStartParams", true) }
 }
 
+/// # Safety
+/// Called through the trampoline with `PQsetdbLogin`'s arguments and contract: every string
+/// argument is NULL or NUL-terminated.
 unsafe extern "C" fn pq_setdb_login(
     host: *const c_char,
     port: *const c_char,
@@ -320,14 +372,21 @@ unsafe extern "C" fn pq_setdb_login(
     pwd: *const c_char,
 ) -> *mut PGconn {
     let via = "PQsetdbLogin";
-    // SAFETY (closures): forwarding the caller's arguments, or a CString alive across the call.
+    // SAFETY: forwarding the caller's arguments to this copy's function of the same signature.
     let pass =
         move |r: &PgReal| unsafe { (r.setdb_login)(host, port, options, tty, db, login, pwd) };
     run(guard::caller(), via, false, pass, move |real| {
-        let new = conninfo::rewrite_setdb(bytes(db), bytes(login), &ProcessEnv, &mut decider(via))
+        // SAFETY: `d` is dropped before the hook returns.
+        let Some(mut d) = (unsafe { decider(via) }) else {
+            return Ok(None);
+        };
+        // SAFETY: the function's contract (above).
+        let (db_b, login_b) = unsafe { (bytes(db), bytes(login)) };
+        let new = conninfo::rewrite_setdb(db_b, login_b, &ProcessEnv, &mut |n| d.decide(n))
             .map_err(rewrite_err)?;
         let Some(new) = new else { return Ok(None) };
         let new = cstring(new)?;
+        // SAFETY: the caller's arguments, `db` replaced by a CString alive across the call.
         Ok(Some(call_real(real, || unsafe {
             (real.setdb_login)(host, port, options, tty, new.as_ptr(), login, pwd)
         })))

@@ -242,6 +242,7 @@ fn bound_siblings(caller: &Object, siblings: &[&str]) -> Vec<(String, Object)> {
 fn dlopen_noload(obj: &Object) -> *mut c_void {
     // SAFETY: the main program has an empty l_name; for it, dlopen(NULL) is its handle.
     let name = unsafe { (*obj.lm).l_name };
+    // SAFETY: a non-NULL l_name is a NUL-terminated string owned by the loader (first byte read).
     let name = if name.is_null() || unsafe { *name } == 0 {
         std::ptr::null()
     } else {

@@ -43,6 +43,7 @@ fn libpq_parse(s: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
             let m = unsafe { CStr::from_ptr(err) }
                 .to_string_lossy()
                 .into_owned();
+            // SAFETY: `err` was allocated by libpq and is freed once, here.
             unsafe { PQfreemem(err.cast()) };
             m
         };
