@@ -88,18 +88,20 @@ cargo-test: deps
 	@$(PHASE) "cargo test --release" $(CARGO) test --release --quiet
 
 # The suite's names on the servers start with a run prefix (dz_ + 6 random hex) that
-# scripts/leftovers.py makes and hands to pytest (DAGZ_E2E_RUN); it lists both servers and
-# /tmp/dagz-run-* before and after the suite and fails the target if the run left or removed
-# anything (see its docstring for what counts). pytest's own failure keeps its exit code.
+# scripts/leftovers.py makes and hands to pytest (DAGZ_E2E_RUN), and the suite gets a TMPDIR of its
+# own (/tmp/<prefix>.XXXXXX, removed at the end). leftovers.py lists both servers and the
+# dagz-run-* folders before and after the suite and fails the target if the run left or removed
+# anything (its docstring says what counts). pytest's own failure keeps its exit code.
 e2e: build venv
 	@snap=$$(mktemp target/e2e-snapshot.XXXXXX); \
 	run=$$($(VENV)/bin/python scripts/leftovers.py snapshot "$$snap") || { rm -f "$$snap"; exit 2; }; \
+	tmp=$$(mktemp -d "/tmp/$$run.XXXXXX"); \
 	rc=0; \
-	DAGZ_E2E_RUN=$$run $(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e (names $${run}_*)" \
+	DAGZ_E2E_RUN=$$run TMPDIR=$$tmp $(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e (names $${run}_*)" \
 		$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS) || rc=$$?; \
-	$(PHASE) "e2e: leftovers check (databases on both servers, /tmp/dagz-run-*)" \
-		$(VENV)/bin/python scripts/leftovers.py compare "$$snap" || { [ $$rc -ne 0 ] || rc=1; }; \
-	rm -f "$$snap"; \
+	$(PHASE) "e2e: leftovers check (databases on both servers, dagz-run-* folders)" \
+		$(VENV)/bin/python scripts/leftovers.py compare "$$snap" --tmp "$$tmp" || { [ $$rc -ne 0 ] || rc=1; }; \
+	rm -rf "$$snap" "$$tmp"; \
 	exit $$rc
 
 test: build venv cargo-test e2e

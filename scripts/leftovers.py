@@ -4,8 +4,10 @@
                                     records every database and role/user on both servers and every
                                     /tmp/dagz-run-* folder in FILE, prints the prefix (the Makefile
                                     hands it to pytest as DAGZ_E2E_RUN)
-    leftovers.py compare FILE       after the suite: the same listing again; exit 1 when the run
-                                    added or removed something (listed), else 0
+    leftovers.py compare FILE [--tmp DIR]
+                                    after the suite: the same listing again; exit 1 when the run
+                                    added or removed something (listed), else 0; DIR is the
+                                    suite's TMPDIR (searched for dagz-run-* folders)
 
 What counts, and why (strict, yet not flaky on a machine shared with other sessions):
 
@@ -23,13 +25,15 @@ What counts, and why (strict, yet not flaky on a machine shared with other sessi
   demo's ``shop``, a helper's run of older code), so by default it is listed as a note and does
   not fail. With ``--strict`` (also when ``$CI`` or ``$LEFTOVERS_STRICT`` is set: a CI machine
   runs nothing else) every added or removed name fails, other runs' ``dz_`` names included.
-* ``/tmp/dagz-run-*`` folders have no run prefix. The folder of a live dagz run is named in the
-  environment of its xdist workers (``DAGZ_RUN_DIR``), so the check reads ``/proc/*/environ``: a
-  new folder that no live process refers to (re-checked for a few seconds, for a run between
-  ``mkdtemp`` and starting its workers, or between its workers' exit and its clean-up) is a leak
-  and fails; a new one in use by a live run is another session's and noted. A folder that was
-  there before and is gone fails if no live run used it (someone removed a stale folder they did
-  not make); one that belonged to a live run has simply ended. ``--strict`` counts every change.
+* ``dagz-run-*`` folders have no run prefix, so `make e2e` gives the suite a TMPDIR of its own
+  (``/tmp/<run prefix>.XXXXXX``, passed to ``compare --tmp``; pytest's basetemp and every inner
+  run's TMPDIR lie below it unless a test sets its own in there): **any dagz-run-* folder anywhere
+  under it fails** (a dagz run of this suite did not remove its folder), before the Makefile
+  removes the directory. In ``/tmp`` itself the suite has nothing to put, so a change there is
+  someone else's unless code ignores TMPDIR: new or vanished ``/tmp/dagz-run-*`` folders are
+  noted with whether a live process uses them (``DAGZ_RUN_DIR`` in ``/proc/*/environ``), and
+  fail only with ``--strict``. (Other sessions' runs of older checkouts do leave such folders
+  behind in /tmp while this suite runs.)
 """
 
 from __future__ import annotations
@@ -53,9 +57,6 @@ PREFIX_RE = re.compile(r"dz_[0-9a-f]{6}")
 #: per-test names older checkouts of this suite make (``dzw_``, ``dzctl_``, ``dzrefuse_``,
 #: ``dagz_wdb_``/``dagz_dbu_``/``dagz_otel_``), which other worktrees on the machine may still run.
 OTHER_RUN_RE = re.compile(r"dz|dagz_(wdb|dbu|otel)_")
-#: How long an unreferenced new dagz-run-* folder is watched before it counts as a leak.
-GRACE_S = 6.0
-
 #: kind -> what it is called in messages
 KINDS = {
     "pg": "PostgreSQL database",
@@ -198,7 +199,7 @@ def _judge_added(
     if kind == "run-dir":
         if name in live:
             return False, f"added   {label} {name}: in use by live pid {live[name]}"
-        return True, f"added   {label} {name}: no live run uses it (a leak)"
+        return False, f"added   {label} {name}: no live run uses it (another session's leak?)"
     if OTHER_RUN_RE.match(name):
         return False, f"added   {label} {name}: another test run's name"
     return False, f"added   {label} {name}: not a name of this run (another session?)"
@@ -212,7 +213,7 @@ def _judge_removed(kind: str, name: str, strict: bool, live: dict[str, int]) -> 
     if kind == "run-dir":
         if name in live:
             return False, f"removed {label} {name}: its run (pid {live[name]}) ended"
-        return True, f"removed {label} {name}: a stale folder this run did not make"
+        return False, f"removed {label} {name}: a stale folder (another session cleaned up?)"
     if OTHER_RUN_RE.match(name):
         return False, f"removed {label} {name}: another test run's name"
     return True, (
@@ -221,22 +222,18 @@ def _judge_removed(kind: str, name: str, strict: bool, live: dict[str, int]) -> 
     )
 
 
-def _settle_run_dirs(before: list[str]) -> None:
-    """Waits up to GRACE_S while a new dagz-run folder is neither gone nor used by a live run."""
-    deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline:
-        new = set(_run_dirs()) - set(before)
-        live = _live_run_dirs()
-        if all(d in live for d in new):
-            return
-        time.sleep(0.5)
+def _suite_run_dirs(tmp: Path | None) -> list[str]:
+    """Every dagz-run-* folder anywhere under the suite's own TMPDIR."""
+    if tmp is None:
+        return []
+    return sorted(str(p) for p in tmp.rglob("dagz-run-*") if p.is_dir() and not p.is_symlink())
 
 
-def compare(path: Path, strict: bool) -> int:
+def compare(path: Path, strict: bool, tmp: Path | None = None) -> int:
     before = json.loads(path.read_text())
     prefix = str(before["prefix"])
-    if not strict:
-        _settle_run_dirs(before["names"]["run-dir"])
+    if tmp is not None and not tmp.is_dir():
+        _fail(f"--tmp {tmp}: no such directory (the suite's TMPDIR)")
     after = _state()
     live_before: dict[str, int] = before.get("live", {})
     failures: list[str] = []
@@ -247,6 +244,8 @@ def compare(path: Path, strict: bool) -> int:
         judged += [_judge_removed(kind, n, strict, live_before) for n in sorted(old - new)]
         for fails, text in judged:
             (failures if fails else notes).append(text)
+    for folder in _suite_run_dirs(tmp):
+        failures.append(f"left    {KINDS['run-dir']} {folder} in the suite's TMPDIR")
 
     mode = "strict: every change counts" if strict else "names of other sessions are only noted"
     print(f"leftovers: run prefix {prefix} ({mode})")
@@ -277,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     comp = sub.add_parser("compare", help="compare with a snapshot; exit 1 on a leak")
     comp.add_argument("file", type=Path)
     comp.add_argument(
+        "--tmp", type=Path, help="the suite's TMPDIR: no dagz-run-* may be left in it"
+    )
+    comp.add_argument(
         "--strict",
         action="store_true",
         default=bool(os.environ.get("CI") or os.environ.get("LEFTOVERS_STRICT")),
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return snapshot(args.file, args.prefix)
     if not args.file.is_file():
         _fail(f"no snapshot at {args.file}: run `leftovers.py snapshot {args.file}` first")
-    return compare(args.file, args.strict)
+    return compare(args.file, args.strict, args.tmp)
 
 
 if __name__ == "__main__":
