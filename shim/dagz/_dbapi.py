@@ -1,4 +1,4 @@
-"""What `_pg` and `_mysql` share about DB-API drivers."""
+"""What the database engines (`dagz.engines`) share about choosing a DB-API driver."""
 
 from __future__ import annotations
 

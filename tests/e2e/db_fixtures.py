@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from dagz import _mysql, _pg
+from dagz.engines import mysql as _mysql
+from dagz.engines import postgres as _pg
 
 PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
