@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from dagz.errors import EngineError
+
 
 def first_importable(*names: str) -> tuple[str, Any] | None:
     """(name, module) of the first of `names` that imports, in order of preference."""
@@ -14,3 +16,12 @@ def first_importable(*names: str) -> tuple[str, Any] | None:
         except ImportError:
             continue
     return None
+
+
+def driver(family: str, needs: str, *names: str) -> tuple[str, Any]:
+    """(name, module) of the first importable of `names`; else an `EngineError` saying that the
+    `family` utilities need `needs`."""
+    found = first_importable(*names)
+    if found is None:
+        raise EngineError(f"dagz: {family} utilities need {needs}; neither is importable")
+    return found

@@ -46,11 +46,12 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote
 
 from dagz.engines.base import (
@@ -85,6 +86,7 @@ __all__ = [
     "RUN_DIR_ENV",
     "STAMP_PREFIX",
     "UNSUPPORTED",
+    "Fingerprinted",
     "Kept",
     "Outcome",
     "Owned",
@@ -92,6 +94,7 @@ __all__ = [
     "building_text",
     "combine",
     "decide",
+    "engine_provision",
     "fresh_requested",
     "owned_from_rows",
     "parse_stamp",
@@ -183,6 +186,41 @@ def combine(first: str, parts: Mapping[str, str | None]) -> str:
 
 # --------------------------------------------------------------------------------------------
 # decisions
+
+
+class Fingerprinted:
+    """Mixin of what was read of a database: its fingerprint from `catalog` (the md5 of its
+    catalog), `bookkeeping` (the md5 of the rows of each bookkeeping table) and `hashes` (the
+    md5 of the rows of each other table holding rows, when they were read)."""
+
+    catalog: str
+    bookkeeping: dict[str, str | None]
+    hashes: dict[str, str]
+
+    @property
+    def schema_fp(self) -> str:
+        return combine(self.catalog, self.bookkeeping)
+
+    @property
+    def fingerprint(self) -> str:
+        """The full fingerprint (schema and data)."""
+        return combine(self.schema_fp, dict(self.hashes))
+
+
+def engine_provision(package: str) -> Callable[..., Outcome]:
+    """The module-level `provision` of the engine package named `package`."""
+
+    def provision_(
+        base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
+    ) -> Outcome:
+        """Makes `target` a copy of `base`, keeping the one from the last run when it still is
+        one (`dagz.engines.warm.provision`)."""
+        engine = cast(Engine, sys.modules[package])
+        return provision(engine, base, target, fresh=fresh, connect_kwargs=connect_kwargs)
+
+    provision_.__name__ = provision_.__qualname__ = "provision"
+    provision_.__module__ = package
+    return provision_
 
 
 def fresh_requested() -> bool:

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from dagz._bypass import hard_bypass
-from dagz._dbapi import first_importable
+from dagz._dbapi import driver
 from dagz.engines.base import DbConnection, opened, quoted, redact
 from dagz.errors import EngineError
 
@@ -30,12 +30,7 @@ _SSL_KWARGS = frozenset(
 
 def _driver() -> tuple[str, Any]:
     """(name, module) of the driver to use."""
-    found = first_importable("MySQLdb", "pymysql")
-    if found is None:
-        raise EngineError(
-            "dagz: MySQL utilities need mysqlclient (MySQLdb) or PyMySQL; neither is importable"
-        )
-    return found
+    return driver("MySQL", "mysqlclient (MySQLdb) or PyMySQL", "MySQLdb", "pymysql")
 
 
 def _open(db: str | None, multi: bool, user_kwargs: dict[str, object]) -> Any:

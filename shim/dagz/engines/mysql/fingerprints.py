@@ -237,7 +237,7 @@ def _session_settings(conn: DbConnection) -> list[str]:
 
 
 @dataclass
-class _Listing:
+class _Listing(warm.Fingerprinted):
     """What `provision` reads of a database before deciding."""
 
     catalog_: _Catalog
@@ -258,15 +258,6 @@ class _Listing:
     @property
     def catalog(self) -> str:
         return warm.combine("mysql", self.parts)
-
-    @property
-    def schema_fp(self) -> str:
-        return warm.combine(self.catalog, self.bookkeeping)
-
-    @property
-    def fingerprint(self) -> str:
-        """The full fingerprint (schema and data; the data part needs ``mode="hash"``)."""
-        return warm.combine(self.schema_fp, dict(self.hashes))
 
 
 def _tables_sql(lit: str) -> str:

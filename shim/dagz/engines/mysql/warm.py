@@ -46,16 +46,6 @@ class _BaseRead:
     listing: _Listing | None
     trigger_defs: list[list[tuple[Any, ...]]]
 
-    @property
-    def fingerprint(self) -> str:
-        assert self.listing is not None
-        return self.listing.fingerprint
-
-    @property
-    def schema_fp(self) -> str:
-        assert self.listing is not None
-        return self.listing.schema_fp
-
 
 def _read_base(conn: DbConnection, base: str) -> _BaseRead:
     lb = _literal(conn, base)
@@ -211,6 +201,7 @@ class _Session:
     ) -> None:
         self.conn, self.base, self.target, self.what, self.kw = conn, base, target, what, kw
         self._target: _Listing | None = None
+        self._base: _BaseRead | None = None
         self._stamps: bool | None = None
 
     def unsupported(self) -> str:
@@ -232,27 +223,29 @@ class _Session:
         comment = None if not schemata or schemata[0][1] is None else str(schemata[0][1])
         return bool(schemata), comment
 
-    def read_base(self, stamp: Stamp | None) -> _BaseRead | None:
-        read = _read_base(self.conn, self.base)
-        return read if read.listing is not None else None
+    def read_base(self, stamp: Stamp | None) -> _Listing | None:
+        self._base = _read_base(self.conn, self.base)
+        return self._base.listing
 
-    def dump_base(self, base: _BaseRead, cache: Path) -> dict[str, Any] | None:
-        return _base_json(base)
+    def dump_base(self, listing: _Listing, cache: Path) -> dict[str, Any] | None:
+        assert self._base is not None
+        return _base_json(self._base)
 
-    def load_base(self, data: dict[str, Any], cache: Path) -> _BaseRead:
-        return _base_from_json(data)
+    def load_base(self, data: dict[str, Any], cache: Path) -> _Listing:
+        self._base = _base_from_json(data)
+        assert self._base.listing is not None
+        return self._base.listing
 
-    def live_schema_fp(self, base: _BaseRead) -> str | None:
-        t, b = self._target, base.listing
-        assert t is not None
-        assert b is not None
-        _second_pass(self.conn, [(self.target, t, "exists")], b.cols)
-        return t.schema_fp
-
-    def keep(self, base: _BaseRead, stamp: Stamp) -> Kept:
+    def live_schema_fp(self, listing: _Listing) -> str | None:
         assert self._target is not None
+        _second_pass(self.conn, [(self.target, self._target, "exists")], listing.cols)
+        return self._target.schema_fp
+
+    def keep(self, listing: _Listing, stamp: Stamp) -> Kept:
+        assert self._target is not None
+        assert self._base is not None
         try:
-            return _keep(self.conn, self.base, self.target, base, self._target)
+            return _keep(self.conn, self.base, self.target, self._base, self._target)
         except _BatchError as err:
             return Kept(KEEP_FAILED, _batch_error(self.what, err, self.kw).args[0])
 

@@ -8,18 +8,19 @@ Split by concern: `connection` (driver, connect, errors, quoting), `truncation`,
 
 from __future__ import annotations
 
-import sys
-from typing import cast
-
 from dagz.engines import warm as _lifecycle
-from dagz.engines.base import KEEP_TABLES, Engine, Outcome, Owned
-from dagz.engines.postgres.cloning import clone, drop
-from dagz.engines.postgres.connection import connect, quote_ident
-from dagz.engines.postgres.fingerprints import fingerprint
-from dagz.engines.postgres.listing import list_owned
-from dagz.engines.postgres.truncation import truncate
-from dagz.engines.postgres.warm import warm_session
-from dagz.errors import EngineError
+from dagz.engines.base import KEEP_TABLES as KEEP_TABLES
+from dagz.engines.base import Outcome as Outcome
+from dagz.engines.base import Owned as Owned
+from dagz.engines.postgres.cloning import clone as clone
+from dagz.engines.postgres.cloning import drop as drop
+from dagz.engines.postgres.connection import connect as connect
+from dagz.engines.postgres.connection import quote_ident as quote_ident
+from dagz.engines.postgres.fingerprints import fingerprint as fingerprint
+from dagz.engines.postgres.listing import list_owned as list_owned
+from dagz.engines.postgres.truncation import truncate as truncate
+from dagz.engines.postgres.warm import warm_session as warm_session
+from dagz.errors import EngineError as EngineError
 
 NAME = "postgres"
 LABEL = "PostgreSQL"
@@ -27,28 +28,5 @@ LABEL = "PostgreSQL"
 #: The name this error had before the engines shared one (`EngineError`).
 PgUtilError = EngineError
 
-__all__ = [
-    "KEEP_TABLES",
-    "LABEL",
-    "NAME",
-    "EngineError",
-    "Outcome",
-    "Owned",
-    "PgUtilError",
-    "clone",
-    "connect",
-    "drop",
-    "fingerprint",
-    "list_owned",
-    "provision",
-    "quote_ident",
-    "truncate",
-    "warm_session",
-]
-
-
-def provision(base: str, target: str, *, fresh: bool = False, **connect_kwargs: object) -> Outcome:
-    """Makes `target` a copy of `base`, keeping the one from the last run when it still is one
-    (`dagz.engines.warm.provision`)."""
-    engine = cast(Engine, sys.modules[__name__])
-    return _lifecycle.provision(engine, base, target, fresh=fresh, connect_kwargs=connect_kwargs)
+#: `dagz.engines.warm.provision` for this engine.
+provision = _lifecycle.engine_provision(__name__)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dagz._bypass import hard_bypass
-from dagz._dbapi import first_importable
+from dagz._dbapi import driver
 from dagz.engines.base import DbConnection, close_quietly, opened, quoted, redact
 from dagz.errors import EngineError
 
@@ -25,12 +25,7 @@ LOCK_TIMEOUT = "10s"
 
 def _driver() -> tuple[str, Any]:
     """(name, module) of the driver to use."""
-    found = first_importable("psycopg", "psycopg2")
-    if found is None:
-        raise EngineError(
-            "dagz: PostgreSQL utilities need psycopg (3) or psycopg2; neither is importable"
-        )
-    return found
+    return driver("PostgreSQL", "psycopg (3) or psycopg2", "psycopg", "psycopg2")
 
 
 def connect(dbname: str, /, **connect_kwargs: object) -> Any:

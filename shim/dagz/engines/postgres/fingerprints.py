@@ -207,7 +207,7 @@ class _Table:
 
 
 @dataclass
-class _State:
+class _State(warm.Fingerprinted):
     """One database as `provision` sees it, read in one snapshot."""
 
     token: _Token
@@ -223,15 +223,6 @@ class _State:
     hashes: dict[str, str] = field(default_factory=dict)
     seqvals: dict[str, tuple[str, str]] = field(default_factory=dict)
     bookkeeping: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def schema_fp(self) -> str:
-        return warm.combine(self.catalog, self.bookkeeping)
-
-    @property
-    def fingerprint(self) -> str:
-        """The full fingerprint (schema and data; the data part needs ``rows="hash"``)."""
-        return warm.combine(self.schema_fp, dict(self.hashes))
 
     def data_tables(self) -> list[_Table]:
         return [t for t in self.tables if t.name not in KEEP_TABLES]

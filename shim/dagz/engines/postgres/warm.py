@@ -169,16 +169,6 @@ class _Base:
     conn: Any = None
     data: Path | None = None
 
-    @property
-    def fingerprint(self) -> str:
-        assert self.state is not None
-        return self.state.fingerprint
-
-    @property
-    def schema_fp(self) -> str:
-        assert self.state is not None
-        return self.state.schema_fp
-
     def fill(self, worker_conn: DbConnection, tables: Sequence[_Table]) -> None:
         for table in tables:
             if self.data is None:
@@ -318,30 +308,32 @@ class _Session:
                 self._open_error = _one_line(exc, self.kw)
         return conn is not None, comment
 
-    def read_base(self, stamp: Stamp | None) -> _Base | None:
+    def read_base(self, stamp: Stamp | None) -> _State | None:
         self._source = _read_base_direct(self.base, stamp, self.what, self.kw)
-        return self._source if self._source.state is not None else None
+        return self._source.state
 
-    def dump_base(self, base: _Base, cache: Path) -> dict[str, Any] | None:
-        if base.state is None or not _save_rows(base, cache):
+    def dump_base(self, state: _State, cache: Path) -> dict[str, Any] | None:
+        source = self._source
+        if source is None or not _save_rows(source, cache):
             return None
-        base.close()
-        base.data = cache
-        return _state_json(base.state)
+        source.close()
+        source.data = cache
+        return _state_json(state)
 
-    def load_base(self, data: dict[str, Any], cache: Path) -> _Base:
-        self._source = _Base(_state_from_json(data), data=cache)
-        return self._source
+    def load_base(self, data: dict[str, Any], cache: Path) -> _State:
+        state = _state_from_json(data)
+        self._source = _Base(state, data=cache)
+        return state
 
-    def live_schema_fp(self, base: _Base) -> str | None:
+    def live_schema_fp(self, state: _State) -> str | None:
         return None  # compared in `keep`, from the stamp while the worker's token holds
 
-    def keep(self, base: _Base, stamp: Stamp) -> Kept:
-        state, worker = base.state, self._worker
-        if worker is None or state is None:
+    def keep(self, state: _State, stamp: Stamp) -> Kept:
+        source, worker = self._source, self._worker
+        if worker is None or source is None:
             return Kept(KEEP_FAILED, self._open_error)
         try:
-            kept = _keep(base, worker, stamp)
+            kept = _keep(source, worker, stamp)
             if kept.reason is None and not (state.unchanged and worker.unchanged):
                 # A token did not hold: fresh ones.
                 text = _stamp_of(state, self.base, state.token, worker.token, stamp.created)
