@@ -321,11 +321,14 @@ def fingerprint(db_name: str, **connect_kwargs: object) -> str:
             raise _error(what, exc, connect_kwargs) from exc
 
 
-def _fingerprint(conn: DbConnection) -> _State:
-    """The full state of a database (its catalog fingerprinted), in one snapshot."""
+def _fingerprint(
+    conn: DbConnection, since: _Token | None = None, catalog: str | None = None
+) -> _State:
+    """The full state of a database, in one snapshot; its catalog is fingerprinted unless
+    `catalog` is known to be its catalog's while the token `since` holds."""
     _begin(conn, snapshot=True)
     try:
-        return _read_state(conn, rows="hash", seqs=False)
+        return _read_state(conn, rows="hash", seqs=False, since=since, catalog=catalog)
     finally:
         _rollback(conn)
 

