@@ -72,8 +72,18 @@ if TYPE_CHECKING:
     from MySQLdb.connections import Connection as MyConnection
 
 BASE = "dagz_bench_prov"
-#: dagz keeps worker databases whose base did not change (issue 7) when it has `dagz._warm`.
-WARM_START = importlib.util.find_spec("dagz._warm") is not None
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent package does not exist
+        return False
+
+
+#: dagz keeps worker databases whose base did not change (issue 7) when it has warm start
+#: (`dagz.engines.warm`; `dagz._warm` before the engines were split by concern).
+WARM_START = _importable("dagz.engines.warm") or _importable("dagz._warm")
 TABLES = 101  # 100 + alembic_version
 FOREIGN_KEYS = 123
 HEAD = "0100"

@@ -15,7 +15,7 @@ rows again (committed, not timed) and then timing only the cleanup:
   foreign key checks off), one transaction, on an open connection. It does not reset
   identities, which the other two do;
 * PostgreSQL only, a reference that is not dagz's API: the same round trips as
-  ``dagz._pg.truncate``, built by its own helpers, on a connection kept open across
+  ``dagz.engines.postgres.truncate``, built by its own helpers, on a connection kept open across
   repetitions — how much of dagz's time is its fresh connection (backend start and cold
   catalog caches).
 
@@ -39,8 +39,10 @@ from collections.abc import Callable, Sequence
 
 import MySQLdb
 import psycopg
-from dagz import _mysql, _pg
 from dagz.config import MYSQL_CONFIG, PG_CONFIG
+from dagz.engines import mysql as _mysql
+from dagz.engines import postgres as _pg
+from dagz.engines.postgres import truncation as _pg_truncation
 
 # dagz reads the worker from the environment on every call: this process is worker 1, so
 # `truncate` accepts the per-worker database `dagz_bench_trunc_jw01`.
@@ -168,16 +170,17 @@ class Pg(Engine):
         self.kept = _pg.connect(DB, **PG_KW)
 
     def dagz_sql_kept(self) -> None:
-        """Reference, not dagz's API: the round trips of `dagz._pg.truncate` (discover, find the
-        tables with rows, one DELETE + setval transaction), built by its own helpers, on a
-        connection kept open — what `truncate` would cost if it did not connect every time."""
-        found = _pg._fetch(self.kept, _pg._DISCOVER_SQL)
+        """Reference, not dagz's API: the round trips of `dagz.engines.postgres.truncate`
+        (discover, find the tables with rows, one DELETE + setval transaction), built by its own
+        helpers, on a connection kept open — what `truncate` would cost if it did not connect
+        every time."""
+        found = _pg_truncation._fetch(self.kept, _pg_truncation._DISCOVER_SQL)
         tables = [(r[1], r[2]) for r in found if r[0] == "t" and r[2] not in _pg.KEEP_TABLES]
-        hits = _pg._fetch(self.kept, _pg._rows_query(tables))
+        hits = _pg_truncation._fetch(self.kept, _pg_truncation._rows_query(tables))
         with_rows = [tables[int(row[0])] for row in hits]
         sequences = [(int(r[3]), int(r[5])) for r in found if r[0] == "s"]
-        statements = _pg._empty_statements(with_rows, False, sequences)
-        _pg._execute(self.kept, f"BEGIN; {'; '.join(statements)}; COMMIT")
+        statements = _pg_truncation._empty_statements(with_rows, False, sequences)
+        _pg_truncation._execute(self.kept, f"BEGIN; {'; '.join(statements)}; COMMIT")
 
     def delete_all(self) -> None:
         with self.cleaner.transaction():

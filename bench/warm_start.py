@@ -13,9 +13,10 @@ of the 4 worker processes until the last one is done:
   database gets what a test run leaves behind: rows in a table that is empty in the base, a
   seed row deleted and one added. Every ``warm`` measurement must log ``kept`` for all 4
   (checked; a rebuild would make the row meaningless);
-* ``clone``: dagz's clone as it was before warm start, ``_pg.clone`` / ``_mysql.clone`` (drop the
-  leftover, ``CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`` on PostgreSQL; ``SHOW CREATE``
-  replay + ``INSERT … SELECT`` keeping foreign keys, views and triggers on MySQL);
+* ``clone``: dagz's clone as it was before warm start, ``dagz.engines.postgres.clone`` /
+  ``dagz.engines.mysql.clone`` (drop the leftover, ``CREATE DATABASE … TEMPLATE … STRATEGY
+  FILE_COPY`` on PostgreSQL; ``SHOW CREATE`` replay + ``INSERT … SELECT`` keeping foreign keys,
+  views and triggers on MySQL);
 * ``fresh``: the same worker_init with ``DAGZ_FRESH=1`` (``--dagz-fresh``): drop, clone,
   fingerprint the copy, stamp it — what a run pays when the base changed;
 * ``dump`` (MySQL): ``mysqldump --routines --events base | mysql wN`` after ``CREATE DATABASE wN``
@@ -127,8 +128,9 @@ def worker_main(num: int, conn: Connection) -> None:
     os.environ["DAGZ_WORKER"] = str(num)
     os.environ["DAGZ_WORKER_COUNT"] = str(WORKERS)
     os.environ.pop("DAGZ_FRESH", None)
-    from dagz import _mysql, _pg  # noqa: PLC0415
     from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
+    from dagz.engines import mysql as _mysql  # noqa: PLC0415
+    from dagz.engines import postgres as _pg  # noqa: PLC0415
 
     inits = {
         "pg": PG_CONFIG.create_worker_init([BASE], **PG_KW),

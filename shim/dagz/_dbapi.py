@@ -1,9 +1,11 @@
-"""What `_pg` and `_mysql` share about DB-API drivers."""
+"""What the database engines (`dagz.engines`) share about choosing a DB-API driver."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from dagz.errors import EngineError
 
 
 def first_importable(*names: str) -> tuple[str, Any] | None:
@@ -14,3 +16,12 @@ def first_importable(*names: str) -> tuple[str, Any] | None:
         except ImportError:
             continue
     return None
+
+
+def driver(family: str, needs: str, *names: str) -> tuple[str, Any]:
+    """(name, module) of the first importable of `names`; else an `EngineError` saying that the
+    `family` utilities need `needs`."""
+    found = first_importable(*names)
+    if found is None:
+        raise EngineError(f"dagz: {family} utilities need {needs}; neither is importable")
+    return found

@@ -5,11 +5,11 @@
     dagz db list [options]         the worker databases dagz owns on a server
     dagz db drop --all [options]   drop them all (or: --base NAME, those copied from NAME)
 
-A database is dagz's when its comment is a dagz stamp (see `dagz._warm`): every worker database
-`create_worker_init` made carries one, also a half-built one ("building"). Connection options
-work like psql's and mysql's: ``--host`` (127.0.0.1), ``--port`` (5432 / 3306), ``--user``
-(postgres / root), ``--password`` (else ``PGPASSWORD`` / ``MYSQL_PWD``); ``--engine pg|mysql``
-(default: both; an unreachable server is then only reported).
+A database is dagz's when its comment is a dagz stamp (see `dagz.engines.warm`): every worker
+database `create_worker_init` made carries one, also a half-built one ("building"). Connection
+options work like psql's and mysql's: ``--host`` (127.0.0.1), ``--port`` (5432 / 3306),
+``--user`` (postgres / root), ``--password`` (else ``PGPASSWORD`` / ``MYSQL_PWD``); ``--engine
+pg|mysql`` (default: both; an unreachable server is then only reported).
 """
 
 from __future__ import annotations
@@ -89,16 +89,6 @@ def _connect_kwargs(engine: str, args: argparse.Namespace) -> dict[str, object]:
     return kwargs
 
 
-def _utils(engine: str) -> Any:
-    if engine == "pg":
-        from dagz import _pg
-
-        return _pg
-    from dagz import _mysql
-
-    return _mysql
-
-
 def _size(size: int | None) -> str:
     if size is None:
         return "?"
@@ -127,13 +117,15 @@ def _age(created: datetime | None) -> str:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from dagz.engines import for_engine
+
     engines = [args.engine] if args.engine else list(_ENGINES)
     rows: list[tuple[str, Any, dict[str, object]]] = []
     failures: list[tuple[str, str]] = []
     for engine in engines:
         kwargs = _connect_kwargs(engine, args)
         try:
-            owned = _utils(engine).list_owned(**kwargs)
+            owned = for_engine(engine).list_owned(**kwargs)
         except Exception as exc:
             failures.append((engine, " ".join(str(exc).removeprefix("dagz: ").split())))
             continue
@@ -173,7 +165,7 @@ def _db(args: argparse.Namespace) -> int:
             print(f"would drop {engine} {item.name} (base {item.stamp.base})")
             continue
         try:
-            _utils(engine).drop(item.name, **kwargs)
+            for_engine(engine).drop(item.name, **kwargs)
         except Exception as exc:
             print(f"{exc}", file=sys.stderr)
             status = 1

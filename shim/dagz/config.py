@@ -16,6 +16,9 @@ from typing import Any
 
 from dagz import _bypass, _callbacks, _shim
 from dagz._state import STATE, log
+from dagz.engines import for_engine
+from dagz.engines.warm import fresh_requested
+from dagz.errors import DagzError
 
 RewriteFn = Callable[[str, "Session"], str]
 ShouldRerouteFn = Callable[[str], bool]
@@ -23,13 +26,6 @@ PrepareFn = Callable[[str], None] | None
 WorkerInitFn = Callable[[int], None] | None
 
 _REQUIRED = ("rewrite_db_name", "should_reroute", "prepare")
-
-
-class DagzError(RuntimeError):
-    """A refusal or failure of dagz; its message starts with `dagz:`."""
-
-    def __init__(self, msg: str) -> None:
-        super().__init__(msg if msg.startswith("dagz:") else f"dagz: {msg}")
 
 
 @dataclass(frozen=True)
@@ -199,7 +195,7 @@ class DbConfig:
         """Empties every user table of `db_name` — only a per-worker database of this worker."""
         self._check_own_database(db_name, "truncate")
         with _bypass.hard_bypass():
-            return self._utils().truncate(db_name, **connect_kwargs)
+            return for_engine(self.engine).truncate(db_name, **connect_kwargs)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -352,21 +348,12 @@ class DbConfig:
             f"{session.worker_num} (expected a name ending in {session.suffix!r})"
         )
 
-    def _utils(self) -> Any:
-        if self.engine == _shim.ENGINE_POSTGRES:
-            from dagz import _pg
-
-            return _pg
-        from dagz import _mysql
-
-        return _mysql
-
     def create_worker_init(
         self, db_names: list[str], **connect_kwargs: Any
     ) -> Callable[[int], None]:
         """A `worker_init` that makes each per-worker database a copy of its base.
 
-        Warm start (`dagz._warm`): a per-worker database left by an earlier run is kept when
+        Warm start (`dagz.engines.warm`): a per-worker database left by an earlier run is kept when
         its stamp and its own schema fingerprint match the base's current fingerprint (its rows
         are then reset to the base's); otherwise, or with ``--dagz-fresh`` (``DAGZ_FRESH=1``),
         it is dropped and cloned again. The dagz log says which, per worker and base.
@@ -374,14 +361,12 @@ class DbConfig:
         names = list(db_names)
 
         def worker_init(worker_num: int) -> None:
-            from dagz import _warm
-
-            utils = self._utils()
-            fresh = _warm.fresh_requested()
+            engine = for_engine(self.engine)
+            fresh = fresh_requested()
             for base in names:
                 target = self.reroute_db(base)
                 with _bypass.hard_bypass():
-                    outcome = utils.provision(base, target, fresh=fresh, **connect_kwargs)
+                    outcome = engine.provision(base, target, fresh=fresh, **connect_kwargs)
                 line = (
                     f"{self.family}: worker {worker_num}: {target} {outcome.describe()} from {base}"
                 )

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dagz._state import STATE
-from dagz.config import DagzError
+from dagz.errors import DagzError
 
 NODE_MUTEX = "dagz_node_mutex"
 MAIN_WORKER = "dagz_main_worker"

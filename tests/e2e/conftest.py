@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagz import _mysql, _pg
+from dagz.engines.mysql import connection as _mysql
+from dagz.engines.postgres import connection as _pg
 
 from support import (
     C_SOURCE,

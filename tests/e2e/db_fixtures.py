@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from dagz import _mysql, _pg
+from dagz.engines import mysql as _mysql
+from dagz.engines import postgres as _pg
 
 from support import RUN_PREFIX
 

@@ -22,7 +22,15 @@ from support import REPO_ROOT, RUN_PREFIX
 if importlib.util.find_spec("dagz") is None:  # source checkout without `pip install`
     sys.path.insert(0, str(REPO_ROOT / "shim"))
 
-from dagz import _mysql, _pg
+from dagz.engines import mysql as _mysql
+from dagz.engines import postgres as _pg
+from dagz.engines.mysql import batch as _mysql_batch
+from dagz.engines.mysql import cloning as _mysql_cloning
+from dagz.engines.mysql import connection as _mysql_connection
+from dagz.engines.mysql import truncation as _mysql_truncation
+from dagz.engines.postgres import cloning as _pg_cloning
+from dagz.engines.postgres import connection as _pg_connection
+from dagz.engines.postgres import truncation as _pg_truncation
 from db_fixtures import (  # noqa: F401 - fixtures used by name
     MY,
     PG,
@@ -326,7 +334,7 @@ def test_pg_truncate_lock_timeout_names_the_sessions(
     db = pg_name("locked")
     pg_create(db)
     pg_exec(db, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
-    monkeypatch.setattr(_pg, "LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(_pg_truncation, "LOCK_TIMEOUT", "300ms")
     holder = _pg.connect(db, **PG, application_name="dagz-lock-holder")
     try:
         holder.execute("BEGIN")
@@ -449,7 +457,7 @@ def test_pg_clone_template_in_use_names_the_sessions(
 ) -> None:
     base, target = pg_name("busy"), pg_name("w3")
     pg_create(base)
-    monkeypatch.setattr(_pg, "CLONE_RETRY_SECONDS", 0.2)
+    monkeypatch.setattr(_pg_cloning, "CLONE_RETRY_SECONDS", 0.2)
     holder = _pg.connect(base, **PG, application_name="dagz-template-holder")
     try:
         with pytest.raises(_pg.PgUtilError) as info:
@@ -503,7 +511,9 @@ def test_pg_maintenance_database_falls_back(
     pg_name: NameFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a ``postgres`` database, clone/drop use the next maintenance database."""
-    monkeypatch.setattr(_pg, "_MAINTENANCE_DBS", (f"{RUN_PREFIX}_dbu_no_such_db", "postgres"))
+    monkeypatch.setattr(
+        _pg_connection, "_MAINTENANCE_DBS", (f"{RUN_PREFIX}_dbu_no_such_db", "postgres")
+    )
     target = pg_name("fallback")
     assert _pg.clone(pg_name("nobase"), target, **PG) == "empty"
     _pg.drop(target, **PG)
@@ -608,7 +618,7 @@ def test_my_truncate_empties_exactly_the_tables_with_rows(
 def test_my_empty_statements_pick_per_table() -> None:
     """TRUNCATE where a counter must be reset or a DELETE trigger exists, DELETE otherwise."""
     assert _mysql.EMPTY_METHOD == "auto"
-    statements = _mysql._empty_statements(
+    statements = _mysql_truncation._empty_statements(
         "d", ["nat", "ai", "trig"], triggered={"trig"}, advanced=["ai", "empty_ai"]
     )
     assert statements == [
@@ -625,7 +635,7 @@ def test_my_truncate_lock_timeout_names_the_sessions(
     db = my_name("locked")
     my_exec(None, f"CREATE DATABASE `{db}`")
     my_exec(db, "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY)", "INSERT INTO t VALUES ()")
-    monkeypatch.setattr(_mysql, "LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr(_mysql_batch, "LOCK_WAIT_SECONDS", 1)
     holder = _mysql.connect(db, **MY)
     try:
         cur = holder.cursor()
@@ -766,7 +776,7 @@ def test_my_clone_views_retry_when_order_is_wrong(
         "CREATE VIEW v1 AS SELECT COUNT(*) AS n FROM v2",
         "CREATE TRIGGER t_ins BEFORE INSERT ON t FOR EACH ROW SET NEW.id = NEW.id * 10",
     )
-    monkeypatch.setattr(_mysql, "_view_order", sorted)
+    monkeypatch.setattr(_mysql_cloning, "_view_order", sorted)
     assert _mysql.clone(base, target, **MY) == "cloned"
     assert my_query(target, "SELECT n FROM v1") == [(2,)]
     my_exec(target, "INSERT INTO t VALUES (3)")
@@ -829,7 +839,7 @@ def test_pymysql_connect_disables_ssl_unless_asked(monkeypatch: pytest.MonkeyPat
 
     fake = ModuleType("pymysql")
     fake.connect = spy  # type: ignore[attr-defined]
-    monkeypatch.setattr(_mysql, "_driver", lambda: ("pymysql", fake))
+    monkeypatch.setattr(_mysql_connection, "_driver", lambda: ("pymysql", fake))
     _mysql.connect(None, **MY).close()
     assert seen[-1]["ssl_disabled"] is True
     # Any SSL setting of the caller's is left alone.

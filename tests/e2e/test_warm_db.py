@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagz import _mysql, _pg, _warm
+from dagz.engines import mysql as _mysql
+from dagz.engines import postgres as _pg
+from dagz.engines import warm as _warm
+from dagz.engines.mysql import batch as _mysql_batch
+from dagz.engines.mysql import warm as _mysql_warm
+from dagz.engines.postgres import cloning as _pg_cloning
+from dagz.engines.postgres import fingerprints as _pg_fingerprints
+from dagz.engines.postgres import warm as _pg_warm
 from db_fixtures import (  # noqa: F401 - fixtures used by name
     MY,
     PG,
@@ -464,7 +471,7 @@ def test_pg_base_changed_between_decision_and_clone(
     keeps it."""
     base = pg_base(pg_name)
     target = pg_name("jw00")
-    real = _pg._create_retrying
+    real = _pg_cloning._create_retrying
     calls: list[str] = []
 
     def change_first(*args: Any, **kwargs: Any) -> None:  # noqa: ANN401
@@ -473,11 +480,11 @@ def test_pg_base_changed_between_decision_and_clone(
         calls.append("create")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(_pg, "_create_retrying", change_first)
+    monkeypatch.setattr(_pg_cloning, "_create_retrying", change_first)
     out = _pg.provision(base, target, **PG)
     assert out.action == "rebuilt"
     assert out.fingerprint == _pg.fingerprint(base, **PG) == _pg.fingerprint(target, **PG)
-    monkeypatch.setattr(_pg, "_create_retrying", real)
+    monkeypatch.setattr(_pg_cloning, "_create_retrying", real)
     assert _pg.provision(base, target, **PG).action == "kept"
 
 
@@ -551,17 +558,17 @@ def test_pg_token_that_no_longer_holds_is_refreshed(pg_name: NameFactory) -> Non
 
     pg_exec(base, "ALTER TABLE book ALTER COLUMN title SET STATISTICS 200")
     calls: list[str] = []
-    real = _pg._CATALOG_SQL
+    real = _pg_fingerprints._CATALOG_SQL
     try:
-        _pg._CATALOG_SQL = real + " "  # same query, and a way to count it
-        orig_fetch = _pg._fetch
+        _pg_fingerprints._CATALOG_SQL = real + " "  # same query, and a way to count it
+        orig_fetch = _pg_fingerprints._fetch
 
         def counting(conn: Any, sql: str, params: Any = None) -> Any:  # noqa: ANN401
-            if sql == _pg._CATALOG_SQL:
+            if sql == _pg_fingerprints._CATALOG_SQL:
                 calls.append("catalog")
             return orig_fetch(conn, sql, params)
 
-        _pg._fetch = counting  # type: ignore[assignment]
+        _pg_fingerprints._fetch = counting  # type: ignore[assignment]
         out = _pg.provision(base, target, **PG)
         assert out.action == "kept"
         assert calls == ["catalog"]
@@ -575,8 +582,8 @@ def test_pg_token_that_no_longer_holds_is_refreshed(pg_name: NameFactory) -> Non
         assert _pg.provision(base, target, **PG).action == "kept"
         assert calls == []
     finally:
-        _pg._CATALOG_SQL = real
-        _pg._fetch = orig_fetch  # type: ignore[assignment]
+        _pg_fingerprints._CATALOG_SQL = real
+        _pg_fingerprints._fetch = orig_fetch  # type: ignore[assignment]
 
 
 def test_pg_run_cache_reads_the_base_once(
@@ -591,13 +598,13 @@ def test_pg_run_cache_reads_the_base_once(
         _pg.provision(base, target, **PG)
         pg_exec(target, "INSERT INTO author (name) VALUES ('left over')")
     reads: list[str] = []
-    real = _pg._read_base_direct
+    real = _pg_warm._read_base_direct
 
     def counted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         reads.append(args[0])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_pg, "_read_base_direct", counted)
+    monkeypatch.setattr(_pg_warm, "_read_base_direct", counted)
     monkeypatch.setenv(_warm.RUN_DIR_ENV, str(tmp_path / "run1"))
     (tmp_path / "run1").mkdir()
     outs = [_pg.provision(base, target, **PG) for target in targets[:2]]
@@ -615,7 +622,7 @@ def test_pg_run_cache_reads_the_base_once(
     (tmp_path / "run2").mkdir()
     assert _pg.provision(base, targets[0], **PG).reason == _warm.CHANGED
     # Seed rows over the limit: every worker reads the base itself.
-    monkeypatch.setattr(_pg, "RUN_CACHE_BYTES", 10)
+    monkeypatch.setattr(_pg_warm, "RUN_CACHE_BYTES", 10)
     monkeypatch.setenv(_warm.RUN_DIR_ENV, str(tmp_path / "run3"))
     (tmp_path / "run3").mkdir()
     reads.clear()
@@ -868,7 +875,7 @@ def test_my_provision_stamps_fresh_missing_and_unsupported(
         assert stamp.fingerprint == _warm.NO_BASE
         my_exec(empty, "CREATE TABLE junk (x int)")
 
-    monkeypatch.setattr(_mysql, "_supports_stamps", lambda conn: False)
+    monkeypatch.setattr(_mysql_warm, "_supports_stamps", lambda conn: False)
     out = _mysql.provision(base, target, **MY)
     assert (out.action, out.reason) == ("rebuilt", _warm.UNSUPPORTED)
     assert my_dump(target) == my_dump(base)
@@ -882,7 +889,7 @@ def test_my_base_changed_during_the_keep(
     base = my_base(my_name)
     target = my_name("jw00")
     _mysql.provision(base, target, **MY)
-    real = _mysql._run
+    real = _mysql_batch._run
     done: list[bool] = []
 
     def change_during_keep(conn: Any, statements: list[str]) -> Any:  # noqa: ANN401
@@ -891,7 +898,7 @@ def test_my_base_changed_during_the_keep(
             my_exec(base, "ALTER TABLE audit ADD COLUMN late int")
         return real(conn, statements)
 
-    monkeypatch.setattr(_mysql, "_run", change_during_keep)
+    monkeypatch.setattr(_mysql_batch, "_run", change_during_keep)
     out = _mysql.provision(base, target, **MY)
     assert (out.action, out.reason) == ("rebuilt", _warm.CHANGED)
     assert "while" in out.detail
@@ -907,13 +914,13 @@ def test_my_run_cache_reads_the_base_once(
         _mysql.provision(base, target, **MY)
         my_exec(target, "INSERT INTO author (name) VALUES ('left over')")
     reads: list[str] = []
-    real = _mysql._read_base
+    real = _mysql_warm._read_base
 
     def counted(conn: Any, name: str) -> Any:  # noqa: ANN401
         reads.append(name)
         return real(conn, name)
 
-    monkeypatch.setattr(_mysql, "_read_base", counted)
+    monkeypatch.setattr(_mysql_warm, "_read_base", counted)
     monkeypatch.setenv(_warm.RUN_DIR_ENV, str(tmp_path))
     outs = [_mysql.provision(base, target, **MY) for target in targets]
     assert [o.action for o in outs] == ["kept"] * 3

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from dagz import _mysql, _pg
+from dagz.engines.mysql import batch as _mysql
+from dagz.engines.postgres import cloning as _pg
 from dagz.integ.psycopg import PG_CONFIG
 from dagz.integ.psycopg import create_worker_init as create_pg_worker_init
 from dagz.integ.pymysql import MYSQL_CONFIG

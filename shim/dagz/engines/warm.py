@@ -1,9 +1,10 @@
-"""Warm start: keep per-worker databases across runs while their base did not change (issue 7).
+"""Warm start: keep per-worker databases across runs while their base did not change.
 
-`create_worker_init` provisions every per-worker database through the engine modules
-(`dagz._pg.provision`, `dagz._mysql.provision`); this module holds what both share: the **stamp**
-that marks a finished worker database, the decision *keep or rebuild*, the bounded rebuild loop
-and the wording of the dagz log.
+`create_worker_init` provisions every per-worker database with `provision`, the lifecycle below,
+written once over the primitives each engine gives (`dagz.engines.base.WarmSession`): the
+**stamp** that marks a finished worker database, the decision *keep or rebuild*, the bounded
+rebuild loop, the run cache that lets one worker read the base for all, and the wording of the
+dagz log.
 
 The stamp is the database's own comment (PostgreSQL ``COMMENT ON DATABASE``, read from any
 database with ``shobj_description``; MariaDB ``ALTER DATABASE … COMMENT``, read from
@@ -42,14 +43,68 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote
+
+from dagz import envvars
+from dagz.engines.base import (
+    CHANGED,
+    DRIFTED,
+    FORCED,
+    INCOMPLETE,
+    KEEP_FAILED,
+    MISSING,
+    NO_BASE,
+    UNSUPPORTED,
+    BaseView,
+    Engine,
+    Kept,
+    Outcome,
+    Owned,
+    Stamp,
+    WarmSession,
+)
+from dagz.errors import EngineError
+
+__all__ = [
+    "CHANGED",
+    "DRIFTED",
+    "FORCED",
+    "FRESH_ENV",
+    "INCOMPLETE",
+    "KEEP_FAILED",
+    "MISSING",
+    "NO_BASE",
+    "REBUILD_ATTEMPTS",
+    "RUN_DIR_ENV",
+    "STAMP_PREFIX",
+    "UNSUPPORTED",
+    "Fingerprinted",
+    "Kept",
+    "Outcome",
+    "Owned",
+    "Stamp",
+    "building_text",
+    "combine",
+    "decide",
+    "engine_provision",
+    "fresh_requested",
+    "owned_from_rows",
+    "parse_stamp",
+    "provision",
+    "read_once",
+    "rebuild_loop",
+    "run_cache",
+    "stamp_text",
+]
 
 #: `datetime.UTC` is Python 3.11+; the package supports 3.10.
 UTC = timezone.utc  # noqa: UP017
@@ -58,22 +113,13 @@ UTC = timezone.utc  # noqa: UP017
 STAMP_PREFIX = "dagz:v1"
 
 #: ``DAGZ_FRESH=1`` (set by ``--dagz-fresh``) rebuilds every worker database.
-FRESH_ENV = "DAGZ_FRESH"
+FRESH_ENV = envvars.FRESH
+
+#: The plugin's per-run directory (set by the controller when a run has several workers).
+RUN_DIR_ENV = envvars.RUN_DIR
 
 #: Clones of a base that keeps changing while it is being copied, before giving up waiting.
 REBUILD_ATTEMPTS = 3
-
-#: The fingerprint recorded for a worker database made empty because its base does not exist.
-NO_BASE = "-"
-
-#: Why a worker database is rebuilt.
-MISSING = "missing"  # it does not exist
-INCOMPLETE = "incomplete"  # no final stamp: half-built (killed run) or not made by dagz
-FORCED = "forced"  # --dagz-fresh / DAGZ_FRESH=1
-CHANGED = "changed"  # the base's fingerprint differs from the stamp (or changed during the run)
-DRIFTED = "drifted"  # the worker's own live fingerprint differs from its stamp
-UNSUPPORTED = "unsupported"  # warm start impossible here (the log line says why)
-KEEP_FAILED = "keep failed"  # restoring the seed rows failed (the log line has the error)
 
 _STAMP_RE = re.compile(
     r"^dagz:v1 base=(?P<base>\S+) "
@@ -81,31 +127,20 @@ _STAMP_RE = re.compile(
     r"|building since=(?P<since>\S+))$"
 )
 _EXTRA_RE = re.compile(r" ([a-z]+)=(\S+)")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-@dataclass(frozen=True)
-class Stamp:
-    """A parsed stamp. `fingerprint` None: the database was still being built. `extra`: the
-    engine's own ``key=value`` words after ``created=`` (PostgreSQL: the catalog part of the
-    fingerprint and the change tokens of the base and of the copy, see `dagz._pg`)."""
-
-    base: str
-    fingerprint: str | None
-    created: datetime | None
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return self.fingerprint is not None
+# --------------------------------------------------------------------------------------------
+# stamps and fingerprints
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime(_TIME_FORMAT)
 
 
 def _time(text: str) -> datetime | None:
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -114,7 +149,7 @@ def stamp_text(base: str, fingerprint: str, created: datetime | None = None, **e
     """The final stamp of a worker database copied from `base`, whose copy has `fingerprint`,
     made at `created` (default: now); `extra` values must be free of spaces."""
     words = "".join(f" {k}={v}" for k, v in extra.items())
-    when = _now() if created is None else created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = _now() if created is None else created.strftime(_TIME_FORMAT)
     return f"{STAMP_PREFIX} base={quote(base, safe='')} fp={fingerprint} created={when}{words}"
 
 
@@ -150,6 +185,45 @@ def combine(first: str, parts: Mapping[str, str | None]) -> str:
     return h.hexdigest()
 
 
+# --------------------------------------------------------------------------------------------
+# decisions
+
+
+class Fingerprinted:
+    """Mixin of what was read of a database: its fingerprint from `catalog` (the md5 of its
+    catalog), `bookkeeping` (the md5 of the rows of each bookkeeping table) and `hashes` (the
+    md5 of the rows of each other table holding rows, when they were read)."""
+
+    catalog: str
+    bookkeeping: dict[str, str | None]
+    hashes: dict[str, str]
+
+    @property
+    def schema_fp(self) -> str:
+        return combine(self.catalog, self.bookkeeping)
+
+    @property
+    def fingerprint(self) -> str:
+        """The full fingerprint (schema and data)."""
+        return combine(self.schema_fp, dict(self.hashes))
+
+
+def engine_provision(package: str) -> Callable[..., Outcome]:
+    """The module-level `provision` of the engine package named `package`."""
+
+    def provision_(
+        base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
+    ) -> Outcome:
+        """Makes `target` a copy of `base`, keeping the one from the last run when it still is
+        one (`dagz.engines.warm.provision`)."""
+        engine = cast(Engine, sys.modules[package])
+        return provision(engine, base, target, fresh=fresh, connect_kwargs=connect_kwargs)
+
+    provision_.__name__ = provision_.__qualname__ = "provision"
+    provision_.__module__ = package
+    return provision_
+
+
 def fresh_requested() -> bool:
     return os.environ.get(FRESH_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -182,31 +256,6 @@ def decide(
     if live_schema_fp is not None and live_schema_fp != base_schema_fp:
         return DRIFTED
     return None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What `provision` did with one worker database."""
-
-    #: "kept", "rebuilt" or "empty" (the base does not exist: created empty)
-    action: str
-    #: Why it was rebuilt (one of the reasons above), None when kept.
-    reason: str | None
-    #: The fingerprint recorded in its stamp (the copy's), or `NO_BASE`.
-    fingerprint: str
-    #: Extra words for the log (an error that made a keep fail, a rebuild loop's note).
-    detail: str = ""
-    #: Tables whose rows were restored from the base on a keep.
-    restored: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        """``kept (fingerprint 0cc175b9c0f1)``, ``rebuilt (changed)``, ``created empty (…)``."""
-        extra = f"; {self.detail}" if self.detail else ""
-        if self.action == "kept":
-            return f"kept (fingerprint {self.fingerprint[:12]}{extra})"
-        if self.action == "empty":
-            return f"created empty (base does not exist{extra})"
-        return f"rebuilt ({self.reason}{extra}) with fingerprint {self.fingerprint[:12]}"
 
 
 def rebuild_loop(
@@ -247,8 +296,8 @@ def rebuild_loop(
     )
 
 
-#: The plugin's per-run directory (set by the controller when a run has several workers).
-RUN_DIR_ENV = "DAGZ_RUN_DIR"
+# --------------------------------------------------------------------------------------------
+# the run cache
 
 
 @contextmanager
@@ -277,3 +326,132 @@ def run_cache(key: str) -> Iterator[Path | None]:
             yield path
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+T = TypeVar("T")
+
+
+def read_once(
+    key: str,
+    read: Callable[[], T | None],
+    dump: Callable[[T, Path], dict[str, Any] | None],
+    load: Callable[[dict[str, Any], Path], T],
+) -> T | None:
+    """`read()`, done once per run when the run has several workers (`run_cache`): the first
+    worker reads and leaves ``dump(value, dir)`` (JSON; files of its own in the directory) for
+    the others, which get ``load(json, dir)``. `dump` returning None (too large to share):
+    every worker reads for itself."""
+    with run_cache(key) as cache:
+        if cache is None:
+            return read()
+        marker = cache / "base.json"
+        if marker.exists():
+            saved = json.loads(marker.read_text())
+            if saved.get("mode") == "cached":
+                return None if saved["data"] is None else load(saved["data"], cache)
+        else:
+            value = read()
+            data = None if value is None else dump(value, cache)
+            if value is None or data is not None:
+                marker.write_text(json.dumps({"mode": "cached", "data": data}))
+            else:
+                marker.write_text(json.dumps({"mode": "direct"}))
+            return value
+    return read()
+
+
+def cache_key(engine: str, base: str, connect_kwargs: Mapping[str, object]) -> str:
+    """The run cache's key of `base` on the server of `connect_kwargs` (password left out)."""
+    server = sorted(
+        (k, str(v)) for k, v in connect_kwargs.items() if k not in ("password", "passwd")
+    )
+    return f"{engine} {server} {base}"
+
+
+def owned_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[Owned]:
+    """The databases among (name, comment, size) rows whose comment is a dagz stamp."""
+    owned = []
+    for name, comment, size in rows:
+        stamp = parse_stamp(None if comment is None else str(comment))
+        if stamp is not None:
+            owned.append(Owned(str(name), stamp, None if size is None else int(size)))
+    return owned
+
+
+# --------------------------------------------------------------------------------------------
+# the lifecycle
+
+
+def provision(
+    engine: Engine, base: str, target: str, *, fresh: bool, connect_kwargs: dict[str, object]
+) -> Outcome:
+    """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
+
+    Keep when `target` exists with a final stamp whose fingerprint is the base's current one
+    (schema, bookkeeping rows, seed rows), its own schema fingerprint is the base's, and `fresh`
+    is false: then only its rows and counters are reset to the base's (`WarmSession.keep`).
+    Otherwise (or when the keep fails) drop it, clone the base (with the building stamp),
+    fingerprint the copy and stamp it with that fingerprint (the copy's, so it describes exactly
+    what the worker database holds), last (`rebuild_loop`). A missing base gives an empty
+    `target` (stamped, fingerprint ``-``). In a run with several workers the base is read once
+    (`read_once`). Servers where warm start is impossible always clone.
+    """
+    what = f"provisioning {engine.LABEL} database {target!r} from {base!r} failed"
+    if base == target:
+        raise EngineError(f"dagz: {what}: source and target are the same database")
+    with engine.warm_session(base, target, what, connect_kwargs) as session:
+        why = session.unsupported()
+        if why:
+            session.clone_building()
+            return Outcome("rebuilt", UNSUPPORTED, "", why)
+        exists, comment = session.read_worker(fresh)
+        stamp = parse_stamp(comment)
+        mine = stamp if stamp is not None and stamp.base == base else None
+        source: BaseView | None = read_once(
+            cache_key(engine.NAME, base, connect_kwargs),
+            lambda: session.read_base(mine),
+            session.dump_base,
+            session.load_base,
+        )
+        if source is None:
+            session.release()
+            session.make_empty(stamp_text(base, NO_BASE))
+            return Outcome("empty", MISSING, NO_BASE)
+        kept = _keep_or_reason(session, source, base, exists, comment, stamp, fresh)
+        if kept.reason is None:
+            return Outcome("kept", None, source.fingerprint, restored=kept.restored)
+        session.release()
+        return _rebuild(session, source.fingerprint, kept)
+
+
+def _keep_or_reason(
+    session: WarmSession,
+    source: BaseView,
+    base: str,
+    exists: bool,
+    comment: str | None,
+    stamp: Stamp | None,
+    fresh: bool,
+) -> Kept:
+    """The keep done (reason None), or why the worker database must be rebuilt."""
+    reason = decide(
+        base=base,
+        exists=exists,
+        comment=comment,
+        base_fp=source.fingerprint,
+        fresh=fresh,
+        base_schema_fp=source.schema_fp,
+        live_schema_fp=session.live_schema_fp(source) if exists else None,
+    )
+    if reason is not None or stamp is None:
+        return Kept(reason or INCOMPLETE)
+    return session.keep(source, stamp)
+
+
+def _rebuild(session: WarmSession, base_fp: str, why: Kept) -> Outcome:
+    fingerprint, note = rebuild_loop(
+        base_fp, session.clone_building, session.copy_fingerprint, session.base_fingerprint
+    )
+    session.stamp_final(fingerprint)
+    detail = "; ".join(x for x in (why.detail, note) if x)
+    return Outcome("rebuilt", why.reason, fingerprint, detail)

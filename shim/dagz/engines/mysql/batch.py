@@ -1,0 +1,109 @@
+"""MySQL statements sent as multi-statement batches (one round trip for many statements); each
+statement of a batch yields exactly one result, so a failure names the statement that failed.
+
+Every engine module runs its statements through this module's `_run` (looked up here at call
+time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from dagz.engines.base import DbConnection
+from dagz.engines.mysql.connection import _errno, _error, _literal, _q
+from dagz.errors import EngineError
+
+#: Multi-statement batches are split so one never nears max_allowed_packet (16 MB by default).
+_BATCH_BYTES = 1 << 20
+
+#: How long dagz's statements wait for a metadata or row lock (a leaked transaction of a test
+#: would otherwise block them: MySQL's own default for metadata locks is a year).
+LOCK_WAIT_SECONDS = 10
+
+#: ER_LOCK_WAIT_TIMEOUT.
+_LOCK_WAIT_TIMEOUT = 1205
+
+
+class _BatchError(Exception):
+    def __init__(self, index: int, statement: str, exc: BaseException) -> None:
+        super().__init__(index, statement)
+        self.index = index
+        self.statement = statement
+        self.exc = exc
+
+
+def _run(conn: DbConnection, statements: Sequence[str]) -> list[list[tuple[Any, ...]]]:
+    """Runs statements as multi-statement batches; one list of rows per statement (empty for
+    statements without a result set). A failure raises `_BatchError` naming the statement."""
+    results: list[list[tuple[Any, ...]]] = []
+    start = 0
+    while start < len(statements):
+        end, size = start, 0
+        while end < len(statements) and (
+            end == start or size + len(statements[end]) < _BATCH_BYTES
+        ):
+            size += len(statements[end]) + 2
+            end += 1
+        chunk = statements[start:end]
+        cur = conn.cursor()
+        try:
+            try:
+                cur.execute(";\n".join(chunk))
+                while True:
+                    rows = cur.fetchall() if cur.description else ()
+                    results.append([tuple(r) for r in rows])
+                    if not cur.nextset():
+                        break
+            except Exception as exc:
+                index = len(results)
+                raise _BatchError(index, statements[min(index, len(statements) - 1)], exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+        start = end
+    return results
+
+
+def _short(statement: str) -> str:
+    text = " ".join(statement.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _batch_error(what: str, err: _BatchError, connect_kwargs: dict[str, object]) -> EngineError:
+    return _error(f"{what} (at `{_short(err.statement)}`)", err.exc, connect_kwargs)
+
+
+def _rows_union(schema: str, tables: Sequence[str]) -> str:
+    """One SELECT returning the index of every table that holds a row."""
+    return " UNION ALL ".join(
+        f"(SELECT {i} FROM {_q(schema, t)} LIMIT 1)" for i, t in enumerate(tables)
+    )
+
+
+def _lock_waits() -> str:
+    wait = int(LOCK_WAIT_SECONDS)
+    return f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}"
+
+
+def _with_sessions(conn: DbConnection, what: str, db_name: str, err: _BatchError) -> str:
+    """`what`, plus who else is in `db_name` when the failure was a lock wait timeout (id, user,
+    host, command, state, time; never the statement text, which may hold a password)."""
+    if _errno(err.exc) != _LOCK_WAIT_TIMEOUT:
+        return what
+    try:
+        (rows,) = _run(
+            conn,
+            [
+                "SELECT ID, USER, HOST, COMMAND, STATE, TIME FROM information_schema.PROCESSLIST"
+                f" WHERE DB = {_literal(conn, db_name)} AND ID <> CONNECTION_ID() ORDER BY ID"
+            ],
+        )
+    except _BatchError:
+        return what
+    sessions = "; ".join(
+        f"id {sid} user {user} host {host} command {command} state {state or '-'} time {secs}s"
+        for sid, user, host, command, state, secs in rows
+    )
+    return f"{what} (other sessions in {db_name!r}: {sessions or 'none now'})"
