@@ -1,10 +1,10 @@
 """Turning rerouting off for a block of code.
 
 `bypass()` is per thread *and* per asyncio task: it is a ContextVar, which the decision callback
-consults (the callback runs in the connecting thread and sees the connecting task's context,
-interposition-notes §9). The shim's own thread-local bypass is *not* entered by it, because a
-thread-local leaks to every other task on the loop thread (notes §10) — except when no decision
-callback is registered (no active plugin), where the thread-local is all the shim can see.
+consults (a ctypes callback runs synchronously in the connecting thread, inside the connecting
+task's context). The shim's own thread-local bypass is *not* entered by it, because a
+thread-local is shared by every task on the loop's thread — except when no decision callback is
+registered, where the thread-local is all the shim can see.
 
 Outside a dagz pytest worker (a child process of a test, a script with the shim preloaded) no
 callback is registered; the first `bypass()` then registers one that only answers "bypassed: keep

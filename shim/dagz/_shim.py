@@ -227,7 +227,8 @@ def redact(s: str) -> str:
 
 
 DecisionCallback = Callable[[int, str], "tuple[int, str]"]
-# The ctypes callback object must stay referenced for the life of the process (notes §9).
+# The ctypes callback object must stay referenced for the life of the process: the shim keeps
+# only its C function pointer, which dies with the Python object.
 _registered: list[object] = []
 
 
