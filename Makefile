@@ -111,6 +111,7 @@ lint: $(VENV_STAMP) build
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/rust_size_check.sh
 	scripts/abi_check.sh
+	$(VENV)/bin/python scripts/check_doc_paths.py docs/ARCHITECTURE.md README.md
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
