@@ -110,6 +110,7 @@ lint: $(VENV_STAMP) build
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	scripts/rust_size_check.sh
+	$(VENV)/bin/python scripts/py_size_check.py
 	scripts/abi_check.sh
 	$(VENV)/bin/python scripts/check_doc_paths.py docs/ARCHITECTURE.md README.md
 	$(VENV)/bin/ruff check .
