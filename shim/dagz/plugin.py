@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim, envvars, markers
+from dagz import _bypass, _shim, envvars, markers, shard
 from dagz._state import STATE, log
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 
@@ -58,6 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the run's OpenTelemetry sub-spans as Chrome Trace Event JSON (Perfetto)",
     )
+    shard.add_options(group)
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -271,6 +272,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_shim_in_workers(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(config), "dagz-xdist")
+    # --dagz-shard K/N (and the CI's variables when active): dagz.shard.
+    config.pluginmanager.register(shard.ShardPlugin(config, active=_active(config)), "dagz-shard")
     if not _active(config):
         if config.getoption("dagz_trace", None):
             raise pytest.UsageError(
