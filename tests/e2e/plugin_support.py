@@ -534,3 +534,39 @@ def manual_followups(run: SampleRun, base: str) -> list[tuple[str, str, str, boo
         if nxt is not None:
             pairs.append((m["test"], m["family"], nxt, (nxt, m["family"], m["db"]) in prepared))
     return pairs
+
+
+# --- small inline projects -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def sample_databases() -> Iterator[SampleDatabases]:
+    """A fresh base (both servers), every database of its name dropped afterwards."""
+    dbs = SampleDatabases(new_base_name())
+    try:
+        dbs.create()
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+def run_inline_project(
+    tmp_path: Path,
+    files: Mapping[str, str],
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> tuple[int, str, list[dict[str, Any]]]:
+    """Writes ``files`` into a project under ``tmp_path``, runs ``python -m pytest ARGS`` there
+    and returns (exit code, stdout + stderr, the JSON lines the tests wrote to ``$DZ_OUT``)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\n")
+    for name, text in files.items():
+        (project / name).write_text(text)
+    out = tmp_path / "events.jsonl"
+    full_env = child_env({"DZ_OUT": str(out), "TMPDIR": str(tmp_path), **(env or {})})
+    argv = [str(VENV_PYTHON), "-m", "pytest", "-p", "no:cacheprovider", *args]
+    rc, stdout, stderr, _ = run_process(argv, full_env, project, timeout)
+    events = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return rc, stdout[-6000:] + stderr[-3000:], events

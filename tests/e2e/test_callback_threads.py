@@ -9,14 +9,11 @@ server where it landed, and the callbacks record where their helper threads land
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plugin_support import SampleDatabases, child_env, new_base_name, run_process
-
-from support import VENV_PYTHON
+from plugin_support import SampleDatabases, run_inline_project, sample_databases
 
 CONFTEST = """
 import json, os, threading
@@ -84,28 +81,22 @@ def test_lands_in_its_worker_database(n):
 
 @pytest.fixture
 def dbs() -> Iterator[SampleDatabases]:
-    dbs = SampleDatabases(new_base_name())
-    try:
-        dbs.create()
+    with sample_databases() as dbs:
         yield dbs
-    finally:
-        dbs.drop_all()
 
 
 def test_worker_init_and_prepare_connect_from_helper_threads(
     dbs: SampleDatabases, tmp_path: Path
 ) -> None:
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\n")
-    (project / "conftest.py").write_text(CONFTEST)
-    (project / "test_threads.py").write_text(TESTS)
-    out = tmp_path / "events.jsonl"
-    env = child_env({"DZ_DB": dbs.base, "DZ_OUT": str(out), "TMPDIR": str(tmp_path)})
-    argv = [str(VENV_PYTHON), "-m", "pytest", "-p", "no:cacheprovider", "--dagz-workers", "2"]
-    rc, stdout, stderr, _ = run_process(argv, env, project, timeout=90)
-    assert rc == 0, stdout[-6000:] + stderr[-3000:]
-    events = [json.loads(line) for line in out.read_text().splitlines()]
+    rc, output, events = run_inline_project(
+        tmp_path,
+        {"conftest.py": CONFTEST, "test_threads.py": TESTS},
+        "--dagz-workers",
+        "2",
+        env={"DZ_DB": dbs.base},
+        timeout=90,
+    )
+    assert rc == 0, output
     tests = [e for e in events if e["kind"] == "test"]
     assert len(tests) == 6, events
     for e in tests:  # server side: each test in its worker's database

@@ -7,14 +7,11 @@ use asyncpg, PyMySQL and psycopg with PSYCOPG_IMPL=python — each asks the serv
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plugin_support import SampleDatabases, child_env, new_base_name, run_process
-
-from support import VENV_PYTHON
+from plugin_support import SampleDatabases, run_inline_project, sample_databases
 
 CONFTEST = """
 import os
@@ -73,30 +70,22 @@ def test_psycopg_python():
 
 @pytest.fixture
 def dbs() -> Iterator[SampleDatabases]:
-    dbs = SampleDatabases(new_base_name())
-    try:
-        dbs.create()
+    with sample_databases() as dbs:
         yield dbs
-    finally:
-        dbs.drop_all()
 
 
 def test_configuring_a_family_hooks_all_its_python_drivers(
     dbs: SampleDatabases, tmp_path: Path
 ) -> None:
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\n")
-    (project / "conftest.py").write_text(CONFTEST)
-    (project / "test_drivers.py").write_text(TESTS)
-    out = tmp_path / "events.jsonl"
-    env = child_env(
-        {"DZ_DB": dbs.base, "DZ_OUT": str(out), "TMPDIR": str(tmp_path), "PSYCOPG_IMPL": "python"}
+    rc, output, events = run_inline_project(
+        tmp_path,
+        {"conftest.py": CONFTEST, "test_drivers.py": TESTS},
+        "--dagz-workers",
+        "2",
+        env={"DZ_DB": dbs.base, "PSYCOPG_IMPL": "python"},
+        timeout=120,
     )
-    argv = [str(VENV_PYTHON), "-m", "pytest", "-p", "no:cacheprovider", "--dagz-workers", "2"]
-    rc, stdout, stderr, _ = run_process(argv, env, project, timeout=120)
-    assert rc == 0, stdout[-6000:] + stderr[-3000:]
-    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rc == 0, output
     assert sorted(e["driver"] for e in events) == ["asyncpg", "psycopg-python", "pymysql"]
     for e in events:
         assert e["db"] == dbs.worker(int(e["worker"][2:])), e

@@ -10,12 +10,11 @@ no span of another test may overlap a marked test's.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from plugin_support import child_env, run_process
+from plugin_support import run_inline_project
 
-from support import VENV_PYTHON, unique_name
+from support import unique_name
 
 CONFTEST = """
 import dagz
@@ -88,23 +87,16 @@ def test_main_only_unmarked():
 
 
 def test_node_mutex_and_marker_guards(tmp_path: Path) -> None:
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\n")
-    (project / "conftest.py").write_text(CONFTEST)
-    (project / "helpers.py").write_text(HELPERS)
-    (project / "test_cluster.py").write_text(TESTS)
-    out = tmp_path / "spans.jsonl"
-    junit = tmp_path / "junit.xml"
-    env = child_env({"DZ_OUT": str(out), "DZ_ROLE": unique_name("role"), "TMPDIR": str(tmp_path)})
-    argv = [
-        str(VENV_PYTHON), "-m", "pytest", "-p", "no:cacheprovider", "--dagz-workers", "2",
-        "-rA", f"--junitxml={junit}",
-    ]  # fmt: skip
-    rc, stdout, stderr, _ = run_process(argv, env, project, timeout=120)
-    report = stdout + stderr
+    rc, report, spans = run_inline_project(
+        tmp_path,
+        {"conftest.py": CONFTEST, "helpers.py": HELPERS, "test_cluster.py": TESTS},
+        "--dagz-workers",
+        "2",
+        "-rA",
+        env={"DZ_ROLE": unique_name("role")},
+    )
     failed = {
-        line.split()[1].split("::")[1] for line in stdout.splitlines() if line.startswith("FAILED ")
+        line.split()[1].split("::")[1] for line in report.splitlines() if line.startswith("FAILED ")
     }
     assert failed == {
         "test_guarded_call_without_marker_fails_even_if_caught",
@@ -112,9 +104,8 @@ def test_node_mutex_and_marker_guards(tmp_path: Path) -> None:
         "test_main_only_unmarked",
     }, report
     assert rc == 1, report
-    assert "needs @pytest.mark.dagz_node_mutex" in stdout, report
-    assert "needs @pytest.mark.dagz_main_worker" in stdout, report
-    spans = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "needs @pytest.mark.dagz_node_mutex" in report, report
+    assert "needs @pytest.mark.dagz_main_worker" in report, report
     mutex = [s for s in spans if s["kind"] == "mutex"]
     assert len(mutex) == 3, spans
     assert len(spans) == 13, spans
