@@ -26,7 +26,19 @@ OUT=${DEMO_OUT:-$ROOT/target/demo}
 TRACE=$OUT/shop-trace.json
 PYTEST_ARGS=(-q -p no:cacheprovider)
 
-say() { printf '\n=== demo: %s\n' "$*"; }
+# say TEXT: ends the previous phase with its elapsed time, starts the next one with one line.
+PHASE="" PHASE_T0=0
+say() {
+    done_phase
+    PHASE=$* PHASE_T0=$(date +%s.%N)
+    printf '\n=== demo: %s\n' "$PHASE"
+}
+done_phase() {
+    [[ -n $PHASE ]] || return 0
+    printf '=== demo: done in %ss: %s\n' \
+        "$(awk -v a="$PHASE_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')" "$PHASE"
+    PHASE=""
+}
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 CLEAN=0
@@ -146,6 +158,7 @@ if ((CLEAN)); then
     demo_dbs drop-bases
     rm -rf "$OUT"
     demo_dbs list | grep -v '^BASES ' | sed 's/^/  left: /'
+    done_phase
     exit 0
 fi
 

@@ -17,6 +17,9 @@ PACKAGES=(
     libmariadb-dev libmariadb3 mariadb-client
     procps ca-certificates libc-bin
 )
+# DEPS_EXTRA: more packages to require (space-separated), e.g. for a project's own tools.
+read -r -a extra <<<"${DEPS_EXTRA:-}"
+PACKAGES+=("${extra[@]}")
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

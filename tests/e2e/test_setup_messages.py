@@ -1,0 +1,73 @@
+"""Issue 10, "set-up on a fresh machine": `make` owns the system packages and no phase is silent.
+
+* `scripts/deps.sh` (`make deps`) run by a user who cannot install: one line naming the missing
+  packages and the command that installs them, exit 1 (a package that does not exist stands in
+  for one that is not installed);
+* every phase of `make build` and of `scripts/demo.sh --clean` prints a line when it starts and
+  one with its elapsed time when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from support import REPO_ROOT, unique_name
+
+
+def _run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_deps_names_missing_packages_and_the_command() -> None:
+    command = ["env", "DEPS_EXTRA=dz-no-such-package", "bash", "scripts/deps.sh"]
+    if os.geteuid() == 0:  # as root it would install: run it as a user who cannot
+        assert shutil.which("runuser"), "runuser (util-linux) is needed to run as nobody"
+        command = ["runuser", "-u", "nobody", "--", *command]
+    proc = _run(command)
+    assert proc.returncode == 1, proc
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "dz-no-such-package" in lines[0], lines
+    assert "sudo apt-get install -y dz-no-such-package" in lines[0], lines
+
+
+def _phases(output: str) -> tuple[list[str], list[str]]:
+    started = re.findall(r"^=== (.+?) \.\.\.$", output, re.M)
+    ended = re.findall(r"^=== (.+?): done in [0-9.]+s$", output, re.M)
+    return started, ended
+
+
+def test_make_build_phases_say_start_and_elapsed() -> None:
+    proc = _run(["make", "--no-print-directory", "build"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started, ended = _phases(proc.stdout)
+    assert started, proc.stdout
+    assert started == ended, proc.stdout
+
+
+def test_demo_clean_phases_say_start_and_elapsed(tmp_path: Path) -> None:
+    """`--clean` with the example's database names set to this run's own (never `shop`)."""
+    proc = _run(
+        ["scripts/demo.sh", "--clean"],
+        DEMO_OUT=str(tmp_path / "demo"),
+        SHOP_PG_DATABASE=unique_name("shop"),
+        SHOP_MYSQL_DATABASE=unique_name("audit"),
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    starts = re.findall(r"^=== demo: (?!done in)(.+)$", output, re.M)
+    ends = re.findall(r"^=== demo: done in [0-9.]+s: (.+)$", output, re.M)
+    assert starts, output
+    assert starts == ends, output
