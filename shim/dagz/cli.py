@@ -118,6 +118,7 @@ def _age(created: datetime | None) -> str:
 
 def _db(args: argparse.Namespace) -> int:
     from dagz.engines import for_engine
+    from dagz.lease import in_use_elsewhere
 
     engines = [args.engine] if args.engine else list(_ENGINES)
     rows: list[tuple[str, Any, dict[str, object]]] = []
@@ -165,6 +166,12 @@ def _db(args: argparse.Namespace) -> int:
             print(f"would drop {engine} {item.name} (base {item.stamp.base})")
             continue
         try:
+            if in_use_elsewhere(engine, item.name, kwargs):
+                print(
+                    f"skipped {engine} {item.name} (base {item.stamp.base}):"
+                    " in use by a live run (its lease)"
+                )
+                continue
             for_engine(engine).drop(item.name, **kwargs)
         except Exception as exc:
             print(f"{exc}", file=sys.stderr)

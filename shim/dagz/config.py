@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dagz import _bypass, _callbacks, _shim
+from dagz import _bypass, _callbacks, _shim, lease
 from dagz._state import STATE, log
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
@@ -74,6 +74,9 @@ class DbConfig:
         self._manual: set[str] = set()
         self._rerouted: set[str] = set()
         self.worker_init_calls = 0
+        #: (bases, connect_kwargs) of every `create_worker_init`: the servers and names the
+        #: worker leases (`dagz.lease`).
+        self._lease_sources: list[tuple[list[str], dict[str, Any]]] = []
 
     # -- the DAGZ API ---------------------------------------------------------------------------
 
@@ -200,6 +203,8 @@ class DbConfig:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def session(self) -> Session:
+        if STATE.reroute and self._conf is not None and not self.disabled_here():
+            lease.ensure(self, None)  # the worker number is leased before any name is made
         num, count = _shim.worker()
         return Session(num, count, _shim.policy_suffix(self.engine, num))
 
@@ -234,8 +239,12 @@ class DbConfig:
             return None
         if not name or not conf.should_reroute(name):
             return None
+        lease.ensure(self, name)
         new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)
-        return None if new == name else new
+        if new == name:
+            return None
+        lease.hold(self, new)
+        return new
 
     def resolve(self, name: str) -> str | None:
         """Decision + lifecycle for one connect. None: connect to `name` unchanged."""
@@ -359,6 +368,8 @@ class DbConfig:
         it is dropped and cloned again. The dagz log says which, per worker and base.
         """
         names = list(db_names)
+        source = (names, dict(connect_kwargs))
+        self._lease_sources.append(source)
 
         def worker_init(worker_num: int) -> None:
             engine = for_engine(self.engine)
@@ -374,6 +385,9 @@ class DbConfig:
                 with STATE.lock:
                     STATE.summary.append(line)
 
+        # Where the worker leases its databases (also read through `_lease_sources` when the
+        # conftest wraps this function in one of its own).
+        worker_init.dagz_lease_source = source  # type: ignore[attr-defined]
         return worker_init
 
 

@@ -30,3 +30,9 @@ RUN_DIR = "DAGZ_RUN_DIR"
 FRESH = "DAGZ_FRESH"
 #: Set when a serial `pytest --dagz` started itself again with the shim preloaded.
 REEXEC = "DAGZ_REEXEC"
+#: The pid of the process whose worker lease exported DAGZ_WORKER (dagz.lease); a run started
+#: from inside a test of that process chooses its own numbers.
+WORKER_LEASE = "DAGZ_WORKER_LEASE"
+#: The directory of machine-local lease files (default /tmp/dagz-leases), for families whose
+#: server dagz does not know.
+LEASE_DIR = "DAGZ_LEASE_DIR"

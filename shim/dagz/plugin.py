@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim, envvars, markers, shard
+from dagz import _bypass, _shim, envvars, lease, markers, shard
 from dagz._state import STATE, log
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
+from dagz.errors import DagzError
 
 _MAIN_MARK = "dagz_main_worker"
 #: Per-run plugin state, in the run's `config.stash`.
@@ -241,6 +242,7 @@ def _activate(config: pytest.Config, *, controller: bool) -> None:
         return
     config.stash[_ACTIVATED] = controller
     _current[:] = [config]
+    lease.forget_inherited()  # a DAGZ_WORKER leased by an outer run's worker is not ours
     STATE.active = True
     # The controller of a distributed run is no worker: its connects (conftest code, base
     # migrations) use the real names and never touch gw0's database or run worker_init/prepare.
@@ -313,6 +315,7 @@ def ensure_otel_plugin() -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    lease.release()
     STATE.active = False
     STATE.reroute = False
     _current.clear()
@@ -353,6 +356,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     else:
         where = f"serial run, shim {'preloaded' if shim else 'NOT preloaded'}"
     lines = [f"dagz {_shim.version()}: {where}; families: {_families_text()}"]
+    if lease.describe():
+        lines.append(f"dagz: {lease.describe()}")
     if not _configured_families():
         lines.append(NOTHING_CONFIGURED)
     return lines
@@ -390,6 +395,7 @@ def pytest_runtest_protocol(
     finally:
         with STATE.lock:
             STATE.current_test = None
+        lease.after_test(item.nodeid)  # cluster-wide objects that appeared during the test
 
 
 def _phase() -> Generator[None, Any, Any]:
@@ -452,7 +458,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     config = terminalreporter.config
     if not STATE.active and not _active(config):
         return
-    lines = list(STATE.summary)
+    lines = list(STATE.summary) + lease.leftover_lines(config.stash.get(_LEFTOVERS, []))
     configured = _configured_families() or config.stash.get(_WORKER_FAMILIES, set())
     if not configured and not _is_xdist_worker(config):
         lines.insert(0, NOTHING_CONFIGURED)
@@ -489,6 +495,8 @@ class _XdistHooks:
                 STATE.summary.append(line)
         families = self.config.stash.setdefault(_WORKER_FAMILIES, set())
         families.update(out.get("dagz_families", []))
+        left = self.config.stash.setdefault(_LEFTOVERS, [])
+        left += [(str(obj), str(during)) for obj, during in out.get("dagz_leftovers", [])]
 
 
 def _dagz_startup_error(error: Any) -> str | None:
@@ -502,8 +510,33 @@ def _dagz_startup_error(error: Any) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A worker takes its worker leases as it starts, when its conftests named the servers
+    (else at its first rerouted connect): `dagz.lease`."""
+    if STATE.reroute:
+        try:
+            lease.ensure(None, None)
+        except DagzError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+#: Cluster-wide objects the workers found left at their end: (object, during what).
+_LEFTOVERS = pytest.StashKey[list[tuple[str, str]]]()
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    if STATE.reroute and lease.number() is not None:
+        try:
+            left = lease.leftovers()
+        except DagzError as exc:
+            left = []
+            log(str(exc))
+        config.stash.setdefault(_LEFTOVERS, []).extend(left)
+        if _is_xdist_worker(config):
+            config.workeroutput["dagz_leftovers"] = left
+            config.stash[_LEFTOVERS] = []  # the controller reports them, once per object
     if _is_xdist_worker(config):
         config.workeroutput["dagz_summary"] = list(STATE.summary)
         config.workeroutput["dagz_families"] = _configured_families()

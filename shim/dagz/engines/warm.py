@@ -73,6 +73,7 @@ from dagz.engines.base import (
     WarmSession,
 )
 from dagz.errors import EngineError
+from dagz.lease import refuse_if_in_use
 
 __all__ = [
     "CHANGED",
@@ -399,6 +400,7 @@ def provision(
     what = f"provisioning {engine.LABEL} database {target!r} from {base!r} failed"
     if base == target:
         raise EngineError(f"dagz: {what}: source and target are the same database")
+    refuse_if_in_use(engine.NAME, target, what, connect_kwargs)  # another live run's (lease)
     with engine.warm_session(base, target, what, connect_kwargs) as session:
         why = session.unsupported()
         if why:

@@ -1,0 +1,719 @@
+"""Worker leases: runs that share a database server never share a worker database.
+
+A worker process holds a *lease* on every worker database it uses, for as long as it runs:
+
+* on the server, when dagz knows it (the connection parameters a family gave
+  `create_worker_init`): PostgreSQL a session-level advisory lock
+  (``pg_try_advisory_lock(key)``, `pg_key`: the first 8 bytes of ``sha256("dagz worker " +
+  name)``), MariaDB/MySQL ``GET_LOCK('dagz:worker:<name>', 0)`` (`mysql_lock_name`), each on
+  one connection per server that the worker keeps open; the server ends the lease when that
+  connection ends, so a killed worker leaves none behind;
+* otherwise (a family whose `worker_init` dagz did not make, so the server is unknown) an
+  ``flock`` on a file per database in ``/tmp/dagz-leases`` (``DAGZ_LEASE_DIR``; sticky and
+  world-writable, made 0o1777): machine-local only, which the log says. A lock file is removed
+  when its lease ends; the directory stays, and a file whose holder was killed stays until the
+  next lease of that database removes it.
+
+The lease is taken before the worker computes its first rerouted name (the first
+`DbConfig.resolve` or `DbConfig.session` of any family, or worker start in the plugin when the
+servers are known). xdist worker ``gwK`` of a run with ``n`` workers tries worker number ``K``:
+its databases (the rewrite of every base its families name, for that number) must all be free
+on every server. When one is leased by another run it tries ``K + n``, ``K + 2n`` … — never
+waiting, never sharing — and exports the number it got as ``DAGZ_WORKER`` (the shim reads it at
+every connect, children of a test inherit it), with ``DAGZ_WORKER_LEASE=<pid>`` so that a nested
+run does not mistake it for its own. A worker database first met later (a base no
+`create_worker_init` named) is leased when it is first rerouted; leased by another run, the
+connect fails with a ``dagz:`` error.
+
+The key is the worker database's name, not the number alone: runs of unrelated projects (other
+base names) on one server keep their numbers.
+
+`in_use_elsewhere` is the guard of everything that drops or rebuilds a worker database (the warm
+start's rebuild, ``dagz db drop``): a database whose lease another live process holds is left
+alone.
+
+Cluster-wide objects: at lease time each server's roles and prepared transactions (PostgreSQL)
+or users (MariaDB) are listed; after each test a one-row signature query tells whether they
+changed (then they are listed again, and what appeared is attributed to that test); at the end
+of the worker's session what is still there and was not at the start is reported
+(`leftovers`), naming the test(s) during which it appeared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dagz import _shim, envvars
+from dagz._state import STATE, log
+from dagz.errors import DagzError, EngineError
+
+if TYPE_CHECKING:
+    from dagz.config import DbConfig
+
+#: Where machine-local lease files go when dagz does not know a family's server.
+DEFAULT_LEASE_DIR = "/tmp/dagz-leases"
+#: Worker numbers tried (K, K + n, …) before giving up.
+MAX_ATTEMPTS = 64
+
+_ENGINES = {_shim.ENGINE_POSTGRES: "postgres", _shim.ENGINE_MYSQL: "mysql"}
+
+
+def pg_key(name: str) -> int:
+    """The advisory-lock key (bigint) of the lease on worker database `name`."""
+    digest = hashlib.sha256(f"dagz worker {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def mysql_lock_name(name: str) -> str:
+    """The ``GET_LOCK`` name of the lease on worker database `name` (64 characters at most)."""
+    text = f"dagz:worker:{name}"
+    if len(text) <= 64:
+        return text
+    return "dagz:worker:" + hashlib.sha256(name.encode()).hexdigest()[:40]
+
+
+def _engine_name(engine: int | str) -> str:
+    from dagz.engines import for_engine
+
+    return for_engine(engine).NAME
+
+
+def _server_label(kwargs: dict[str, Any]) -> str:
+    host = kwargs.get("host") or kwargs.get("unix_socket") or "localhost"
+    port = kwargs.get("port")
+    return f"{host}:{port}" if port else str(host)
+
+
+def _server_id(engine: str, kwargs: dict[str, Any]) -> str:
+    parts = sorted((k, str(v)) for k, v in kwargs.items() if k not in ("password", "passwd"))
+    return f"{engine} {parts}"
+
+
+# --------------------------------------------------------------------------------------------
+# one server
+
+
+class _Server:
+    """One connection to a server that holds this process's leases on it."""
+
+    def __init__(self, engine: str, kwargs: dict[str, Any]) -> None:
+        self.engine = engine
+        self.kwargs = dict(kwargs)
+        self.label = _server_label(self.kwargs)
+        self.conn: Any = None
+        self.held: set[str] = set()
+        #: The cluster-wide objects now (kind and name → None), their signature, and what
+        #: was there when the lease was taken.
+        self.signature: object = None
+        self.objects: set[str] = set()
+        self.start: set[str] | None = None
+        self.snapshots = True
+
+    def _connect(self) -> Any:
+        from dagz.engines import for_engine
+
+        engine = for_engine(self.engine)
+        if self.engine == "mysql":
+            return engine.connect(None, **self.kwargs)
+        last: Exception | None = None
+        for db in ("postgres", "template1"):
+            try:
+                return engine.connect(db, **self.kwargs)
+            except Exception as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.conn is None:
+            try:
+                self.conn = self._connect()
+            except Exception as exc:
+                from dagz.engines.base import redact
+
+                raise DagzError(
+                    f"dagz: cannot take worker leases on {self.engine} server {self.label}: "
+                    + redact(" ".join(str(exc).split()), self.kwargs)
+                ) from exc
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall()) if cur.description else []
+        finally:
+            cur.close()
+
+    def try_take(self, name: str) -> bool:
+        if name in self.held:
+            return True
+        if self.engine == "postgres":
+            rows = self._query("SELECT pg_try_advisory_lock(%s)", (pg_key(name),))
+        else:
+            rows = self._query("SELECT GET_LOCK(%s, 0)", (mysql_lock_name(name),))
+        if rows and rows[0][0] in (True, 1):
+            self.held.add(name)
+            return True
+        return False
+
+    def give_back(self, name: str) -> None:
+        if name not in self.held:
+            return
+        self.held.discard(name)
+        if self.engine == "postgres":
+            self._query("SELECT pg_advisory_unlock(%s)", (pg_key(name),))
+        else:
+            self._query("SELECT RELEASE_LOCK(%s)", (mysql_lock_name(name),))
+
+    def close(self) -> None:
+        self.held.clear()
+        if self.conn is not None:
+            from dagz.engines.base import close_quietly
+
+            close_quietly(self.conn)
+            self.conn = None
+
+    # -- cluster-wide objects -----------------------------------------------------------------
+
+    def _signature(self) -> object:
+        if self.engine == "postgres":
+            rows = self._query(
+                "SELECT (SELECT count(*)::text || ':' || coalesce(max(oid::int8), 0)::text"
+                " FROM pg_roles) || '/' || (SELECT count(*)::text || ':' ||"
+                " coalesce(max(prepared)::text, '') FROM pg_prepared_xacts)"
+            )
+        else:
+            rows = self._query(
+                "SELECT count(*), coalesce(sum(crc32(concat(User, '@', Host))), 0) FROM mysql.user"
+            )
+        return tuple(rows[0]) if rows else None
+
+    def _list(self) -> set[str]:
+        if self.engine == "postgres":
+            roles = self._query("SELECT rolname FROM pg_roles")
+            xacts = self._query("SELECT gid, database FROM pg_prepared_xacts")
+            return {f"role '{r[0]}'" for r in roles} | {
+                f"prepared transaction '{g}' in {d}" for g, d in xacts
+            }
+        users = self._query("SELECT User, Host FROM mysql.user")
+        return {f"user '{_text(u)}'@'{_text(h)}'" for u, h in users}
+
+    def refresh(self) -> set[str]:
+        """What appeared since the last look (the objects are listed only when the one-row
+        signature changed)."""
+        if not self.snapshots:
+            return set()
+        try:
+            signature = self._signature()
+            if self.start is not None and signature == self.signature:
+                return set()
+            objects = self._list()
+        except DagzError:
+            raise
+        except Exception as exc:
+            self.snapshots = False
+            log(
+                f"{self.engine} server {self.label}: cluster-wide objects are not checked "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            )
+            return set()
+        appeared = objects - self.objects
+        self.signature, self.objects = signature, objects
+        if self.start is None:
+            self.start = set(objects)
+            return set()
+        return appeared
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# machine-local lease files
+
+
+def lease_dir() -> Path:
+    """The shared directory of lease files, made sticky and world-writable (0o1777) when this
+    process creates it; refused when it is not a directory, or is another user's and not
+    sticky (another user could then take or remove our leases)."""
+    path = Path(os.environ.get(envvars.LEASE_DIR) or DEFAULT_LEASE_DIR)
+    try:
+        os.mkdir(path, 0o1777)
+        os.chmod(path, 0o1777)  # the umask applied to mkdir
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DagzError(f"dagz: cannot make the lease directory {path}: {exc}") from exc
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise DagzError(f"dagz: the lease directory {path} is not a directory: remove it")
+    if st.st_uid != os.getuid() and not st.st_mode & stat.S_ISVTX:
+        raise DagzError(
+            f"dagz: the lease directory {path} belongs to another user and is not sticky: "
+            f"make it mode 1777 or set {envvars.LEASE_DIR} to a directory of yours"
+        )
+    return path
+
+
+def _file_path(engine: str, name: str) -> Path:
+    digest = hashlib.sha256(f"dagz worker {engine} {name}".encode()).hexdigest()[:32]
+    return lease_dir() / f"{engine}-{digest}.lock"
+
+
+def _flock_path(path: Path) -> int | None:
+    """An fd holding an exclusive flock on `path` (created when missing), or None when another
+    process holds it. A holder removes the file when it ends its lease: an fd whose file was
+    removed between open and flock is not a lease, and is tried again."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            try:
+                fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            now = os.stat(path, follow_symlinks=False)
+            mine = os.fstat(fd)
+            same = (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _file_free(engine: str, name: str) -> bool:
+    """Whether no process holds the lease file of `name` (without creating it)."""
+    path = Path(os.environ.get(envvars.LEASE_DIR) or DEFAULT_LEASE_DIR)
+    digest = hashlib.sha256(f"dagz worker {engine} {name}".encode()).hexdigest()[:32]
+    try:
+        fd = os.open(path / f"{engine}-{digest}.lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@dataclass
+class _Files:
+    """This process's lease files: (engine, name) → (path, fd)."""
+
+    held: dict[tuple[str, str], tuple[Path, int]] = field(default_factory=dict)
+
+    def try_take(self, engine: str, name: str) -> bool:
+        if (engine, name) in self.held:
+            return True
+        path = _file_path(engine, name)
+        fd = _flock_path(path)
+        if fd is None:
+            return False
+        self.held[(engine, name)] = (path, fd)
+        return True
+
+    def give_back(self, engine: str, name: str) -> None:
+        entry = self.held.pop((engine, name), None)
+        if entry is not None:
+            path, fd = entry
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # while still locked: see _flock_path
+            os.close(fd)
+
+    def close(self) -> None:
+        for key in list(self.held):
+            self.give_back(*key)
+
+
+# --------------------------------------------------------------------------------------------
+# the process's leases
+
+
+class _Leases:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.local = threading.local()
+        self.number: int | None = None
+        self.origin = 0
+        self.count = 1
+        #: (family, worker database) leased by this process.
+        self.names: set[tuple[str, str]] = set()
+        self.servers: dict[str, _Server] = {}
+        self.files = _Files()
+        self.fallback_said: set[str] = set()
+        self.exported = False
+        #: The summary's words when this worker took another number than its own.
+        self.moved_line: str | None = None
+        #: object text → tests (or "outside tests") during which it appeared.
+        self.appeared: dict[tuple[str, str], list[str]] = {}
+
+    def sources(self, cfg: DbConfig) -> list[tuple[list[str], dict[str, Any]]]:
+        return list(getattr(cfg, "_lease_sources", []))
+
+    def servers_of(self, cfg: DbConfig) -> list[_Server]:
+        engine = _ENGINES[cfg.engine]
+        out = []
+        for _names, kwargs in self.sources(cfg):
+            key = _server_id(engine, kwargs)
+            server = self.servers.get(key)
+            if server is None:
+                server = self.servers[key] = _Server(engine, kwargs)
+            if server not in out:
+                out.append(server)
+        return out
+
+    def take(self, cfg: DbConfig, name: str) -> bool:
+        """Leases `name` (a worker database of `cfg`'s family) on each server of the family (a
+        lease file when none is known); False, with nothing kept, when any says it is taken."""
+        engine = _ENGINES[cfg.engine]
+        servers = self.servers_of(cfg)
+        got: list[Callable[[], None]] = []
+        ok = True
+        if servers:
+            for server in servers:
+                had = name in server.held
+                if not server.try_take(name):
+                    ok = False
+                    break
+                if not had:
+                    got.append(lambda s=server: s.give_back(name))
+        else:
+            self._say_fallback(cfg)
+            had = (engine, name) in self.files.held
+            ok = self.files.try_take(engine, name)
+            if ok and not had:
+                got.append(lambda: self.files.give_back(engine, name))
+        if not ok:
+            for undo in got:
+                undo()
+        return ok
+
+    def _say_fallback(self, cfg: DbConfig) -> None:
+        if cfg.family in self.fallback_said:
+            return
+        self.fallback_said.add(cfg.family)
+        line = (
+            f"{cfg.family}: its worker_init is not dagz's create_worker_init, so dagz does not "
+            f"know its server: worker leases are lock files in {lease_dir()} (this machine "
+            "only; runs on other machines sharing the server are not kept apart)"
+        )
+        log(line)
+        with STATE.lock:
+            STATE.summary.append(line)
+
+
+_LEASES = _Leases()
+
+
+def forget_inherited() -> None:
+    """A `DAGZ_WORKER` exported by another process's lease (a run started from inside a test of
+    a dagz worker) is not this process's: drop it, so this run chooses its own numbers."""
+    owner = os.environ.get(envvars.WORKER_LEASE)
+    if owner is not None and owner != str(os.getpid()) and not _LEASES.exported:
+        os.environ.pop(envvars.WORKER_LEASE, None)
+        os.environ.pop(envvars.WORKER, None)
+
+
+def number() -> int | None:
+    """The worker number this process leased (None: none yet)."""
+    return _LEASES.number
+
+
+def describe() -> str | None:
+    """``gw1 → worker 5 (worker 1 is leased by another run)``-style words, once leased."""
+    return _LEASES.moved_line
+
+
+def _targets(cfg: DbConfig, bases: list[str], num: int, count: int) -> list[str]:
+    from dagz.config import Session
+
+    conf = cfg._conf
+    if conf is None:
+        return []
+    session = Session(num, count, _shim.policy_suffix(cfg.engine, num))
+    names = []
+    for base in bases:
+        new = cfg._checked_name(conf.rewrite_db_name(base, session), base)
+        if new != base and new not in names:
+            names.append(new)
+    return names
+
+
+def ensure(cfg: DbConfig | None, name: str | None) -> None:
+    """Takes this worker's leases once, before its first rerouted name is computed (`name`: the
+    database a connect of `cfg`'s family asks for, when a connect triggers it)."""
+    leases = _LEASES
+    if leases.number is not None or getattr(leases.local, "busy", False):
+        return
+    with leases.lock:
+        if leases.number is not None:
+            return
+        leases.local.busy = True
+        try:
+            _choose(cfg, name)
+        finally:
+            leases.local.busy = False
+
+
+def _plan(first: DbConfig | None, name: str | None) -> list[tuple[DbConfig, list[str]]]:
+    """(family, its base names) for every family that reroutes in this process."""
+    from dagz.config import CONFIGS
+
+    plan = []
+    for cfg in CONFIGS.values():
+        if cfg._conf is None or cfg.disabled_here():
+            continue
+        bases: list[str] = []
+        for names, _kw in _LEASES.sources(cfg):
+            bases += [b for b in names if b not in bases]
+        if cfg is first and name and name not in bases:
+            bases.append(name)
+        if bases:
+            plan.append((cfg, bases))
+    return plan
+
+
+def _choose(first: DbConfig | None, name: str | None) -> None:
+    leases = _LEASES
+    forget_inherited()
+    plan = _plan(first, name)
+    if not plan:
+        return  # nothing known to lease yet: the first rerouted connect does it
+    origin, count = _shim.worker()
+    count = max(count, 1)
+    blocked: list[int] = []
+    for attempt in range(MAX_ATTEMPTS):
+        num = origin + attempt * count
+        taken: list[tuple[DbConfig, str]] = []
+        free = True
+        for cfg, bases in plan:
+            for target in _targets(cfg, bases, num, count):
+                if not leases.take(cfg, target):
+                    free = False
+                    break
+                taken.append((cfg, target))
+            if not free:
+                break
+        if free:
+            _settle(num, origin, count, taken, blocked)
+            return
+        for cfg, target in taken:
+            _give_back(cfg, target)
+        blocked.append(num)
+    raise DagzError(
+        f"dagz: no free worker number for this worker: {', '.join(map(str, blocked))} are all "
+        "leased by other live runs on the same server(s); end some of them, or use fewer "
+        "workers"
+    )
+
+
+def _give_back(cfg: DbConfig, target: str) -> None:
+    servers = _LEASES.servers_of(cfg)
+    for server in servers:
+        server.give_back(target)
+    if not servers:
+        _LEASES.files.give_back(_ENGINES[cfg.engine], target)
+
+
+def _settle(
+    num: int, origin: int, count: int, taken: list[tuple[DbConfig, str]], blocked: list[int]
+) -> None:
+    leases = _LEASES
+    leases.number, leases.origin, leases.count = num, origin, count
+    leases.names |= {(cfg.family, target) for cfg, target in taken}
+    os.environ[envvars.WORKER] = str(num)
+    os.environ[envvars.WORKER_LEASE] = str(os.getpid())
+    leases.exported = True
+    who = os.environ.get(envvars.XDIST_WORKER) or "this run"
+    where = ", ".join(sorted({s.label for s in leases.servers.values() if s.held})) or "files"
+    if blocked:
+        them = (
+            f"worker {blocked[0]} is leased by another run"
+            if len(blocked) == 1
+            else f"workers {', '.join(map(str, blocked))} are leased by other runs"
+        )
+        line = f"{who} → worker {num} ({them})"
+        leases.moved_line = line
+        with STATE.lock:
+            STATE.summary.append(line)
+        log(f"{line}; DAGZ_WORKER={num}")
+    else:
+        log(f"{who}: worker {num} leased ({where})")
+    for server in leases.servers.values():
+        if server.held:
+            server.refresh()
+
+
+def hold(cfg: DbConfig, target: str) -> None:
+    """Leases `target` (a rerouted name just computed) if this process does not hold it yet;
+    another live run holding it fails the connect."""
+    leases = _LEASES
+    if (cfg.family, target) in leases.names or leases.number is None:
+        return
+    with leases.lock:
+        if (cfg.family, target) in leases.names:
+            return
+        if not leases.take(cfg, target):
+            raise DagzError(
+                f"dagz: {cfg.family}: {target} is in use by a live run (another process holds "
+                f"its worker lease); this worker is worker {leases.number} already, for the "
+                "databases it met first. Name every base in create_worker_init([...]) so that "
+                "the worker number is chosen for all of them at once."
+            )
+        leases.names.add((cfg.family, target))
+
+
+def held(engine: int | str, name: str) -> bool:
+    """Whether this process holds the lease on worker database `name` of `engine`."""
+    eng = _engine_name(engine)
+    with _LEASES.lock:
+        return any(s.engine == eng and name in s.held for s in _LEASES.servers.values()) or (
+            (eng, name) in _LEASES.files.held
+        )
+
+
+def in_use_elsewhere(engine: int | str, name: str, connect_kwargs: dict[str, Any]) -> bool:
+    """Whether another live process holds the lease on worker database `name` (on the server of
+    `connect_kwargs`, or in a lease file of this machine). Dropping or rebuilding it must then
+    wait for that run to end."""
+    eng = _engine_name(engine)
+    if held(eng, name):
+        return False
+    if not _file_free(eng, name):
+        return True
+    from dagz._bypass import hard_bypass
+    from dagz.engines import for_engine
+    from dagz.engines.base import close_quietly
+
+    with hard_bypass():
+        if eng == "mysql":
+            conn = for_engine(eng).connect(None, **connect_kwargs)
+        else:
+            conn = _Server(eng, connect_kwargs)._connect()
+        try:
+            cur = conn.cursor()
+            if eng == "mysql":
+                cur.execute("SELECT IS_FREE_LOCK(%s)", (mysql_lock_name(name),))
+                free = cur.fetchall()[0][0] in (1, True)
+            else:
+                key = pg_key(name)
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                free = bool(cur.fetchall()[0][0])
+                if free:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                    cur.fetchall()
+            cur.close()
+        finally:
+            close_quietly(conn)
+    return not free
+
+
+def refuse_if_in_use(engine: int | str, name: str, what: str, connect_kwargs: Any) -> None:
+    """The guard before dropping/rebuilding `name`: an `EngineError` when another live run
+    holds its lease."""
+    if in_use_elsewhere(engine, name, dict(connect_kwargs)):
+        raise EngineError(
+            f"dagz: {what}: {name!r} is in use by a live run (another process holds its worker "
+            "lease): left alone"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# cluster-wide objects
+
+
+def after_test(nodeid: str) -> None:
+    """Notes the cluster-wide objects that appeared during test `nodeid` (one signature query
+    per server; a listing only when it changed)."""
+    _look(nodeid)
+
+
+def _look(during: str) -> None:
+    leases = _LEASES
+    if leases.number is None:
+        return
+    with leases.lock:
+        for server in leases.servers.values():
+            if not server.held:
+                continue
+            try:
+                appeared = server.refresh()
+            except DagzError as exc:
+                log(str(exc))
+                continue
+            for obj in appeared:
+                leases.appeared.setdefault((server.label, obj), []).append(during)
+
+
+def leftovers() -> list[tuple[str, str]]:
+    """(object on its server, during what it appeared) for every cluster-wide object that is
+    there now and was not when the lease was taken."""
+    leases = _LEASES
+    worker = os.environ.get(envvars.XDIST_WORKER) or "this run"
+    _look(f"{worker}, outside any test")
+    out = []
+    with leases.lock:
+        for server in leases.servers.values():
+            if server.start is None:
+                continue
+            family = "PG_CONFIG" if server.engine == "postgres" else "MYSQL_CONFIG"
+            for obj in sorted(server.objects - server.start):
+                during = leases.appeared.get((server.label, obj), [f"{worker}, outside any test"])
+                tests = [d if "outside" in d else f"{d} ({worker})" for d in during]
+                out.append((f"{family}: {obj} on {server.label}", "; ".join(tests)))
+    return out
+
+
+def leftover_lines(items: list[tuple[str, str]]) -> list[str]:
+    """One summary line per object (the workers' attributions joined)."""
+    merged: dict[str, list[str]] = {}
+    for obj, during in items:
+        whos = merged.setdefault(obj, [])
+        for part in during.split("; "):
+            if part not in whos:
+                whos.append(part)
+    lines = []
+    for obj, whos in merged.items():
+        tests = [w for w in whos if "outside" not in w]
+        by = "left by a test" if tests else "left by this run"
+        lines.append(
+            f"{obj} {by} (cluster-wide, not per database): appeared during {', '.join(whos)}; "
+            "drop it in the test, or mark the test @pytest.mark.dagz_node_mutex"
+        )
+    return lines
+
+
+def release() -> None:
+    """Ends every lease of this process (at the end of its session)."""
+    leases = _LEASES
+    with leases.lock:
+        for server in leases.servers.values():
+            server.close()
+        leases.servers.clear()
+        leases.files.close()
+        leases.names.clear()
+        leases.appeared.clear()
+        if leases.exported and os.environ.get(envvars.WORKER_LEASE) == str(os.getpid()):
+            os.environ.pop(envvars.WORKER_LEASE, None)
+            os.environ.pop(envvars.WORKER, None)
+        leases.exported = False
+        leases.number = None
+        leases.moved_line = None
