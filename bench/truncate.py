@@ -2,12 +2,16 @@
 
 A test wrote 5 rows into 2 of the 50 tables (2 ``customers``, 3 ``orders`` referencing them);
 then the database is emptied for the next test. Compared side by side in one run, repetitions
-interleaved (the order of the methods rotates every repetition), each repetition inserting the
-rows again (committed, not timed) and then timing only the cleanup:
+interleaved (the order of the methods rotates every repetition), uncounted warm-up repetitions
+first, each repetition inserting the rows again (committed, not timed) and then timing only the
+cleanup; every method's median and min-max are printed, and every repetition's order and raw
+times (the raw output):
 
 * ``dagz``: ``PG_CONFIG.truncate(db)`` / ``MYSQL_CONFIG.truncate(db)``, the call a DAGZ-style
-  ``prepare`` makes. It opens its own connection every time (its cost is part of the time; it
-  is also measured alone, below);
+  ``prepare`` makes, on the per-worker database dagz made (``create_worker_init`` of worker 1).
+  Whether dagz keeps its connection between calls (PostgreSQL does since the recorded run) or
+  opens one per call is read from dagz after the warm-up and printed in the label; when it opens
+  one per call, a fresh connect + close is also timed alone right after each call;
 * ``cleaner``: DatabaseCleaner's default truncation, on an open connection: on PostgreSQL one
   ``TRUNCATE TABLE t1, …, t50 RESTART IDENTITY CASCADE``; on MySQL ``SET FOREIGN_KEY_CHECKS = 0``,
   one ``TRUNCATE TABLE t`` per table, ``SET FOREIGN_KEY_CHECKS = 1``;
@@ -15,41 +19,50 @@ rows again (committed, not timed) and then timing only the cleanup:
   foreign key checks off), one transaction, on an open connection. It does not reset
   identities, which the other two do;
 * PostgreSQL only, a reference that is not dagz's API: the same round trips as
-  ``dagz.engines.postgres.truncate``, built by its own helpers, on a connection kept open across
-  repetitions — how much of dagz's time is its fresh connection (backend start and cold
-  catalog caches).
+  ``dagz.engines.postgres.truncate``, built by its own helpers, on the benchmark's own connection
+  kept open across repetitions — what dagz's API adds over its SQL.
 
 Schema: 50 tables (serial/auto-increment keys, a unique column, an indexed foreign key column
 per reference), 59 foreign keys, plus ``alembic_version`` holding one row, which every method
-leaves alone. After every cleanup the two tables are checked empty (not timed), and the next
-insert shows whether the identity restarted at 1.
+leaves alone. It is built in a base database ``dz_bench_<random>_trunc`` that dagz copies into
+the worker database ``…_trunc_jw01``; both are dropped at the end, also on failure. After every
+cleanup the two tables are checked empty (not timed), and the next insert shows whether the
+identity restarted at 1.
 
-    .venv/bin/python bench/truncate.py [--reps 40] [--engines pg,mysql]
+    .venv/bin/python bench/truncate.py [--reps 40] [--warmup 3] [--engines pg,mysql] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import random
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 import MySQLdb
 import psycopg
-from dagz.config import MYSQL_CONFIG, PG_CONFIG
+from _names import cleanup_at_exit
+from _names import name as bench_name
+from dagz.config import MYSQL_CONFIG, PG_CONFIG, DbConfig
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
+from dagz.engines.mysql import truncation as _my_truncation
 from dagz.engines.postgres import truncation as _pg_truncation
 
 # dagz reads the worker from the environment on every call: this process is worker 1, so
-# `truncate` accepts the per-worker database `dagz_bench_trunc_jw01`.
+# `create_worker_init` makes (and `truncate` accepts) the per-worker database `BASE_jw01`.
 os.environ["DAGZ_WORKER"] = "1"
 os.environ["DAGZ_WORKER_COUNT"] = "4"
+os.environ.pop("DAGZ_FRESH", None)
 
-DB = "dagz_bench_trunc_jw01"
+BASE = bench_name("trunc")
+DB = f"{BASE}_jw01"
 #: The servers (loopback, trust/no password); BENCH_PG_PORT / BENCH_MY_PORT pick other ones.
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 MY_PORT = int(os.environ.get("BENCH_MY_PORT", "3306"))
@@ -116,6 +129,20 @@ def ddl(engine: str) -> list[str]:
     return statements
 
 
+def make_worker_db(config: DbConfig, kw: dict[str, object]) -> str:
+    """Worker 1's copy of `BASE`, made by dagz's own ``create_worker_init`` (dagz truncates only
+    the worker databases it made); returns dagz's log line."""
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        config.create_worker_init([BASE], **kw)(1)
+    return buf.getvalue().strip().splitlines()[-1] if buf.getvalue().strip() else ""
+
+
+def keeps_connection(module: ModuleType) -> bool:
+    """Whether dagz's truncate of this engine kept a connection open after its calls."""
+    return bool(getattr(module, "_KEPT", None))
+
+
 # --------------------------------------------------------------------------------------------
 # engines
 
@@ -124,6 +151,8 @@ class Engine:
     """Connections and SQL of one engine; `cleanups` maps a method to its timed callable."""
 
     name = ""
+    #: dagz's truncation module of this engine (does it keep a connection: `keeps_connection`).
+    module: ModuleType
 
     def __init__(self) -> None:
         self.cleanups: dict[str, Callable[[], None]] = {}
@@ -147,17 +176,19 @@ class Engine:
 
 class Pg(Engine):
     name = "PostgreSQL"
+    module = _pg_truncation
 
     def __init__(self) -> None:
         super().__init__()
         with psycopg.connect(dbname="postgres", autocommit=True, **PG_KW) as admin:  # type: ignore[arg-type]
-            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{DB}"')
+            admin.execute(f'CREATE DATABASE "{BASE}"')
             self.version = str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        with psycopg.connect(dbname=BASE, autocommit=True, **PG_KW) as base:  # type: ignore[arg-type]
+            for statement in ddl("pg"):
+                base.execute(statement.encode())
+        self.made = make_worker_db(PG_CONFIG, PG_KW)
         self.writer = psycopg.connect(dbname=DB, autocommit=True, **PG_KW)  # type: ignore[arg-type]
         self.cleaner = psycopg.connect(dbname=DB, autocommit=True, **PG_KW)  # type: ignore[arg-type]
-        for statement in ddl("pg"):
-            self.writer.execute(statement.encode())
         all_tables = ", ".join(TABLES)
         self.truncate_sql = f"TRUNCATE TABLE {all_tables} RESTART IDENTITY CASCADE;"
         self.delete_sql = [f"DELETE FROM {t}" for t in reversed(TABLES)]
@@ -212,26 +243,35 @@ class Pg(Engine):
         self.writer.close()
         self.cleaner.close()
         self.kept.close()
+        close_kept = getattr(_pg_truncation, "_close_kept", None)
+        if close_kept is not None:  # dagz's kept connection, before the drop
+            close_kept()
         with psycopg.connect(dbname="postgres", autocommit=True, **PG_KW) as admin:  # type: ignore[arg-type]
-            admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+            for db in (DB, BASE):
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'.encode())
 
 
 class My(Engine):
     name = "MySQL/MariaDB"
+    module = _my_truncation
 
     def __init__(self) -> None:
         super().__init__()
         admin = MySQLdb.connect(**MY_KW, autocommit=True)  # type: ignore[arg-type]
         cur = admin.cursor()
-        cur.execute(f"DROP DATABASE IF EXISTS `{DB}`")
-        cur.execute(f"CREATE DATABASE `{DB}`")
+        cur.execute(f"CREATE DATABASE `{BASE}`")
         cur.execute("SELECT VERSION()")
         self.version = str(cur.fetchone()[0])
         admin.close()
+        base = MySQLdb.connect(**MY_KW, db=BASE, autocommit=True)  # type: ignore[arg-type]
+        try:
+            for statement in ddl("mysql"):
+                base.cursor().execute(statement)
+        finally:
+            base.close()
+        self.made = make_worker_db(MYSQL_CONFIG, MY_KW)
         self.writer = MySQLdb.connect(**MY_KW, db=DB, autocommit=True)  # type: ignore[arg-type]
         self.cleaner = MySQLdb.connect(**MY_KW, db=DB, autocommit=True)  # type: ignore[arg-type]
-        for statement in ddl("mysql"):
-            self.execute(statement)
         self.cleanups = {
             "dagz": lambda: MYSQL_CONFIG.truncate(DB, **MY_KW),
             "cleaner": self.truncate_each,
@@ -280,7 +320,8 @@ class My(Engine):
         self.writer.close()
         self.cleaner.close()
         admin = MySQLdb.connect(**MY_KW, autocommit=True)  # type: ignore[arg-type]
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{DB}`")
+        for db in (DB, BASE):
+            admin.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
         admin.close()
 
 
@@ -289,58 +330,82 @@ class My(Engine):
 
 
 LABELS = {
-    "dagz": "dagz truncate (own connection included)",
+    "dagz_kept_conn": "dagz truncate (keeps its connection between calls)",
+    "dagz_own_conn": "dagz truncate (opens a connection per call, included)",
     "cleaner_pg": "DatabaseCleaner default: TRUNCATE all RESTART IDENTITY CASCADE",
     "cleaner_mysql": "DatabaseCleaner default: TRUNCATE per table",
     "delete": "DELETE FROM every table, one transaction",
-    "connect": "  of dagz: connect + close alone",
-    "dagz_kept": "reference: dagz's SQL on a kept connection (not its API)",
+    "connect": "  of dagz: a fresh connect + close alone",
+    "dagz_kept": "reference: dagz's SQL on the bench's kept connection (not its API)",
 }
 TARGET = 10.0
 
 
-def measure(
-    engine: Engine, reps: int, warmup: int
-) -> tuple[dict[str, list[float]], dict[str, bool]]:
-    """Seconds per cleanup (and per dagz connect), and whether each method restarted the
-    identities (seen by the insert that follows it)."""
+class Measured:
+    """Seconds per cleanup (and per fresh connect, when dagz opens one per call), whether each
+    method restarted the identities (seen by the insert that follows it), and the raw lines."""
+
+    def __init__(self, names: Sequence[str], keeps: bool) -> None:
+        self.keeps = keeps
+        extra = [] if keeps else ["connect"]
+        self.times: dict[str, list[float]] = {n: [] for n in [*names[:3], *extra, *names[3:]]}
+        self.restarted: dict[str, bool] = {n: True for n in names}
+        self.raw: list[str] = []
+
+
+def measure(engine: Engine, reps: int, warmup: int) -> Measured:
     names = list(engine.cleanups)
-    times: dict[str, list[float]] = {n: [] for n in [*names[:3], "connect", *names[3:]]}
-    restarted: dict[str, bool] = {n: True for n in names}
-    previous = ""
+    # One untimed call first: dagz's first truncate of the database (and its connection) is not
+    # what a test pays after the first; then read whether dagz keeps its connection.
+    engine.insert()
+    engine.cleanups["dagz"]()
+    out = Measured(names, keeps_connection(engine.module))
+    previous = "dagz"
     for rep in range(warmup + reps):
         order = names[rep % len(names) :] + names[: rep % len(names)]
+        row: list[str] = []
         for name in order:
             first_id = engine.insert()
-            if previous and first_id != 1:
-                restarted[previous] = False
+            if first_id != 1:
+                out.restarted[previous] = False
             t0 = time.perf_counter()
             engine.cleanups[name]()
             elapsed = time.perf_counter() - t0
             if engine.remaining():
                 raise RuntimeError(f"{engine.name}: {name} left rows in {WRITTEN}")
             previous = name
-            if rep < warmup:
-                continue
-            times[name].append(elapsed)
-            if name == "dagz":  # the connection dagz opened, alone, right after
+            row.append(f"{name} {elapsed * 1e3:.2f}")
+            if name == "dagz" and not out.keeps:  # the connection dagz opened, alone, after
                 t0 = time.perf_counter()
                 engine.connect_close()
-                times["connect"].append(time.perf_counter() - t0)
-    return times, restarted
+                connect = time.perf_counter() - t0
+                row.append(f"(connect {connect * 1e3:.2f})")
+                if rep >= warmup:
+                    out.times["connect"].append(connect)
+            if rep >= warmup:
+                out.times[name].append(elapsed)
+        tag = f"warm-up {rep + 1}" if rep < warmup else f"rep {rep - warmup + 1}"
+        out.raw.append(f"    {tag:>10}: " + ", ".join(row))
+    return out
 
 
-def report(
-    engine: Engine, key: str, times: dict[str, list[float]], restarted: dict[str, bool]
-) -> None:
+def report(engine: Engine, key: str, m: Measured) -> None:
+    times, restarted = m.times, m.restarted
     print(f"\n{engine.name} {engine.version}")
-    print(f"  {'method':<64} {'median':>9}   min - max (ms)   identity reset")
+    print(f"  dagz's worker database: {engine.made}")
+    print("  raw: each repetition in its order, ms per cleanup")
+    for line in m.raw:
+        print(line)
+    print(f"  {'method':<66} {'median':>9}   min - max (ms)   identity reset")
     for name, values in times.items():
-        label = LABELS.get(f"{name}_{key}") or LABELS[name]
+        if name == "dagz":
+            label = LABELS["dagz_kept_conn" if m.keeps else "dagz_own_conn"]
+        else:
+            label = LABELS.get(f"{name}_{key}") or LABELS[name]
         reset = ("yes" if restarted[name] else "no") if name in restarted else ""
         ms = [v * 1e3 for v in values]
         print(
-            f"  {label:<64} {statistics.median(ms):9.2f}   {min(ms):.2f} - {max(ms):.2f}   {reset}"
+            f"  {label:<66} {statistics.median(ms):9.2f}   {min(ms):.2f} - {max(ms):.2f}   {reset}"
         )
     for base in ("cleaner", "delete"):
         paired = [b / d for b, d in zip(times[base], times["dagz"], strict=True)]
@@ -357,15 +422,22 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=40, help="counted repetitions (default 40)")
     parser.add_argument("--warmup", type=int, default=3, help="uncounted repetitions first")
     parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    parser.add_argument("--quick", action="store_true", help="2 repetitions, 1 warm-up")
     args = parser.parse_args()
+    if args.quick:
+        args.reps, args.warmup = 2, 1
+    cleanup_at_exit()
     print(
         f"Per-test cleanup, 50 tables / {N_FOREIGN_KEYS} foreign keys, 5 rows written into 2"
-        f" tables: {args.reps} repetitions (+{args.warmup} warm-up), methods interleaved"
+        f" tables. Method: {args.reps} repetitions after {args.warmup} uncounted warm-up"
+        " repetitions (and one untimed dagz call), methods interleaved in an order that rotates"
+        " every repetition; median and min-max per method; ratios of medians with the range of"
+        " the per-repetition ratios; raw times of every repetition printed"
     )
     for key in [e.strip() for e in args.engines.split(",") if e.strip()]:
         engine: Engine = Pg() if key == "pg" else My()
         try:
-            report(engine, key, *measure(engine, args.reps, args.warmup))
+            report(engine, key, measure(engine, args.reps, args.warmup))
         finally:
             engine.close()
     return 0
