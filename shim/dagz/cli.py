@@ -3,10 +3,16 @@
     dagz shim-path                 path of libdagz.so (for LD_PRELOAD=$(dagz shim-path))
     dagz version                   package and shim versions
     dagz db list [options]         the worker databases dagz owns on a server
-    dagz db drop --all [options]   drop them all (or: --base NAME, those copied from NAME)
+    dagz db drop --all [options]   drop them all, half-built ones included
+    dagz db drop --base NAME       drop the finished ones copied from NAME
+    dagz db drop ... --incomplete  also (or, alone: only) the half-built ones
 
-A database is dagz's when its comment is a dagz stamp (see `dagz.engines.warm`): every worker
-database `create_worker_init` made carries one, also a half-built one ("building"). Connection
+A database is dagz's when both hold: its comment is a dagz stamp (see `dagz.engines.warm`), and
+its name is a worker name of the base the stamp names (``<base>_jwNN`` with the default
+template, or the template of the policy in ``DAGZ_POLICY``; a fresh name ``<base>_rK_jwNN`` too)
+— a stamp-like comment on any other database is ignored. A half-built copy (the stamp still
+says "building": a killed run's, or one a run is making right now) is listed as
+``(incomplete)`` and dropped only when asked (``--incomplete`` or ``--all``). Connection
 options work like psql's and mysql's: ``--host`` (127.0.0.1), ``--port`` (5432 / 3306),
 ``--user`` (postgres / root), ``--password`` (else ``PGPASSWORD`` / ``MYSQL_PWD``); ``--engine
 pg|mysql`` (default: both; an unreachable server is then only reported).
@@ -29,7 +35,7 @@ def _db_parser(sub: Any) -> None:
     actions = db.add_subparsers(dest="action", required=True)
     for name, text in (
         ("list", "list them: name, base, fingerprint, size, age"),
-        ("drop", "drop them: --all, or --base NAME"),
+        ("drop", "drop them: --all, or --base NAME; half-built ones with --incomplete"),
     ):
         p = actions.add_parser(name, help=text)
         p.add_argument("--engine", choices=_ENGINES, help="pg or mysql (default: both)")
@@ -38,9 +44,16 @@ def _db_parser(sub: Any) -> None:
         p.add_argument("--user", help="user (default postgres / root)")
         p.add_argument("--password", help="password (default: PGPASSWORD / MYSQL_PWD)")
         if name == "drop":
-            which = p.add_mutually_exclusive_group(required=True)
-            which.add_argument("--all", action="store_true", help="every database dagz owns")
-            which.add_argument("--base", help="those copied from this base database")
+            which = p.add_mutually_exclusive_group()
+            which.add_argument(
+                "--all", action="store_true", help="every database dagz owns, half-built too"
+            )
+            which.add_argument("--base", help="the finished ones copied from this base database")
+            p.add_argument(
+                "--incomplete",
+                action="store_true",
+                help="also the half-built ones (alone: only those); one may be being built now",
+            )
             p.add_argument("--dry-run", action="store_true", help="only say what would go")
 
 
@@ -55,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("version", help="print the package and shim versions")
     _db_parser(sub)
     args = parser.parse_args(argv)
+    nothing = args.cmd == "db" and args.action == "drop"
+    if nothing and not (args.all or args.base or args.incomplete):
+        parser.error("dagz db drop: say which: --all, --base NAME or --incomplete")
     if args.cmd == "shim-path":
         from dagz._shim import shim_path
 
@@ -118,7 +134,6 @@ def _age(created: datetime | None) -> str:
 
 def _db(args: argparse.Namespace) -> int:
     from dagz.engines import for_engine
-    from dagz.lease import in_use_elsewhere
 
     engines = [args.engine] if args.engine else list(_ENGINES)
     rows: list[tuple[str, Any, dict[str, object]]] = []
@@ -159,28 +174,52 @@ def _db(args: argparse.Namespace) -> int:
             ]
         )
         return 0
-    chosen = [r for r in rows if args.all or r[1].stamp.base == args.base]
+    return _drop(args, rows)
+
+
+def _drop(args: argparse.Namespace, rows: list[tuple[str, Any, dict[str, object]]]) -> int:
+    from dagz.engines import for_engine
+    from dagz.lease import in_use_elsewhere
+
+    chosen = [r for r in rows if _chosen(args, r[1])]
+    left = [
+        r for r in rows if not r[1].stamp.complete and r not in chosen and _chosen(args, r[1], True)
+    ]
     status = 0
     for engine, item, kwargs in chosen:
+        words = f"base {item.stamp.base}" + ("" if item.stamp.complete else ", incomplete")
         if args.dry_run:
-            print(f"would drop {engine} {item.name} (base {item.stamp.base})")
+            print(f"would drop {engine} {item.name} ({words})")
             continue
         try:
             if in_use_elsewhere(engine, item.name, kwargs):
-                print(
-                    f"skipped {engine} {item.name} (base {item.stamp.base}):"
-                    " in use by a live run (its lease)"
-                )
+                print(f"skipped {engine} {item.name} ({words}): in use by a live run (its lease)")
                 continue
             for_engine(engine).drop(item.name, **kwargs)
         except Exception as exc:
             print(f"{exc}", file=sys.stderr)
             status = 1
             continue
-        print(f"dropped {engine} {item.name} (base {item.stamp.base})")
+        print(f"dropped {engine} {item.name} ({words})")
+    for engine, item, _kw in left:
+        print(
+            f"kept {engine} {item.name} (base {item.stamp.base}, incomplete: half-built, maybe"
+            " being built now; --incomplete drops it)"
+        )
     if not chosen:
         print("nothing to drop")
     return status
+
+
+def _chosen(args: argparse.Namespace, item: Any, incomplete: bool = False) -> bool:
+    """Whether `drop` drops `item` (with `incomplete`: would, given --incomplete)."""
+    if args.all:
+        return True
+    if item.stamp.complete:
+        return args.base is not None and item.stamp.base == args.base
+    if not (args.incomplete or incomplete):
+        return False
+    return args.base is None or item.stamp.base == args.base
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:

@@ -8,6 +8,7 @@ Python-level driver hooks (PyMySQL, asyncpg, psycopg's pure-Python implementatio
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +18,8 @@ from typing import Any
 from dagz import _bypass, _callbacks, _shim, lease
 from dagz._state import STATE, log
 from dagz.engines import for_engine
-from dagz.engines.warm import fresh_requested
-from dagz.errors import DagzError
+from dagz.engines.warm import FRESH_INFIX, FRESH_NAMES, fresh_requested, parse_stamp
+from dagz.errors import DagzError, EngineError
 
 RewriteFn = Callable[[str, "Session"], str]
 ShouldRerouteFn = Callable[[str], bool]
@@ -77,6 +78,9 @@ class DbConfig:
         #: (bases, connect_kwargs) of every `create_worker_init`: the servers and names the
         #: worker leases (`dagz.lease`).
         self._lease_sources: list[tuple[list[str], dict[str, Any]]] = []
+        #: Worker databases of this process known to be dagz's (made by `create_worker_init`
+        #: here, or whose stamp `_check_own_database` read).
+        self._made: set[str] = set()
 
     # -- the DAGZ API ---------------------------------------------------------------------------
 
@@ -195,8 +199,9 @@ class DbConfig:
         return self._checked_name(fn(name, self.session()), name)
 
     def truncate(self, db_name: str, **connect_kwargs: Any) -> list[str]:
-        """Empties every user table of `db_name` — only a per-worker database of this worker."""
-        self._check_own_database(db_name, "truncate")
+        """Empties every user table of `db_name` — only a per-worker database of this worker
+        that dagz made (`_check_own_database`)."""
+        self._check_own_database(db_name, "truncate", connect_kwargs)
         with _bypass.hard_bypass():
             return for_engine(self.engine).truncate(db_name, **connect_kwargs)
 
@@ -346,19 +351,57 @@ class DbConfig:
             self._prepared.clear()
             self._manual.clear()
 
-    def _check_own_database(self, db_name: str, what: str) -> None:
+    def _check_own_database(
+        self, db_name: str, what: str, connect_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """Refuses (`DagzError`, one line) unless `db_name` is a per-worker database of this
+        worker that dagz made: its name is this worker's (rerouted here, or with this worker's
+        suffix) and — with `connect_kwargs`, the server to ask — `create_worker_init` made it in
+        this process, or its stamp (`dagz.engines.warm`) is final and names a base whose worker
+        name here is `db_name`. A user database that merely has the suffix (``legacy_jw01``)
+        is never touched."""
         session = self.session()
         with self._lock:
             known = db_name in self._rerouted
-        if known or (session.suffix and db_name.endswith(session.suffix)):
+            made = db_name in self._made
+        if not (known or (session.suffix and db_name.endswith(session.suffix))):
+            raise DagzError(
+                f"{self.family}.{what}({db_name!r}) refused: not a per-worker database of worker "
+                f"{session.worker_num} (expected a name ending in {session.suffix!r})"
+            )
+        if made or connect_kwargs is None:
             return
+        with _bypass.hard_bypass():
+            exists, comment = for_engine(self.engine).comment_of(db_name, **connect_kwargs)
+        stamp = parse_stamp(comment)
+        if stamp is not None and stamp.complete and self._names_of(stamp.base, db_name):
+            with self._lock:
+                self._made.add(db_name)
+            return
+        why = (
+            "it does not exist"
+            if not exists
+            else "it carries no dagz stamp"
+            if stamp is None
+            else "its dagz stamp is not final (half-built)"
+            if not stamp.complete
+            else f"its dagz stamp names base {stamp.base!r}, whose copy here is another name"
+        )
         raise DagzError(
-            f"{self.family}.{what}({db_name!r}) refused: not a per-worker database of worker "
-            f"{session.worker_num} (expected a name ending in {session.suffix!r})"
+            f"{self.family}.{what}({db_name!r}) refused: {why}; dagz {what}s only the worker "
+            "databases it made (create_worker_init stamps them)"
+        )
+
+    def _names_of(self, base: str, db_name: str) -> bool:
+        """Whether `db_name` is this worker's copy of `base` (or a fresh name of it)."""
+        if self.reroute_db(base) == db_name:
+            return True
+        return any(
+            self.reroute_db(f"{base}{FRESH_INFIX}{k}") == db_name for k in range(1, FRESH_NAMES + 1)
         )
 
     def create_worker_init(
-        self, db_names: list[str], **connect_kwargs: Any
+        self, db_names: list[str], *, empty_if_missing: bool = False, **connect_kwargs: Any
     ) -> Callable[[int], None]:
         """A `worker_init` that makes each per-worker database a copy of its base.
 
@@ -366,6 +409,10 @@ class DbConfig:
         its stamp and its own schema fingerprint match the base's current fingerprint (its rows
         are then reset to the base's); otherwise, or with ``--dagz-fresh`` (``DAGZ_FRESH=1``),
         it is dropped and cloned again. The dagz log says which, per worker and base.
+
+        A base that does not exist is an error naming it (nothing is created), unless
+        `empty_if_missing` (for suites that migrate in a session fixture): then the worker
+        database is created empty, and the log says so.
         """
         names = list(db_names)
         source = (names, dict(connect_kwargs))
@@ -377,10 +424,27 @@ class DbConfig:
             for base in names:
                 target = self.reroute_db(base)
                 with _bypass.hard_bypass():
-                    outcome = engine.provision(base, target, fresh=fresh, **connect_kwargs)
-                line = (
-                    f"{self.family}: worker {worker_num}: {target} {outcome.describe()} from {base}"
-                )
+                    outcome = engine.provision(
+                        base,
+                        target,
+                        fresh=fresh,
+                        empty_if_missing=empty_if_missing,
+                        **connect_kwargs,
+                    )
+                if outcome.action == "missing":
+                    raise EngineError(
+                        f'dagz: {self.family} worker_init: base database "{base}" does not exist'
+                        f" on {_server(engine.NAME, connect_kwargs)} — create and migrate it"
+                        " first, or pass empty_if_missing=True to create_worker_init for suites"
+                        " that migrate in a session fixture"
+                    )
+                with self._lock:
+                    self._made.add(target)
+                if outcome.action == "empty":
+                    what = f'created empty: base "{base}" does not exist (empty_if_missing=True)'
+                else:
+                    what = f"{outcome.describe()} from {base}"
+                line = f"{self.family}: worker {worker_num}: {target} {what}"
                 log(line)
                 with STATE.lock:
                     STATE.summary.append(line)
@@ -389,6 +453,19 @@ class DbConfig:
         # conftest wraps this function in one of its own).
         worker_init.dagz_lease_source = source  # type: ignore[attr-defined]
         return worker_init
+
+
+def _server(engine: str, connect_kwargs: dict[str, Any]) -> str:
+    """``host:port`` of the server `connect_kwargs` name (from a conninfo too; never more)."""
+    dsn = str(connect_kwargs.get("dsn") or connect_kwargs.get("conninfo") or "")
+    found = {k: v for k, v in re.findall(r"\b(host|port)\s*=\s*([^\s']+)", dsn)}
+    host = connect_kwargs.get("host") or found.get("host") or "the default host"
+    port = connect_kwargs.get("port") or found.get("port") or _DEFAULT_PORTS.get(engine, "")
+    return f"{host}:{port}" if port else str(host)
+
+
+#: The servers' default ports, for messages.
+_DEFAULT_PORTS = {"postgres": "5432", "mysql": "3306"}
 
 
 _callbacks.install()

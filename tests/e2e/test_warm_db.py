@@ -947,8 +947,19 @@ def test_cli_lists_and_drops_the_worker_databases(
     pg_name: NameFactory, my_name: NameFactory
 ) -> None:
     pg_b, my_b = pg_base(pg_name, schema=PG_RICH[:6]), my_base(my_name)
-    pg_ws = [pg_name(f"jw0{i}") for i in range(2)]
-    my_ws = [my_name(f"jw0{i}") for i in range(2)]
+    # Worker names of their base (`dagz db` ignores a stamped database named otherwise).
+    pg_ws = [f"{pg_b}_jw0{i}" for i in range(2)]
+    my_ws = [f"{my_b}_jw0{i}" for i in range(2)]
+    try:
+        _cli_lists_and_drops(pg_b, my_b, pg_ws, my_ws)
+    finally:
+        for w in pg_ws:
+            _pg.drop(w, **PG)
+        for w in my_ws:
+            _mysql.drop(w, **MY)
+
+
+def _cli_lists_and_drops(pg_b: str, my_b: str, pg_ws: list[str], my_ws: list[str]) -> None:
     for w in pg_ws:
         _pg.provision(pg_b, w, **PG)
     for w in my_ws:

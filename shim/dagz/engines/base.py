@@ -14,6 +14,7 @@ names the database and never holds a password.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -68,13 +69,66 @@ class DbConnection(Protocol):
     def close(self) -> None: ...
 
 
+#: A ``key = value`` pair of a libpq conninfo string (value quoted or bare, backslash escapes).
+_CONNINFO_PAIR = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)"
+)
+_SECRET_KEYS = frozenset({"password", "passwd", "sslpassword"})
+
+
+def _shim_redact(text: str) -> str | None:
+    """The shim's redaction of `text` (`dagz._shim.redact`), None when libdagz.so cannot be
+    loaded here (e.g. `dagz db` without a build)."""
+    try:
+        from dagz import _shim
+
+        return _shim.redact(text)
+    except Exception:
+        return None
+
+
+def _dsn_secrets(dsn: str) -> list[str]:
+    """The parts of a ``dsn``/``conninfo`` string that may be secret: what the shim's
+    redaction masks in it, and, for a conninfo that does not parse (the driver's error then
+    quotes the offending part, e.g. ``missing "=" after "Sekr3tPW"``), every word from the
+    first part that is not a ``key=value`` pair on."""
+    secrets: list[str] = []
+    masked = _shim_redact(dsn)
+    if masked is not None and masked != dsn:
+        pattern = "(.*?)".join(re.escape(piece) for piece in masked.split("***"))
+        found = re.fullmatch(pattern, dsn, re.DOTALL)
+        if found is not None:
+            secrets += [g for g in found.groups() if g]
+    if "://" in dsn:
+        return secrets
+    pos = 0
+    while pos < len(dsn) and dsn[pos:].strip():
+        pair = _CONNINFO_PAIR.match(dsn, pos)
+        if pair is None or pair.end() == pos:
+            break
+        if pair[1].lower() in _SECRET_KEYS and pair[2]:
+            secrets += [pair[2], pair[2].strip("'")]
+        pos = pair.end()
+    return secrets + [w for w in re.split(r"[\s='\\]+", dsn[pos:]) if w]
+
+
 def redact(text: str, connect_kwargs: Mapping[str, object]) -> str:
-    """`text` with the caller's password (``password``/``passwd``) replaced by ``***``."""
-    for key in ("password", "passwd"):
-        secret = connect_kwargs.get(key)
-        if secret:
-            text = text.replace(str(secret), "***")
-    return text
+    """`text` without the caller's secrets — the one redaction of the engines' messages: the
+    password (``password``/``passwd``), the secret parts of a ``dsn``/``conninfo`` string
+    (also one that does not parse), and whatever the shim's redaction (`dagz._shim.redact`,
+    the one the shim's log uses) finds in `text` itself, all replaced by ``***``."""
+    secrets = [str(connect_kwargs[k]) for k in ("password", "passwd") if connect_kwargs.get(k)]
+    for key in ("dsn", "conninfo"):
+        dsn = connect_kwargs.get(key)
+        if isinstance(dsn, str) and dsn:
+            secrets += _dsn_secrets(dsn)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+        else:  # a short word: only where it stands alone
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+    shown = _shim_redact(text)
+    return text if shown is None else shown
 
 
 def close_quietly(conn: Any) -> None:
@@ -156,7 +210,8 @@ class Stamp:
 class Outcome:
     """What `provision` did with one worker database."""
 
-    #: "kept", "rebuilt" or "empty" (the base does not exist: created empty)
+    #: "kept", "rebuilt", "empty" (the base does not exist: created empty) or "missing" (the
+    #: base does not exist and nothing was made: no `empty_if_missing`)
     action: str
     #: Why it was rebuilt (one of the reasons above), None when kept.
     reason: str | None
@@ -288,10 +343,18 @@ class Engine(Protocol):
     def fingerprint(self, db_name: str, **connect_kwargs: object) -> str: ...
 
     def provision(
-        self, base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
+        self,
+        base: str,
+        target: str,
+        *,
+        fresh: bool = False,
+        empty_if_missing: bool = True,
+        **connect_kwargs: object,
     ) -> Outcome: ...
 
     def list_owned(self, **connect_kwargs: object) -> list[Owned]: ...
+
+    def comment_of(self, db_name: str, **connect_kwargs: object) -> tuple[bool, str | None]: ...
 
     def warm_session(
         self, base: str, target: str, what: str, connect_kwargs: dict[str, object]

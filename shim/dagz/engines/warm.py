@@ -80,6 +80,8 @@ __all__ = [
     "DRIFTED",
     "FORCED",
     "FRESH_ENV",
+    "FRESH_INFIX",
+    "FRESH_NAMES",
     "INCOMPLETE",
     "KEEP_FAILED",
     "MISSING",
@@ -105,6 +107,7 @@ __all__ = [
     "rebuild_loop",
     "run_cache",
     "stamp_text",
+    "worker_shaped",
 ]
 
 #: `datetime.UTC` is Python 3.11+; the package supports 3.10.
@@ -121,6 +124,13 @@ RUN_DIR_ENV = envvars.RUN_DIR
 
 #: Clones of a base that keeps changing while it is being copied, before giving up waiting.
 REBUILD_ATTEMPTS = 3
+
+#: A worker database that cannot be rebuilt (killed run: a prepared transaction or a session
+#: dagz cannot end) is replaced by the worker copy of ``<base>_r1`` (then ``_r2``…): see
+#: `dagz.config.DbConfig.create_worker_init`.
+FRESH_INFIX = "_r"
+#: How many fresh names (``_r1`` … ``_r9``) a worker database may go through.
+FRESH_NAMES = 9
 
 _STAMP_RE = re.compile(
     r"^dagz:v1 base=(?P<base>\S+) "
@@ -213,12 +223,24 @@ def engine_provision(package: str) -> Callable[..., Outcome]:
     """The module-level `provision` of the engine package named `package`."""
 
     def provision_(
-        base: str, target: str, *, fresh: bool = False, **connect_kwargs: object
+        base: str,
+        target: str,
+        *,
+        fresh: bool = False,
+        empty_if_missing: bool = True,
+        **connect_kwargs: object,
     ) -> Outcome:
         """Makes `target` a copy of `base`, keeping the one from the last run when it still is
         one (`dagz.engines.warm.provision`)."""
         engine = cast(Engine, sys.modules[package])
-        return provision(engine, base, target, fresh=fresh, connect_kwargs=connect_kwargs)
+        return provision(
+            engine,
+            base,
+            target,
+            fresh=fresh,
+            connect_kwargs=connect_kwargs,
+            empty_if_missing=empty_if_missing,
+        )
 
     provision_.__name__ = provision_.__qualname__ = "provision"
     provision_.__module__ = package
@@ -369,12 +391,30 @@ def cache_key(engine: str, base: str, connect_kwargs: Mapping[str, object]) -> s
     return f"{engine} {server} {base}"
 
 
-def owned_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[Owned]:
-    """The databases among (name, comment, size) rows whose comment is a dagz stamp."""
+def worker_shaped(name: str, base: str, engine: str) -> bool:
+    """Whether `name` is the name of a worker copy of `base`: the policy's rendering
+    (``DAGZ_POLICY``, default ``{db}_jw{worker:02}``) of `base`, or of a fresh name
+    ``<base>_r<K>`` (`FRESH_INFIX`), for some worker number. A stamp alone does not make a
+    database dagz's: a user's ``important`` with a stamp-like comment is not one."""
+    numbers = sorted({int(d) for d in re.findall(r"\d+", name) if len(d) <= 6})
+    sources = [base, *(f"{base}{FRESH_INFIX}{k}" for k in numbers if k > 0)]
+    try:
+        from dagz import _shim
+
+        code = _shim.ENGINE_POSTGRES if engine in ("pg", "postgres") else _shim.ENGINE_MYSQL
+        return any(_shim.policy_render(code, s, n) == name for s in sources for n in numbers)
+    except Exception:  # no libdagz.so here (or a broken policy): the default template
+        fresh = re.escape(FRESH_INFIX)
+        return re.fullmatch(rf"{re.escape(base)}(?:{fresh}\d+)?_jw\d{{2,}}", name) is not None
+
+
+def owned_from_rows(rows: Sequence[tuple[Any, ...]], engine: str) -> list[Owned]:
+    """The databases among (name, comment, size) rows that are dagz's: the comment is a dagz
+    stamp and the name is a worker name of the base the stamp names (`worker_shaped`)."""
     owned = []
     for name, comment, size in rows:
         stamp = parse_stamp(None if comment is None else str(comment))
-        if stamp is not None:
+        if stamp is not None and worker_shaped(str(name), stamp.base, engine):
             owned.append(Owned(str(name), stamp, None if size is None else int(size)))
     return owned
 
@@ -384,7 +424,13 @@ def owned_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[Owned]:
 
 
 def provision(
-    engine: Engine, base: str, target: str, *, fresh: bool, connect_kwargs: dict[str, object]
+    engine: Engine,
+    base: str,
+    target: str,
+    *,
+    fresh: bool,
+    connect_kwargs: dict[str, object],
+    empty_if_missing: bool = True,
 ) -> Outcome:
     """Makes `target` a copy of `base` — keeping the one from the last run when it still is one.
 
@@ -394,7 +440,8 @@ def provision(
     Otherwise (or when the keep fails) drop it, clone the base (with the building stamp),
     fingerprint the copy and stamp it with that fingerprint (the copy's, so it describes exactly
     what the worker database holds), last (`rebuild_loop`). A missing base gives an empty
-    `target` (stamped, fingerprint ``-``). In a run with several workers the base is read once
+    `target` (stamped, fingerprint ``-``) with `empty_if_missing`, else the outcome "missing"
+    and nothing made. In a run with several workers the base is read once
     (`read_once`). Servers where warm start is impossible always clone.
     """
     what = f"provisioning {engine.LABEL} database {target!r} from {base!r} failed"
@@ -416,6 +463,8 @@ def provision(
             session.load_base,
         )
         if source is None:
+            if not empty_if_missing:
+                return Outcome("missing", MISSING, NO_BASE)
             session.release()
             session.make_empty(stamp_text(base, NO_BASE))
             return Outcome("empty", MISSING, NO_BASE)

@@ -23,7 +23,8 @@ if DB:
         PG_CONFIG.default_rewrite_db_name,
         PG_CONFIG.default_should_reroute,
         None,
-        worker_init=PG_CONFIG.create_worker_init([DB], **CONN),
+        # The base does not exist: the tests make their tables (a migrating suite).
+        worker_init=PG_CONFIG.create_worker_init([DB], empty_if_missing=True, **CONN),
     )
 
 if MODE == "full":

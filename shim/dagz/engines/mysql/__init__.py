@@ -17,6 +17,7 @@ from dagz.engines.mysql.cloning import drop as drop
 from dagz.engines.mysql.connection import connect as connect
 from dagz.engines.mysql.connection import quote_ident as quote_ident
 from dagz.engines.mysql.fingerprints import fingerprint as fingerprint
+from dagz.engines.mysql.listing import comment_of as comment_of
 from dagz.engines.mysql.listing import list_owned as list_owned
 from dagz.engines.mysql.truncation import EMPTY_METHOD as EMPTY_METHOD
 from dagz.engines.mysql.truncation import truncate as truncate

@@ -17,6 +17,7 @@ from dagz.engines.postgres.cloning import drop as drop
 from dagz.engines.postgres.connection import connect as connect
 from dagz.engines.postgres.connection import quote_ident as quote_ident
 from dagz.engines.postgres.fingerprints import fingerprint as fingerprint
+from dagz.engines.postgres.listing import comment_of as comment_of
 from dagz.engines.postgres.listing import list_owned as list_owned
 from dagz.engines.postgres.truncation import truncate as truncate
 from dagz.engines.postgres.warm import warm_session as warm_session

@@ -1,4 +1,5 @@
-"""PostgreSQL `list_owned`: the databases on a server that carry a dagz stamp."""
+"""PostgreSQL `list_owned` (the worker databases dagz made on a server) and `comment_of` (one
+database's comment, where dagz's stamp is)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dagz.engines.warm import owned_from_rows
 
 
 def list_owned(**connect_kwargs: object) -> list[Owned]:
-    """Every database on the server whose comment is a dagz stamp, by name."""
+    """Every database on the server named like a worker copy of the base its stamp names, by
+    name (`dagz.engines.warm.owned_from_rows`)."""
     what = "listing dagz's PostgreSQL databases failed"
     with _maintenance((), what, connect_kwargs) as conn, _failing_as(what, connect_kwargs):
         rows = _fetch(
@@ -19,4 +21,16 @@ def list_owned(**connect_kwargs: object) -> list[Owned]:
             " FROM pg_database"
             " WHERE shobj_description(oid, 'pg_database') LIKE 'dagz:%' ORDER BY datname",
         )
-    return owned_from_rows(rows)
+    return owned_from_rows(rows, "pg")
+
+
+def comment_of(db_name: str, **connect_kwargs: object) -> tuple[bool, str | None]:
+    """(whether `db_name` exists, its comment)."""
+    what = f"reading the comment of PostgreSQL database {db_name!r} failed"
+    with _maintenance((), what, connect_kwargs) as conn, _failing_as(what, connect_kwargs):
+        rows = _fetch(
+            conn,
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (db_name,),
+        )
+    return bool(rows), (None if not rows or rows[0][0] is None else str(rows[0][0]))
