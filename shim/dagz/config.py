@@ -81,6 +81,8 @@ class DbConfig:
         #: Worker databases of this process known to be dagz's (made by `create_worker_init`
         #: here, or whose stamp `_check_own_database` read).
         self._made: set[str] = set()
+        #: Names that are per-worker already (Django's test databases, dagz.integ.django): kept.
+        self.kept_names: set[str] = set()
 
     # -- the DAGZ API ---------------------------------------------------------------------------
 
@@ -242,7 +244,7 @@ class DbConfig:
         conf = self._conf
         if conf is None or not STATE.reroute or self.disabled_here():
             return None
-        if not name or not conf.should_reroute(name):
+        if not name or name in self.kept_names or not conf.should_reroute(name):
             return None
         lease.ensure(self, name)
         new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)

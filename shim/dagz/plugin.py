@@ -283,6 +283,10 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         return
     _activate(config, controller=_is_controller(config))
+    if config.pluginmanager.hasplugin("django"):  # pytest-django: migrate once, clone per worker
+        from dagz.integ import django as _django
+
+        _django.register(config)
     if (
         not _is_xdist_worker(config)
         and _worker_count(config) > 1
