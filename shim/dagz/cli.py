@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("version", help="print the package and shim versions")
     _db_parser(sub)
+    from dagz import report
+
+    report.add_parser(sub)
     args = parser.parse_args(argv)
     nothing = args.cmd == "db" and args.action == "drop"
     if nothing and not (args.all or args.base or args.incomplete):
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "db":
         return _db(args)
+    if args.cmd == "report":
+        return report.main(args)
     return 2
 
 

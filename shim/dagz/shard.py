@@ -19,10 +19,11 @@ durations file.
   exclude the tests of the other shards, which run on other machines at the same time.
 * **Durations.** pytest-split's format (`.test_durations`: a JSON object, node id → seconds of
   setup + call + teardown), so its tools and a committed or CI-cached file work as they are. Read
-  from `--dagz-durations PATH` (default: `.test_durations` in the rootdir); every run measures
-  them and writes them back (its own tests updated, the others kept) only with
-  `--dagz-store-durations`. Shards that store write one file each (give each its own path, or let
-  each CI job write its own checkout's) and `dagz report merge --durations OUT IN...` joins them.
+  from `--dagz-durations PATH` (default: `.test_durations` in the rootdir). Every run measures
+  them; `--dagz-store-durations` writes them: an unsharded run into PATH (its tests updated, the
+  others kept), shard K of N into `PATH.shard-K-of-N` — never into the file the other shards
+  split by, or a later shard would split differently and run or skip another shard's tests.
+  `dagz report merge --durations PATH PATH.shard-*` joins them into PATH for the next run.
 """
 
 from __future__ import annotations
@@ -319,9 +320,17 @@ class ShardPlugin:
         else:
             self.durations_path = config.rootpath / DEFAULT_DURATIONS
         self.store = bool(config.getoption("dagz_store_durations", False))
+        if self.shard is not None or self.store:
+            self._durations()  # a broken file is one usage line now, not a worker crash
         self.measured: dict[str, float] = {}
         self.lines: list[str] = []
         self.started = time.time()
+
+    def _durations(self) -> dict[str, float]:
+        try:
+            return load_durations(self.durations_path)
+        except ShardError as exc:
+            raise pytest.UsageError(f"dagz: {exc}") from None
 
     def _shown_path(self) -> Path:
         try:
@@ -341,10 +350,7 @@ class ShardPlugin:
         shard = self.shard
         if shard is None:
             return
-        try:
-            durations = load_durations(self.durations_path)
-        except ShardError as exc:
-            raise pytest.UsageError(f"dagz: {exc}") from None
+        durations = self._durations()
         ids = [item.nodeid for item in items]
         pinned = [
             item.nodeid
@@ -382,12 +388,22 @@ class ShardPlugin:
             config.workeroutput[WORKEROUTPUT_KEY] = list(self.lines)  # type: ignore[attr-defined]
             return
         if self.store and self.measured:
+            path, shown = self.durations_path, self._shown_path()
+            if self.shard is not None:
+                suffix = f".shard-{self.shard.index}-of-{self.shard.total}"
+                path, shown = path.with_name(path.name + suffix), f"{shown}{suffix}"
             try:
-                n = store_durations(self.durations_path, self.measured)
+                n = store_durations(path, self.measured)
             except (OSError, ShardError) as exc:
                 self.lines.append(f"durations not stored: {exc}")
             else:
-                self.lines.append(f"durations of {n} tests stored in {self._shown_path()}")
+                join = (
+                    f" (join the shards' files for the next split: dagz report merge "
+                    f"--durations {self._shown_path()} {self._shown_path()}.shard-*)"
+                    if self.shard is not None
+                    else ""
+                )
+                self.lines.append(f"durations of {n} tests stored in {shown}{join}")
         self._annotate_trace()
 
     def _annotate_trace(self) -> None:
