@@ -1,8 +1,9 @@
 /* Workload for bench/hook_cost: N connects through libpq and libmariadb, and M statements through
  * mysql_query (none of them a USE, on an unconnected handle), so that callgrind can count the instructions the preloaded
  * hooks add, run side by side with and without LD_PRELOAD.
- * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query COUNT
- * (pg: a rerouted connect to myapp; pg_pass: a pass-through, to the system database postgres) */
+ * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query COUNT DB
+ * (pg: a rerouted connect to DB; pg_pass: a pass-through, to the system database postgres;
+ * mysql_connect: a connect to DB, which must exist, as DB_jw03 must for the rerouted runs) */
 #include <libpq-fe.h>
 #include <mysql.h>
 #include <stdio.h>
@@ -10,14 +11,16 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-    if (argc != 3) return 64;
+    if (argc != 4) return 64;
     long n = atol(argv[2]);
+    const char *db = argv[3];
     if (!strcmp(argv[1], "pg") || !strcmp(argv[1], "pg_pass")) {
         /* Port 1 refuses at once: libpq's work is then the same in every call (a real server's
          * handshake varies by thousands of instructions between runs), while the hook does all
          * it does for a real connect: resolution, parsing, decision, rewrite. */
-        const char *ci = !strcmp(argv[1], "pg") ? "host=127.0.0.1 port=1 user=postgres dbname=myapp"
-                                                : "host=127.0.0.1 port=1 user=postgres dbname=postgres";
+        char ci[256];
+        snprintf(ci, sizeof ci, "host=127.0.0.1 port=1 user=postgres dbname=%s",
+                 !strcmp(argv[1], "pg") ? db : "postgres");
         for (long i = 0; i < n; i++) {
             PGconn *c = PQconnectdb(ci);
             if (PQstatus(c) == CONNECTION_OK) { fprintf(stderr, "port 1 answered?\n"); return 2; }
@@ -26,7 +29,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[1], "mysql_connect")) {
         for (long i = 0; i < n; i++) {
             MYSQL *m = mysql_init(NULL);
-            if (!mysql_real_connect(m, "127.0.0.1", "root", "", "myapp", 3306, NULL, 0)) {
+            if (!mysql_real_connect(m, "127.0.0.1", "root", "", db, 3306, NULL, 0)) {
                 fprintf(stderr, "%s\n", mysql_error(m)); return 2;
             }
             mysql_close(m);
