@@ -6,6 +6,9 @@
     dagz db drop --all [options]   drop them all, half-built ones included
     dagz db drop --base NAME       drop the finished ones copied from NAME
     dagz db drop ... --incomplete  also (or, alone: only) the half-built ones
+    dagz report merge TRACE... -o OUT [--junit OUT.xml IN.xml...] [--durations OUT IN...]
+                                   the shards of one suite (--dagz-shard) as one trace and
+                                   summary, one JUnit XML (see dagz.report)
 
 A database is dagz's when both hold: its comment is a dagz stamp (see `dagz.engines.warm`), and
 its name is a worker name of the base the stamp names (``<base>_jwNN`` with the default
