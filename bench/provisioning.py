@@ -9,9 +9,9 @@ PostgreSQL
   * ``migrate``: each worker runs the migrations itself, all 4 at once (what pytest-django does
     under xdist): ``DROP DATABASE IF EXISTS`` its leftover, ``CREATE DATABASE``, then
     ``alembic.command.upgrade(cfg, "head")`` in the worker process;
-  * ``dagz``: the real ``PG_CONFIG.create_worker_init(["dagz_bench_prov"], ...)`` worker_init,
+  * ``dagz``: the real ``PG_CONFIG.create_worker_init([base], ...)`` worker_init,
     called in each worker for its worker number, all 4 at once (dagz clones the already migrated
-    base into ``dagz_bench_prov_jwNN``; leftovers from the previous repetition are dropped by it),
+    base into ``base_jwNN``; leftovers from the previous repetition are dropped by it),
     with ``DAGZ_FRESH=1`` (``--dagz-fresh``) so that it always builds the copies;
   * ``first run``: the base built by ``alembic upgrade`` first (worker 0), then the 4 dagz clones
     — what a run costs when the base database must be built too (not a target, for honesty);
@@ -28,15 +28,20 @@ MySQL/MariaDB: the same (no raw references), plus
 The 4 workers are 4 long-lived processes (as xdist's are): started once, they import alembic,
 SQLAlchemy, the drivers and dagz before the first measurement, and each receives one task per
 measurement; a measurement is the wall time from sending the 4 tasks until the last worker is
-done. One warm-up repetition is not counted. On PostgreSQL a ``CHECKPOINT`` (not timed) precedes
-every measurement, so no method pays for the dirty buffers of the one before it (``CREATE
-DATABASE … STRATEGY FILE_COPY`` starts with a checkpoint).
+done. One warm-up repetition is not counted. On PostgreSQL a ``CHECKPOINT`` precedes every
+measurement, so no method pays for the dirty buffers of the one before it (``CREATE DATABASE …
+STRATEGY FILE_COPY`` starts with a checkpoint); it is timed too, and every PostgreSQL method is
+reported both without it and with it (the checkpoint's time added: a fresh copy on a server
+with dirty buffers pays something like it). Every repetition's order and raw times are printed.
+
+All databases are named ``dz_bench_<random>_prov…`` (the base ``…_prov``, dagz's copies
+``…_prov_jwNN``, the baselines' ``…_prov_mig_wN`` etc.) and dropped at the end, also on failure.
 
 The worker processes are not preloaded with libdagz.so: dagz's clone connections run inside its
 hard bypass anyway, and a preloaded shim would reroute the baselines' own connections. dagz loads
 the library with ctypes for its naming rules (``DAGZ_WORKER=N`` is set in worker N).
 
-    .venv/bin/python bench/provisioning.py [--reps 5] [--engines pg,mysql]
+    .venv/bin/python bench/provisioning.py [--reps 5] [--warmup 1] [--engines pg,mysql] [--quick]
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ import io
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
 import MySQLdb
+from _names import cleanup_at_exit
+from _names import name as bench_name
 from _workers import (
     MY_KW,
     MY_URL,
@@ -71,7 +79,7 @@ if TYPE_CHECKING:
     from dagz.config import DbConfig
     from MySQLdb.connections import Connection as MyConnection
 
-BASE = "dagz_bench_prov"
+BASE = bench_name("prov")
 
 
 def _importable(name: str) -> bool:
@@ -188,9 +196,12 @@ class Pool(WorkerPool):
 # methods
 
 
-def pg_checkpoint() -> None:
+def pg_checkpoint() -> float:
+    """Seconds of one ``CHECKPOINT`` (the connect not included)."""
     with pg_admin() as conn:
+        t0 = time.perf_counter()
         conn.execute("CHECKPOINT")
+        return time.perf_counter() - t0
 
 
 def build_base(pool: Pool, engine: str) -> float:
@@ -337,8 +348,11 @@ class Measured:
 
     def __init__(self, names: Sequence[str]) -> None:
         self.times: dict[str, list[float]] = {name: [] for name in names}
+        #: PostgreSQL: the CHECKPOINT right before each measurement of a method.
+        self.checkpoints: dict[str, list[float]] = {name: [] for name in names}
         self.samples: dict[str, str] = {}
         self.warm_kept = 0
+        self.raw: list[str] = []
 
 
 def measure(engine: str, pool: Pool, reps: int, warmup: int) -> Measured:
@@ -347,17 +361,23 @@ def measure(engine: str, pool: Pool, reps: int, warmup: int) -> Measured:
     out = Measured(names)
     for rep in range(warmup + reps):
         order = names[rep % len(names) :] + names[: rep % len(names)]
+        row: list[str] = []
         for name in order:
-            if engine == "pg":
-                pg_checkpoint()
+            checkpoint = pg_checkpoint() if engine == "pg" else 0.0
             elapsed = methods[name]()
+            row.append(f"{name} {elapsed:.3f}")
+            if engine == "pg":
+                row[-1] += f" (checkpoint {checkpoint:.3f})"
             if rep < warmup:
                 continue
             out.times[name].append(elapsed)
+            out.checkpoints[name].append(checkpoint)
             if name in ("dagz", "warm"):
                 out.samples[name] = pool.last[WORKERS - 1][2]
             if name == "warm" and all(" kept" in r[2] for r in pool.last):
                 out.warm_kept += 1
+        tag = f"warm-up {rep + 1}" if rep < warmup else f"rep {rep - warmup + 1}"
+        out.raw.append(f"    {tag:>10}: " + ", ".join(row))
     return out
 
 
@@ -372,10 +392,30 @@ def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
         m.samples.pop("warm", None)
     print(f"\n{title}: {server_line(engine)}")
     print(f"  building the base once with alembic (setup, 1 process): {base_build:.2f} s")
-    print(f"  {'method':<56} {'median':>9}   min - max")
+    print(
+        "  raw: each repetition in its order, seconds"
+        + (", and the CHECKPOINT before each" if engine == "pg" else "")
+    )
+    for line in m.raw:
+        print(line)
+    print(f"  {'method':<68} {'median':>9}   min - max")
     for name, values in times.items():
-        print(f"  {LABELS[name]:<56} {spread(values)}")
+        print(f"  {LABELS[name]:<68} {spread(values)}")
+    with_cp = {  # PostgreSQL: the CHECKPOINT before each measurement added (MySQL: 0)
+        name: [v + c for v, c in zip(values, m.checkpoints[name], strict=True)]
+        for name, values in times.items()
+    }
+    if engine == "pg":
+        print("  the same with the CHECKPOINT before each measurement added (its time included):")
+        for name, total in with_cp.items():
+            print(f"  {LABELS[name] + ' + CHECKPOINT':<68} {spread(total)}")
     print(ratio_line("migrate", times["migrate"], times["dagz"], 10 if engine == "pg" else 3))
+    if engine == "pg":
+        print(
+            ratio_line("migrate", with_cp["migrate"], with_cp["dagz"], 10).replace(
+                "  migrate / dagz:", "  with CHECKPOINT, migrate / dagz:"
+            )
+        )
     if engine == "mysql":
         print(ratio_line("dump", times["dump"], times["dagz"], 1))
     if WARM_START and "warm" not in times:
@@ -384,6 +424,11 @@ def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
         print(f"  warm start: all 4 copies kept in {m.warm_kept} of {reps} repetitions")
         if engine == "pg":
             print(ratio_line("dagz fresh", times["dagz"], times["warm"], 5, "warm"))
+            print(
+                ratio_line("dagz fresh", with_cp["dagz"], with_cp["warm"], 5, "warm").replace(
+                    "  dagz fresh /", "  with CHECKPOINT, dagz fresh /"
+                )
+            )
         else:
             print(ratio_line("dump", times["dump"], times["warm"], 10, "warm"))
     print(f"  {verify(engine)}")
@@ -397,11 +442,18 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="counted repetitions (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
     parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    parser.add_argument("--quick", action="store_true", help="2 repetitions, no warm-up")
     args = parser.parse_args()
+    if args.quick:
+        args.reps, args.warmup = 2, 0
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    cleanup_at_exit()
     print(
         f"Worker provisioning: {WORKERS} workers, 100-table schema from 100 alembic revisions;"
-        f" {args.reps} repetitions (+{args.warmup} warm-up), methods interleaved, wall time"
+        f" wall time. Method: {args.reps} repetitions after {args.warmup} uncounted warm-up,"
+        " methods interleaved in an order that rotates every repetition; median and min-max;"
+        " ratios of medians with the range of the per-repetition ratios; PostgreSQL: a timed"
+        " CHECKPOINT before each measurement, reported without and with it; raw times printed"
     )
     pool = Pool()
     try:
