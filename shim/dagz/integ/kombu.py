@@ -1,0 +1,53 @@
+"""DAGZ API for RabbitMQ through kombu / py-amqp (Celery's ``amqp://`` and ``pyamqp://``
+brokers): `RABBITMQ_CONFIG` (the same object as in `dagz.integ.pika` and `.aio_pika`).
+
+The hook sits on `amqp.Connection.connect`: the vhost kombu parsed from the broker URL
+(``amqp://guest@127.0.0.1//`` is ``/``) is rerouted right before the connection opens, in the
+caller's thread and context; a reconnect (a new `amqp.Connection`) is rerouted again.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from dagz.families import RABBITMQ_CONFIG
+from dagz.integ._amqp import MARK, DagzAmqpError, reroute_vhost, wrapped
+
+
+def _endpoint(conn: Any) -> dict[str, Any]:
+    host, _, port = str(conn.host).rpartition(":")
+    if not host:
+        host, port = port, "5672"
+    user, password = "guest", "guest"
+    for auth in getattr(conn, "authentication", ()):  # PLAIN / AMQPLAIN carry the login
+        if getattr(auth, "username", None) is not None:
+            user, password = auth.username, auth.password
+            break
+    return {"host": host, "port": int(port), "user": user, "password": password}
+
+
+def install() -> None:
+    try:
+        from amqp import connection
+    except ImportError:
+        return
+    cls = connection.Connection
+    connect = cls.connect
+    if wrapped(connect):
+        return
+
+    @functools.wraps(connect)
+    def _connect(self: Any, callback: Any = None) -> Any:
+        logical = self.__dict__.setdefault("_dagz_vhost", self.virtual_host)
+        new = reroute_vhost(logical, _endpoint(self))
+        self.virtual_host = logical if new is None else new
+        return connect(self, callback)
+
+    setattr(_connect, MARK, True)
+    cls.connect = _connect
+
+
+install()
+
+__all__ = ["RABBITMQ_CONFIG", "DagzAmqpError"]
