@@ -1,8 +1,11 @@
 """Cost of one OpenTelemetry span through the dagz span processor, in µs.
 
-Two SDK tracer providers in one process, measured side by side (alternating rounds, best round
-of each kept): one with no span processor at all (the baseline: what the SDK itself costs) and
-one with the dagz processor feeding an installed recorder. Spans look like a psycopg2 span
+Two SDK tracer providers in one process, measured side by side: one uncounted warm-up round,
+then ROUNDS rounds in which both run, the order alternating every round (baseline first in odd
+rounds, dagz first in even ones); each figure is the median over the rounds with its min-max,
+and every round's raw numbers are printed. One provider has no span processor at all (the
+baseline: what the SDK itself costs), the other the dagz processor feeding an installed
+recorder. Spans look like a psycopg2 span
 (a CLIENT span with six attributes, started as the current span).
 
 Printed, without and with ``--dagz-trace`` (which keeps every sub-span; without it only the
@@ -14,11 +17,14 @@ at each test's end (pytest thread, not the application); and the session-end cos
     .venv/bin/python bench/otel_span_cost.py [--spans N] [--rounds R]
 
 With ``--suite`` it also times the example suite (tests/e2e/otel_project, copied to a temporary
-directory) run with ``--dagz-workers 2`` with and without ``dagz.otel.configure`` (alternating
-runs, median of each) and prints the ratio. Needs PostgreSQL at 127.0.0.1:5432 (user postgres,
-trust) and the shim at target/release/libdagz.so.
+directory) run with ``--dagz-workers 2`` with and without ``dagz.otel.configure``: one
+uncounted warm-up pair, then pairs whose order alternates; median and min-max of each, the ratio
+of the medians with the range of the per-pair ratios, and every run's time. Its databases are
+``dz_bench_<random>_otel…``, dropped at the end, also on failure. Needs PostgreSQL at
+127.0.0.1:5432 (user postgres, trust) and the shim at target/release/libdagz.so.
 
     .venv/bin/python bench/otel_span_cost.py --suite [--suite-runs 5] [--suite-tests 200]
+    .venv/bin/python bench/otel_span_cost.py --suite --quick    # 2 rounds of 2000, 1 suite pair
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+from _names import cleanup_at_exit
+from _names import name as bench_name
 from dagz import trace as _trace
 from dagz.otel import SPAN_PROCESSOR
 from opentelemetry.sdk.trace import TracerProvider
@@ -90,8 +97,9 @@ def _suite_env(mode: str, db: str, tests: int) -> dict[str, str]:
 
 def suite_ratio(runs: int, tests: int) -> None:
     """Wall-clock time of the example suite with and without dagz.otel.configure."""
-    db = f"dagz_bench_otel_{uuid.uuid4().hex[:8]}"
+    db = bench_name("otel")
     times: dict[str, list[float]] = {"off": [], "full": []}
+    raw: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dagz-otel-bench-") as tmp:
         directory = Path(tmp)
         for src, dst in PROJECT_FILES.items():
@@ -99,28 +107,45 @@ def suite_ratio(runs: int, tests: int) -> None:
         (directory / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
         argv = [sys.executable, "-m", "pytest", "-q", "--dagz-workers", "2"]
         try:
-            for i in range(runs * 2 + 2):
-                mode = ("off", "full")[i % 2]
-                start = time.perf_counter()
-                proc = subprocess.run(
-                    argv,
-                    cwd=directory,
-                    env=_suite_env(mode, db, tests),
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                elapsed = time.perf_counter() - start
-                if proc.returncode != 0:
-                    sys.exit(f"suite run failed ({mode}):\n{proc.stdout}\n{proc.stderr}")
-                if i >= 2:  # the first pair warms up (and creates the databases)
-                    times[mode].append(elapsed)
+            for pair in range(runs + 1):  # pair 0 warms up (and creates the databases)
+                order = ("off", "full") if pair % 2 == 0 else ("full", "off")
+                row = []
+                for mode in order:
+                    start = time.perf_counter()
+                    proc = subprocess.run(
+                        argv,
+                        cwd=directory,
+                        env=_suite_env(mode, db, tests),
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                    elapsed = time.perf_counter() - start
+                    if proc.returncode != 0:
+                        sys.exit(f"suite run failed ({mode}):\n{proc.stdout}\n{proc.stderr}")
+                    row.append(f"{mode} {elapsed:.3f}")
+                    if pair:
+                        times[mode].append(elapsed)
+                raw.append(f"    {'warm-up' if pair == 0 else f'pair {pair}'}: " + ", ".join(row))
         finally:
             _drop_databases(db)
     off, full = statistics.median(times["off"]), statistics.median(times["full"])
-    print(f"example suite ({tests + 6} tests, --dagz-workers 2), median of {runs} runs each:")
-    print(f"  without dagz.otel.configure: {off:7.3f} s")
-    print(f"  with dagz.otel.configure:    {full:7.3f} s   ratio {full / off:.3f}")
+    paired = [f / o for f, o in zip(times["full"], times["off"], strict=True)]
+    print(
+        f"example suite ({tests + 6} tests, --dagz-workers 2): 1 uncounted warm-up pair, then"
+        f" {runs} pairs, order alternating; median (min-max), seconds"
+    )
+    print("  raw: each pair in its order")
+    print("\n".join(raw))
+    print(
+        f"  without dagz.otel.configure: {off:7.3f} s"
+        f" ({min(times['off']):.3f}-{max(times['off']):.3f})"
+    )
+    print(
+        f"  with dagz.otel.configure:    {full:7.3f} s"
+        f" ({min(times['full']):.3f}-{max(times['full']):.3f})"
+        f"   ratio {full / off:.3f} (per pair {min(paired):.3f}-{max(paired):.3f})"
+    )
 
 
 def _drop_databases(base: str) -> None:
@@ -150,29 +175,66 @@ def session_end(recorder: _trace.Recorder, trace: bool) -> float:
     return time.perf_counter() - start
 
 
-def measure(n: int, per_test: int, rounds: int, trace: bool) -> dict[str, float]:
-    """Best-round µs/span: the SDK alone, SDK + dagz processor, conversion, session end."""
+Rounds = dict[str, list[float]]
+
+
+def measure(n: int, per_test: int, rounds: int, trace: bool) -> Rounds:
+    """µs/span of every round: the SDK alone (``base``), SDK + dagz processor (``dagz``), the
+    conversion at each test's end (``drain``), the session's end (``end``); the two providers
+    run in an order that alternates every round (``first``: 0 baseline first, 1 dagz first)."""
     base = TracerProvider()
     dagz = TracerProvider()
     dagz.add_span_processor(SPAN_PROCESSOR)
-    best = {"base": float("inf"), "dagz": float("inf"), "drain": 0.0, "end": float("inf")}
-    run_spans(base, 2000, per_test, None)  # warm-up
-    for _ in range(rounds):
+    out: Rounds = {"base": [], "dagz": [], "drain": [], "end": [], "first": []}
+    for rnd in range(rounds + 1):  # round 0: warm-up, not counted
         recorder = _trace.Recorder("gw0", 0, keep_spans=trace)
         test = recorder.open("bench::test", _trace.KIND_TEST, test="bench::test")
         recorder.open("test.call", _trace.KIND_CALL)
         _trace.install(recorder)
         try:
-            best["base"] = min(best["base"], run_spans(base, n, per_test, None)[0])
-            spans_s, drain_s = run_spans(dagz, n, per_test, recorder)
+            got: dict[str, float] = {}
+            for side in ("base", "dagz") if rnd % 2 == 0 else ("dagz", "base"):
+                if side == "base":
+                    got["base"] = run_spans(base, n, per_test, None)[0]
+                else:
+                    got["dagz"], got["drain"] = run_spans(dagz, n, per_test, recorder)
             assert recorder.otel_count == n, recorder.otel_count
-            if spans_s + drain_s < best["dagz"] + best["drain"]:
-                best["dagz"], best["drain"] = spans_s, drain_s
             recorder.close(test)
-            best["end"] = min(best["end"], session_end(recorder, trace))
+            got["end"] = session_end(recorder, trace)
         finally:
             _trace.install(None)
-    return {k: v / n * 1e6 for k, v in best.items()}
+        if rnd:
+            for key, seconds in got.items():
+                out[key].append(seconds / n * 1e6)
+            out["first"].append(float(rnd % 2))
+    return out
+
+
+def med(values: list[float]) -> str:
+    return f"{statistics.median(values):7.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def report(r: Rounds) -> None:
+    hot = [d - b for d, b in zip(r["dagz"], r["base"], strict=True)]
+    total = [h + c + e for h, c, e in zip(hot, r["drain"], r["end"], strict=True)]
+    ratio = [d / b for d, b in zip(r["dagz"], r["base"], strict=True)]
+    total_ratio = [(b + t) / b for b, t in zip(r["base"], total, strict=True)]
+    print("  raw: us per span in each round (SDK alone, SDK + dagz, conversion, session end)")
+    for i in range(len(r["base"])):
+        first = "dagz first" if r["first"][i] else "baseline first"
+        print(
+            f"    round {i + 1} ({first}): {r['base'][i]:.3f} {r['dagz'][i]:.3f}"
+            f" {r['drain'][i]:.3f} {r['end'][i]:.3f}"
+        )
+    print("  median (min-max) over the rounds, us per span:")
+    print(f"  SDK span, no processor:                        {med(r['base'])}")
+    print(f"  SDK span + dagz processor:                     {med(r['dagz'])}   ratio {med(ratio)}")
+    print(f"  dagz on_end, in the application's thread:      {med(hot)}")
+    print(f"  dagz conversion at each test's end:            {med(r['drain'])}")
+    print(f"  dagz at the session's end (payload, summary):  {med(r['end'])}")
+    print(
+        f"  dagz total:                                    {med(total)}   ratio {med(total_ratio)}"
+    )
 
 
 def main() -> None:
@@ -183,29 +245,20 @@ def main() -> None:
     parser.add_argument("--suite", action="store_true", help="also time the example suite")
     parser.add_argument("--suite-runs", type=int, default=5)
     parser.add_argument("--suite-tests", type=int, default=200, help="test_many[n] tests")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2000, 1 suite pair")
     args = parser.parse_args()
+    if args.quick:
+        args.spans, args.rounds, args.suite_runs = 2000, 2, 1
+    cleanup_at_exit(("pg",))
     n = args.spans - args.spans % args.per_test
     print(
-        f"{n} spans per round in tests of {args.per_test} spans, {args.rounds} rounds "
-        "(best round of each); µs per span"
+        f"OTel span cost. Method: {n} spans per round in tests of {args.per_test} spans; 1"
+        f" uncounted warm-up round, then {args.rounds} rounds, baseline and dagz alternating"
+        " which goes first; median (min-max) over the rounds; raw rounds printed; us per span"
     )
     for trace in (False, True):
-        r = measure(n, args.per_test, args.rounds, trace)
-        hot = r["dagz"] - r["base"]
-        total = hot + r["drain"] + r["end"]
         print(f"-- {'with --dagz-trace' if trace else 'without --dagz-trace (summary only)'}")
-        print(f"  SDK span, no processor:                       {r['base']:7.3f}")
-        print(
-            f"  SDK span + dagz processor:                    {r['dagz']:7.3f}"
-            f"   ratio {r['dagz'] / r['base']:.3f}"
-        )
-        print(f"  dagz on_end, in the application's thread:     {hot:7.3f}")
-        print(f"  dagz conversion at each test's end:           {r['drain']:7.3f}")
-        print(f"  dagz at the session's end (payload, summary): {r['end']:7.3f}")
-        print(
-            f"  dagz total:                                   {total:7.3f}"
-            f"   ratio {(r['base'] + total) / r['base']:.3f}"
-        )
+        report(measure(n, args.per_test, args.rounds, trace))
     if args.suite:
         suite_ratio(args.suite_runs, args.suite_tests)
 
