@@ -143,10 +143,25 @@ def test_rows(n):
 """
 
 
-def _project(root: Path) -> Path:
+#: The same project with worker_init functions of its own: dagz does not know the servers, so
+#: the leases are lock files (``DAGZ_LEASE_DIR``).
+CUSTOM_INIT = (
+    CONFTEST.replace(
+        "worker_init=pg_worker_init([DB], **PG_KW)",
+        "worker_init=lambda n: for_engine('pg').provision(DB, PG_CONFIG.reroute_db(DB), **PG_KW)",
+    )
+    .replace(
+        "worker_init=my_worker_init([DB], **MY_KW)",
+        "worker_init=lambda n: for_engine('mysql').provision(DB, MYSQL_CONFIG.reroute_db(DB), **MY_KW)",
+    )
+    .replace("import os\n", "import os\n\nfrom dagz.engines import for_engine\n", 1)
+)
+
+
+def _project(root: Path, conftest: str = CONFTEST) -> Path:
     project = root / "project"
     project.mkdir()
-    (project / "conftest.py").write_text(CONFTEST)
+    (project / "conftest.py").write_text(conftest)
     (project / "test_rows.py").write_text(TESTS)
     (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     return project
@@ -200,12 +215,16 @@ def _databases(tag: str) -> Iterator[SampleDatabases]:
 _MOVED = re.compile(r"gw(\d+) → worker (\d+) \(worker (\d+) is leased by another run\)")
 
 
-def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path) -> None:
+@pytest.mark.parametrize("init", ["create_worker_init", "custom"])
+def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path, init: str) -> None:
     """Two `--dagz-workers 2` runs of one project started at the same moment against one
     server: both pass (fixed primary keys, exact counts), the worker databases the servers saw
-    under each run are disjoint, and a run whose worker took another number says so."""
-    _project(tmp_path)
+    under each run are disjoint, and a run whose worker took another number says so. With
+    worker_init functions of the project's own (dagz does not know the server) the leases are
+    lock files, which the summary says, and none is left when the runs are over."""
+    _project(tmp_path, CONFTEST if init == "create_worker_init" else CUSTOM_INIT)
     (tmp_path / "sync").mkdir()
+    leases = tmp_path / "leases"
     with _databases("ls") as dbs:
         runs = {"a": "b", "b": "a"}
         with ThreadPoolExecutor(2) as pool:
@@ -213,7 +232,14 @@ def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path)
                 run: pool.submit(
                     run_process,
                     _argv(tmp_path, run, "--dagz-workers", "2", "-q"),
-                    _env(dbs, tmp_path, run, DZ_WAIT_FOR=f"{other}.", DZ_HOLD_S="0.5"),
+                    _env(
+                        dbs,
+                        tmp_path,
+                        run,
+                        DZ_WAIT_FOR=f"{other}.",
+                        DZ_HOLD_S="0.5",
+                        DAGZ_LEASE_DIR=str(leases),
+                    ),
                     tmp_path,
                     TIMEOUT_S,
                 )
@@ -246,6 +272,11 @@ def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path)
                     assert num % 2 == k % 2, f"{worker} took {num}, not in its own lane"
         # The runs overlapped (each test waited for the other run): one of them moved on.
         assert moved >= 2, numbers
+        files = sorted(p.name for p in leases.iterdir()) if leases.exists() else []
+        assert not files, f"lease files left: {files}"
+        if init == "custom":
+            for _rc, out, _err, _s in results.values():
+                assert "worker leases are lock files in" in out, out
 
 
 HOLDER_TIMEOUT_S = 180.0
