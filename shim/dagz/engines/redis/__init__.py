@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import json
 import os
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,22 +55,30 @@ def _client_kwargs(connect_kwargs: dict[str, Any], db: int = 0) -> dict[str, Any
     return out
 
 
+#: dagz's own clients per (server, index), kept for the process (prepare runs once per test).
+_CLIENTS: dict[tuple[str, int], Any] = {}
+
+
 @contextlib.contextmanager
 def admin(connect_kwargs: dict[str, Any], what: str, db: int = 0) -> Iterator[Any]:
-    """A redis-py client of dagz's own (never rerouted); failures become `EngineError`."""
+    """A redis-py client of dagz's own (never rerouted: it is only used inside `bypass()`,
+    where its pool connects too); failures become `EngineError`."""
     import redis
 
+    key = (address(connect_kwargs), db)
     with bypass():
-        client = redis.Redis(**_client_kwargs(connect_kwargs, db))
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _CLIENTS[key] = redis.Redis(**_client_kwargs(connect_kwargs, db))
         try:
             yield client
         except EngineError:
             raise
         except Exception as exc:
+            _CLIENTS.pop(key, None)
+            client.close()
             text = redact(f"{what}: {type(exc).__name__}: {exc}", connect_kwargs)
             raise EngineError(f"{text} (server {address(connect_kwargs)})") from exc
-        finally:
-            client.close()
 
 
 def databases(connect_kwargs: dict[str, Any]) -> int:
@@ -119,6 +126,10 @@ def keyspace(connect_kwargs: dict[str, Any]) -> dict[int, int]:
 def flush(connect_kwargs: dict[str, Any], indexes: list[int]) -> None:
     """``FLUSHDB`` of each index, in one round trip (a script that selects each in turn)."""
     if not indexes:
+        return
+    if len(indexes) == 1:
+        with admin(connect_kwargs, f"flushing Redis index {indexes[0]} failed", indexes[0]) as c:
+            c.flushdb()
         return
     with admin(connect_kwargs, f"flushing Redis indexes {indexes} failed") as client:
         client.eval(FLUSH_SCRIPT, 0, *indexes)
@@ -251,17 +262,3 @@ def _index(db_name: str) -> int:
     if index < 0:
         raise EngineError(f"{db_name!r} is not a Redis database index")
     return index
-
-
-def wait_ready(connect_kwargs: dict[str, Any], timeout: float = 10.0) -> None:
-    """Until the server answers PING (tests start private servers)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with admin(connect_kwargs, "ping") as client:
-                client.ping()
-            return
-        except EngineError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
