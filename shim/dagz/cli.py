@@ -29,8 +29,9 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-_ENGINES = ("pg", "mysql")
-_DEFAULTS = {"pg": (5432, "postgres"), "mysql": (3306, "root")}
+_ENGINES = ("pg", "mysql", "redis", "rabbitmq")
+_DEFAULTS = {"pg": (5432, "postgres"), "mysql": (3306, "root"), "redis": (6379, None)}
+_DEFAULTS["rabbitmq"] = (5672, "guest")  # worker vhosts (management API on port 15672)
 
 
 def _db_parser(sub: Any) -> None:
@@ -41,7 +42,9 @@ def _db_parser(sub: Any) -> None:
         ("drop", "drop them: --all, or --base NAME; half-built ones with --incomplete"),
     ):
         p = actions.add_parser(name, help=text)
-        p.add_argument("--engine", choices=_ENGINES, help="pg or mysql (default: both)")
+        p.add_argument(
+            "--engine", choices=_ENGINES, help="pg, mysql, redis or rabbitmq (default: all)"
+        )
         p.add_argument("--host", default="127.0.0.1", help="server host (default 127.0.0.1)")
         p.add_argument("--port", type=int, help="server port (default 5432 / 3306)")
         p.add_argument("--user", help="user (default postgres / root)")

@@ -23,6 +23,10 @@ _PACKAGES: dict[int | str, str] = {
     ENGINE_MYSQL: "mysql",
     "mysql": "mysql",
     "mariadb": "mysql",
+    # Families the shim does not hook (dagz.families): what `dagz db list/drop` reads.
+    "redis": "redis",
+    "rabbitmq": "rabbitmq",
+    "amqp": "rabbitmq",
 }
 
 
@@ -32,5 +36,5 @@ def for_engine(engine: int | str) -> Engine:
     key = engine.lower() if isinstance(engine, str) else engine
     package = _PACKAGES.get(key)
     if package is None:
-        raise ValueError(f"dagz: unknown database engine {engine!r} (known: pg, mysql)")
+        raise ValueError(f"dagz: unknown database engine {engine!r} (known: pg, mysql, redis, rabbitmq)")
     return cast(Engine, importlib.import_module(f"dagz.engines.{package}"))

@@ -25,6 +25,7 @@ from typing import Any
 from dagz.engines.base import Owned, Stamp, redact
 from dagz.errors import EngineError
 
+NAME = "rabbitmq"
 TAG = "dagz"
 MANAGEMENT_PORT = 15672
 _LOCAL = ("127.0.0.1", "localhost", "::1", "")

@@ -26,6 +26,7 @@ from dagz._bypass import bypass
 from dagz.engines.base import Owned, Stamp, redact
 from dagz.errors import EngineError
 
+NAME = "redis"
 DEFAULT_PORT = 6379
 #: `databases` per server address, read once per process.
 _DATABASES: dict[str, int] = {}
