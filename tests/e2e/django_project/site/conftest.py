@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+from djsite.recorder import record_landing
+
 if os.environ.get("DZ_DJ_CONFTEST", "1") == "1":
-    import dagz.integ.mysqlclient  # noqa: F401 - hooks MySQLdb (same MYSQL_CONFIG)
-    import dagz.integ.psycopg2  # noqa: F401 - hooks psycopg2 (same PG_CONFIG)
     from dagz.integ.psycopg import PG_CONFIG
     from dagz.integ.pymysql import MYSQL_CONFIG
 
@@ -18,3 +19,15 @@ if os.environ.get("DZ_DJ_CONFTEST", "1") == "1":
             should_reroute=cfg.default_should_reroute,
             prepare=None,
         )
+
+
+@pytest.fixture(autouse=True)
+def _record_landing(request: pytest.FixtureRequest) -> None:
+    """Every ``django_db`` test records where its aliases landed (so every worker does)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    databases = marker.kwargs.get("databases")
+    for alias in ("default", "other", "replica"):
+        if (databases is None and alias == "default") or alias in (databases or ()):
+            record_landing(alias)

@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
-
 from ledger.models import Account, Entry
 
 

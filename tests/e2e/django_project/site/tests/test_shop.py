@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 from django.test import TransactionTestCase
-
 from ledger.models import Account, Entry
 from shop.models import Order, Product
 

@@ -4,14 +4,12 @@ to the same name lands there too."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 from django.db import connections
-
-from djsite.recorder import record
+from djsite.recorder import record, record_landing
 
 _CHILD = {
     "postgresql": (
@@ -27,31 +25,15 @@ _CHILD = {
 }
 
 
-def server_database(alias: str) -> str:
-    conn = connections[alias]
-    query = "SELECT current_database()" if conn.vendor == "postgresql" else "SELECT DATABASE()"
-    with conn.cursor() as cur:
-        cur.execute(query)
-        return str(cur.fetchone()[0])
-
-
 @pytest.mark.django_db(databases=["default", "other", "replica"])
 @pytest.mark.parametrize("n", range(12))
 def test_landed(n: int) -> None:
     for alias in ("default", "other", "replica"):
-        name = connections[alias].settings_dict["NAME"]
-        server = server_database(alias)
-        record(
-            "landed",
-            alias=alias,
-            settings=name,
-            server=server,
-            worker=os.environ.get("PYTEST_XDIST_WORKER", ""),
-        )
+        name, server = record_landing(alias)
         assert server == name
-    assert connections["replica"].settings_dict["NAME"] == connections["default"].settings_dict[
-        "NAME"
-    ]
+    assert (
+        connections["replica"].settings_dict["NAME"] == connections["default"].settings_dict["NAME"]
+    )
 
 
 @pytest.mark.django_db

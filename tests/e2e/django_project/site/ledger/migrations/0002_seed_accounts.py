@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.apps.registry import Apps
 from django.db import migrations
-
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from djsite.recorder import record
 
 
-def forwards(apps: Any, schema_editor: Any) -> None:
+def forwards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     account = apps.get_model("ledger", "Account")
     alias = schema_editor.connection.alias
     for code in ("cash", "bank"):
@@ -22,10 +21,10 @@ def forwards(apps: Any, schema_editor: Any) -> None:
     )
 
 
-def backwards(apps: Any, schema_editor: Any) -> None:
+def backwards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     apps.get_model("ledger", "Account").objects.using(schema_editor.connection.alias).delete()
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ledger", "0001_initial")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    dependencies = (("ledger", "0001_initial"),)
+    operations = (migrations.RunPython(forwards, backwards),)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.apps.registry import Apps
 from django.db import migrations
-
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from djsite.recorder import record
 
 SEED = [("apple", "1.20", "A-1"), ("pear", "0.90", "P-1"), ("plum", "2.50", "P-2")]
 
 
-def forwards(apps: Any, schema_editor: Any) -> None:
+def forwards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     product = apps.get_model("shop", "Product")
     alias = schema_editor.connection.alias
     for name, price, sku in SEED:
@@ -24,10 +23,10 @@ def forwards(apps: Any, schema_editor: Any) -> None:
     )
 
 
-def backwards(apps: Any, schema_editor: Any) -> None:
+def backwards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     apps.get_model("shop", "Product").objects.using(schema_editor.connection.alias).delete()
 
 
 class Migration(migrations.Migration):
-    dependencies = [("shop", "0002_product_sku")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    dependencies = (("shop", "0002_product_sku"),)
+    operations = (migrations.RunPython(forwards, backwards),)
