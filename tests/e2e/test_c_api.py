@@ -4,7 +4,10 @@ Landing is checked from the server (current_database())."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from test_policy import check_refused
 
 from support import APP, APP_JW03, APP_JW05, CONNINFO_APP, VENV_PYTHON, WORKER3, Launcher
 
@@ -89,22 +92,29 @@ show("unregistered", connect())
     }
 
 
-def test_callback_error_fails_the_connect_closed(launcher: Launcher) -> None:
-    code = """
+#: Registers a decision callback that fails every connect, before the child's own code runs
+#: (a ``sitecustomize`` on the child's PYTHONPATH), so that `check_refused` can drive an
+#: ordinary driver connect and watch the server while it is refused.
+FAILING_CALLBACK = """
+import ctypes
+lib = ctypes.CDLL(None)
+CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t)
 @CB
-def cb(engine, name, out, out_len):
-    reply(out, out_len, "dagz: prepare exploded for " + name.decode())
+def _dagz_e2e_failing_callback(engine, name, out, out_len):
+    data = ("dagz: prepare exploded for " + name.decode()).encode()[: out_len - 1]
+    ctypes.memmove(out, data + b"\\0", len(data) + 1)
     return -1
-lib.dagz_set_decision_callback(cb)
-try:
-    connect()
-    print("connected=yes")
-except psycopg2.OperationalError as exc:
-    connect_failed("refused", exc)
+lib.dagz_set_decision_callback(_dagz_e2e_failing_callback)
 """
-    out = run(launcher, code)
-    assert "connected" not in out
-    assert f"dagz: prepare exploded for {APP}" in out["refused.error"]
+
+
+def test_callback_error_fails_the_connect_closed(launcher: Launcher, tmp_path: Path) -> None:
+    """A callback error refuses the connect with its text, and no session of the child is ever
+    seen on the server (in the base database or anywhere else) while it runs."""
+    (tmp_path / "sitecustomize.py").write_text(FAILING_CALLBACK)
+    env = {**WORKER3, "PYTHONPATH": str(tmp_path)}
+    text = check_refused(launcher, "psycopg2", CONNINFO_APP, env)
+    assert f"dagz: prepare exploded for {APP}" in text, text
 
 
 def test_callback_reentrancy_guard(launcher: Launcher) -> None:
