@@ -5,6 +5,7 @@ SDK's ``ReadableSpan`` (no OpenTelemetry import here)."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -199,6 +200,9 @@ class DbNames:
             cfg = PG_CONFIG
         elif system in ("mysql", "mariadb"):
             cfg = MYSQL_CONFIG
+        elif system == "redis" and "dagz.families" in sys.modules:
+            # the span names the logical index (redis-py's `db`); the physical one is computed
+            cfg = sys.modules["dagz.families"].REDIS_CONFIG
         else:
             return None
         if not cfg.configured or not name:
@@ -280,6 +284,8 @@ def otel_to_span(
         system = raw.get("db.system") or raw.get("db.system.name")
         if system:
             db = raw.get("db.name") or raw.get("db.namespace")
+            if db is None and raw.get("db.redis.database_index") is not None:
+                db = str(raw["db.redis.database_index"])
             if db:
                 names = db_names.resolve(system, db)
                 if names is not None:
