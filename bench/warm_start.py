@@ -20,23 +20,38 @@ of the 4 worker processes until the last one is done:
 * ``fresh``: the same worker_init with ``DAGZ_FRESH=1`` (``--dagz-fresh``): drop, clone,
   fingerprint the copy, stamp it — what a run pays when the base changed;
 * ``dump`` (MySQL): ``mysqldump --routines --events base | mysql wN`` after ``CREATE DATABASE wN``
-  (Django's ``--parallel`` clone), 4 at once.
+  (Django's ``--parallel`` clone), 4 at once;
+* what users have today for a second run, when Django is installed (otherwise these rows are
+  left out with a printed note):
+  - ``reuse-db``: pytest-django ``--reuse-db -n 4``: in each worker, Django's own
+    ``django.test.utils.setup_databases(keepdb=True)`` for its test database ``…_rdb_gwN``, kept
+    from the previous repetition, 4 at once;
+  - ``keepdb``: Django's ``test --keepdb --parallel 4``: ``setup_databases(keepdb=True,
+    parallel=4)`` in one process (the main test database and its 4 clones ``…_kdb_1…4``, kept).
+  Their databases hold the same 100 tables (copied from the base once, not timed). These are
+  lower bounds of what those tools cost: no Django app is installed, so ``migrate`` has no
+  migration graph to load and check (a real project's has one), and nothing is serialized. They
+  also do less: neither resets the rows a run left behind nor notices a changed base.
 
 Targets: ``warm`` at least 10x faster than ``dump`` on MySQL, at least 5x faster than ``clone`` on
 PostgreSQL. The ratios are printed per repetition (min-max) and of the medians. On PostgreSQL a
 ``CHECKPOINT`` (not timed) precedes every measurement, so no method pays for the dirty buffers
-of the one before (``STRATEGY FILE_COPY`` starts with a checkpoint).
+of the one before (``STRATEGY FILE_COPY`` starts with a checkpoint); it is timed and printed
+with the raw times of every repetition, in each repetition's order.
+
+All databases are named ``dz_bench_<random>_warm…`` and dropped at the end, also on failure.
 
 The worker processes are not preloaded with libdagz.so (dagz's own connections run inside its
 hard bypass anyway); ``DAGZ_WORKER=N`` gives worker N its name ``base_jwNN``.
 
-    .venv/bin/python bench/warm_start.py [--reps 7] [--warmup 1] [--engines pg,mysql]
+    .venv/bin/python bench/warm_start.py [--reps 7] [--warmup 1] [--engines pg,mysql] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import os
 import shutil
@@ -48,6 +63,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 
 import MySQLdb
+from _names import cleanup_at_exit
+from _names import name as bench_name
 from _workers import (
     MY_KW,
     MY_URL,
@@ -61,7 +78,9 @@ from _workers import (
 )
 from _workers import Pool as WorkerPool
 
-BASE = "dagz_bench_warm"
+BASE = bench_name("warm")
+#: Django installed: the pytest-django --reuse-db / Django --keepdb rows are measured.
+DJANGO = importlib.util.find_spec("django") is not None
 TARGETS = {"pg": ("clone", 5.0), "mysql": ("dump", 10.0)}
 
 #: What a test run leaves in a worker database (a kept one must not show it to the next run).
@@ -174,7 +193,13 @@ def worker_main(num: int, conn: Connection) -> None:
         mysqldump_into(BASE, target)
         return target
 
+    def reuse_db(engine: str, _run_dir: str) -> str:
+        """pytest-django --reuse-db in xdist worker gwN: Django's setup_databases(keepdb=True)
+        for this worker's test database."""
+        return django_keepdb(engine, f"{BASE}_rdb_gw{num}", parallel=0)
+
     tasks: dict[str, Callable[[str, str], str]] = {
+        "reuse-db": reuse_db,
         "warm": lambda e, d: dagz_init(e, False, d),
         "fresh": lambda e, d: dagz_init(e, True, d),
         "clone": clone,
@@ -182,6 +207,46 @@ def worker_main(num: int, conn: Connection) -> None:
         "leftovers": leftovers,
     }
     serve(conn, tasks)
+
+
+def django_keepdb(engine: str, test_name: str, parallel: int) -> str:
+    """Django's own ``setup_databases(keepdb=True, parallel=…)`` for one alias whose test
+    database is `test_name` (kept from before); no apps installed, nothing serialized."""
+    import django  # noqa: PLC0415
+    from django.conf import settings  # noqa: PLC0415
+    from django.db import connections  # noqa: PLC0415
+    from django.test.utils import setup_databases  # noqa: PLC0415
+
+    if not settings.configured:
+        kw = {"HOST": "127.0.0.1", "TEST": {}}
+        settings.configure(
+            DATABASES={
+                "default": {
+                    **kw, "ENGINE": "django.db.backends.postgresql", "NAME": BASE,
+                    "PORT": str(PG_KW["port"]), "USER": "postgres", "TEST": {},
+                },
+                "mysql": {
+                    **kw, "ENGINE": "django.db.backends.mysql", "NAME": BASE,
+                    "PORT": str(MY_KW["port"]), "USER": "root", "TEST": {},
+                },
+            },
+            INSTALLED_APPS=[],
+            USE_TZ=True,
+        )  # fmt: skip
+        django.setup()
+    alias = "default" if engine == "pg" else "mysql"
+    connections.databases[alias]["TEST"]["NAME"] = test_name
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        setup_databases(
+            verbosity=0,
+            interactive=False,
+            keepdb=True,
+            parallel=parallel,
+            aliases={alias},
+            serialized_aliases=set(),
+        )
+    connections.close_all()
+    return test_name
 
 
 class Pool(WorkerPool):
@@ -202,16 +267,37 @@ class Pool(WorkerPool):
 # measurement and report
 
 
-def checkpoint(engine: str) -> None:
-    if engine == "pg":
-        with pg_admin() as conn:
-            conn.execute("CHECKPOINT")
+def checkpoint(engine: str) -> float:
+    """PostgreSQL: seconds of one CHECKPOINT (MySQL: none, 0)."""
+    if engine != "pg":
+        return 0.0
+    with pg_admin() as conn:
+        t0 = time.perf_counter()
+        conn.execute("CHECKPOINT")
+        return time.perf_counter() - t0
+
+
+def django_dbs() -> list[str]:
+    """The test databases pytest-django --reuse-db (per xdist worker) and Django --keepdb
+    --parallel 4 (main + 4 clones) find from their previous run."""
+    names = [f"{BASE}_rdb_gw{n}" for n in range(WORKERS)]
+    return names + [f"{BASE}_kdb"] + [f"{BASE}_kdb_{n + 1}" for n in range(WORKERS)]
+
+
+def copy_for_django(engine: str) -> None:
+    """Setup, not timed: Django's kept test databases hold the same 100 tables (copies of the
+    base, made by dagz's plain clone)."""
+    from dagz.engines import mysql as _mysql  # noqa: PLC0415
+    from dagz.engines import postgres as _pg  # noqa: PLC0415
+
+    for db in django_dbs():
+        (_pg if engine == "pg" else _mysql).clone(BASE, db, **(PG_KW if engine == "pg" else MY_KW))
 
 
 def worker_dbs() -> list[str]:
     names = [f"{BASE}_jw{n:02}" for n in range(WORKERS)]
     names += [f"{BASE}_fc_w{n}" for n in range(WORKERS)]
-    return names + [f"{BASE}_dump_w{n}" for n in range(WORKERS)]
+    return names + [f"{BASE}_dump_w{n}" for n in range(WORKERS)] + django_dbs()
 
 
 def spread(values: Sequence[float]) -> str:
@@ -234,7 +320,45 @@ LABELS = {
     "clone": "clone: dagz's clone before warm start",
     "fresh": "fresh: worker_init with --dagz-fresh",
     "dump": "dump: mysqldump base | mysql wN",
+    "reuse-db": "pytest-django --reuse-db: setup_databases(keepdb)",
+    "keepdb": "Django --keepdb --parallel 4 (1 process)",
 }
+
+
+def measure(
+    engine: str, pool: Pool, names: list[str], reps: int, warmup: int
+) -> tuple[dict[str, list[float]], set[str], list[str]]:
+    """Seconds per method, dagz's "kept" log lines, and the raw line of every repetition."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    kept_lines: set[str] = set()
+    raw: list[str] = []
+    for rep in range(warmup + reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        row = []
+        for name in order:
+            if name == "warm":
+                pool.run("leftovers", engine)
+            cp = checkpoint(engine)
+            if name == "keepdb":  # Django's runner does this in its main process
+                t0 = time.perf_counter()
+                django_keepdb(engine, f"{BASE}_kdb", parallel=WORKERS)
+                elapsed = time.perf_counter() - t0
+            else:
+                elapsed = pool.run(name, engine)
+            row.append(
+                f"{name} {elapsed * 1000:.1f}"
+                + (f" (checkpoint {cp * 1000:.1f})" if engine == "pg" else "")
+            )
+            if name == "warm":
+                lines = [r[2] for r in pool.last]
+                if not all(" kept (fingerprint " in line for line in lines):
+                    raise RuntimeError(f"warm start did not keep every copy: {lines}")
+                kept_lines.update(lines)
+            if rep >= warmup:
+                times[name].append(elapsed)
+        tag = f"warm-up {rep + 1}" if rep < warmup else f"rep {rep - warmup + 1}"
+        raw.append(f"    {tag:>10}: " + ", ".join(row))
+    return times, kept_lines, raw
 
 
 def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
@@ -244,24 +368,22 @@ def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
     base_build = build_base(engine)
     pool.run("fresh", engine)  # the worker databases of a first run
     names = ["warm", "clone", "fresh"] + (["dump"] if engine == "mysql" else [])
-    times: dict[str, list[float]] = {name: [] for name in names}
-    kept_lines: set[str] = set()
-    for rep in range(warmup + reps):
-        order = names[rep % len(names) :] + names[: rep % len(names)]
-        for name in order:
-            if name == "warm":
-                pool.run("leftovers", engine)
-            checkpoint(engine)
-            elapsed = pool.run(name, engine)
-            if name == "warm":
-                lines = [r[2] for r in pool.last]
-                if not all(" kept (fingerprint " in line for line in lines):
-                    raise RuntimeError(f"warm start did not keep every copy: {lines}")
-                kept_lines.update(lines)
-            if rep >= warmup:
-                times[name].append(elapsed)
+    if DJANGO:
+        copy_for_django(engine)
+        names += ["reuse-db", "keepdb"]
+        # their first run (not timed): Django records its own bookkeeping in the kept databases
+        pool.run("reuse-db", engine)
+        django_keepdb(engine, f"{BASE}_kdb", parallel=WORKERS)
+    times, kept_lines, raw = measure(engine, pool, names, reps, warmup)
     print(f"\n{title}: {server_line(engine)}")
     print(f"  base built once with alembic upgrade head (setup): {base_build:.2f} s")
+    print(
+        "  raw: each repetition in its order, ms"
+        + (", and the CHECKPOINT before each" if engine == "pg" else "")
+    )
+    print("\n".join(raw))
+    if not DJANGO:
+        print("  Django is not installed here: the --reuse-db / --keepdb rows are left out")
     print(f"  {'method (4 workers at once)':<48} {'median':>11}  min - max")
     for name in names:
         print(f"  {LABELS[name]:<48} {spread(times[name])}")
@@ -304,12 +426,18 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7, help="counted repetitions (default 7)")
     parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
     parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    parser.add_argument("--quick", action="store_true", help="2 repetitions, no warm-up")
     args = parser.parse_args()
+    if args.quick:
+        args.reps, args.warmup = 2, 0
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    cleanup_at_exit()
     print(
         f"Warm start: second-run provisioning of {WORKERS} worker databases, 100-table schema"
-        f" (bench/migrations); {args.reps} repetitions (+{args.warmup} warm-up), methods"
-        f" interleaved, wall time; {os.cpu_count()} CPUs"
+        f" (bench/migrations); wall time; {os.cpu_count()} CPUs. Method: {args.reps} repetitions"
+        f" after {args.warmup} uncounted warm-up, methods interleaved in an order that rotates"
+        " every repetition; median and min-max; ratios of medians with the range of the"
+        " per-repetition ratios; raw times printed"
     )
     pool = Pool()
     try:
