@@ -18,7 +18,7 @@ from typing import Any
 from dagz import _bypass, _callbacks, _shim, lease
 from dagz._state import STATE, log
 from dagz.engines import for_engine
-from dagz.engines.warm import FRESH_INFIX, FRESH_NAMES, fresh_requested, parse_stamp
+from dagz.engines.warm import fresh_requested, parse_stamp
 from dagz.errors import DagzError, EngineError
 
 RewriteFn = Callable[[str, "Session"], str]
@@ -376,7 +376,7 @@ class DbConfig:
         with _bypass.hard_bypass():
             exists, comment = for_engine(self.engine).comment_of(db_name, **connect_kwargs)
         stamp = parse_stamp(comment)
-        if stamp is not None and stamp.complete and self._names_of(stamp.base, db_name):
+        if stamp is not None and stamp.complete and self.reroute_db(stamp.base) == db_name:
             with self._lock:
                 self._made.add(db_name)
             return
@@ -392,14 +392,6 @@ class DbConfig:
         raise DagzError(
             f"{self.family}.{what}({db_name!r}) refused: {why}; dagz {what}s only the worker "
             "databases it made (create_worker_init stamps them)"
-        )
-
-    def _names_of(self, base: str, db_name: str) -> bool:
-        """Whether `db_name` is this worker's copy of `base` (or a fresh name of it)."""
-        if self.reroute_db(base) == db_name:
-            return True
-        return any(
-            self.reroute_db(f"{base}{FRESH_INFIX}{k}") == db_name for k in range(1, FRESH_NAMES + 1)
         )
 
     def create_worker_init(

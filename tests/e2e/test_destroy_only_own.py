@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from dagz import _shim
 from dagz.config import MYSQL_CONFIG, PG_CONFIG, DbConfig
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
@@ -118,8 +119,10 @@ def test_truncate_refuses_a_user_database_that_merely_has_the_worker_suffix(
     with pytest.raises(DagzError) as info:
         server.config.truncate(legacy, **server.kw)
     message = str(info.value)
-    assert message.startswith("dagz:") and "\n" not in message, message
-    assert legacy in message and "stamp" in message, message
+    assert message.startswith("dagz:"), message
+    assert "\n" not in message, message
+    assert legacy in message, message
+    assert "stamp" in message, message
     assert server.count(legacy) == 3  # server side: untouched
 
 
@@ -180,14 +183,15 @@ def test_unparsable_dsn_never_shows_its_password(
         lambda: _pg.drop(base + suffix, dsn=dsn),
     ]
     for call in calls:
-        with pytest.raises(Exception) as info:
+        with pytest.raises(DagzError, match="dagz:") as info:
             call()
         text = str(info.value)
         assert "dagz:" in text, text
         assert SECRET not in text, text
     # nothing was created under either name
     srv = Server("pg")
-    assert not srv.exists(base) and not srv.exists(base + suffix)
+    assert not srv.exists(base)
+    assert not srv.exists(base + suffix)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,12 +227,15 @@ def test_db_drop_ignores_a_stamp_like_comment_on_a_database_not_named_like_a_wor
 
     listing = _dagz("db", "list", "--engine", _engine(server))
     assert listing.returncode == 0, listing.stderr
-    assert worker in listing.stdout and important not in listing.stdout, listing.stdout
+    assert worker in listing.stdout, listing.stdout
+    assert important not in listing.stdout, listing.stdout
     dropped = _dagz("db", "drop", "--base", base, "--engine", _engine(server))
     assert dropped.returncode == 0, dropped.stderr
     assert dropped.stdout.splitlines() == [f"dropped {_engine(server)} {worker} (base {base})"]
-    assert server.exists(important) and server.count(important) == 3
-    assert not server.exists(worker) and server.exists(base)
+    assert server.exists(important)
+    assert server.count(important) == 3
+    assert not server.exists(worker)
+    assert server.exists(base)
 
 
 def test_db_drop_lists_half_built_copies_and_drops_them_only_when_asked(
@@ -250,16 +257,16 @@ def test_db_drop_lists_half_built_copies_and_drops_them_only_when_asked(
     assert "(incomplete)" in line, listing.stdout
     dropped = _dagz("db", "drop", "--base", base, "--engine", _engine(server))
     assert dropped.returncode == 0, dropped.stderr
-    assert server.exists(half) and not server.exists(done)
-    assert "incomplete" in dropped.stdout and "--incomplete" in dropped.stdout, dropped.stdout
+    assert server.exists(half)
+    assert not server.exists(done)
+    assert "--incomplete drops it" in dropped.stdout, dropped.stdout
     dropped = _dagz("db", "drop", "--base", base, "--incomplete", "--engine", _engine(server))
     assert dropped.returncode == 0, dropped.stderr
     assert f"dropped {_engine(server)} {half} (base {base}, incomplete)" in dropped.stdout
-    assert not server.exists(half) and server.exists(base)
+    assert not server.exists(half)
+    assert server.exists(base)
 
 
 def _warm_name(server: Server, base: str, worker: int) -> str:
-    from dagz import _shim
-
     engine = _shim.ENGINE_POSTGRES if server.family == "pg" else _shim.ENGINE_MYSQL
     return _shim.policy_render(engine, base, worker)

@@ -92,7 +92,8 @@ def test_missing_base_with_empty_if_missing_creates_an_empty_copy_and_says_so(
     exists, comment, tables = family.state(target)
     assert (exists, tables) == (True, 0)
     stamp = _warm.parse_stamp(comment)
-    assert stamp is not None and (stamp.base, stamp.fingerprint) == (base, _warm.NO_BASE)
+    assert stamp is not None
+    assert (stamp.base, stamp.fingerprint) == (base, _warm.NO_BASE)
     lines = [ln for ln in STATE.summary[before:] if target in ln]
     assert len(lines) == 1, STATE.summary[before:]
     assert f'{target} created empty: base "{base}" does not exist' in lines[0], lines[0]

@@ -71,6 +71,7 @@ from dagz.engines.base import (
     Owned,
     Stamp,
     WarmSession,
+    redact,
 )
 from dagz.errors import EngineError
 from dagz.lease import refuse_if_in_use
@@ -80,8 +81,6 @@ __all__ = [
     "DRIFTED",
     "FORCED",
     "FRESH_ENV",
-    "FRESH_INFIX",
-    "FRESH_NAMES",
     "INCOMPLETE",
     "KEEP_FAILED",
     "MISSING",
@@ -124,13 +123,6 @@ RUN_DIR_ENV = envvars.RUN_DIR
 
 #: Clones of a base that keeps changing while it is being copied, before giving up waiting.
 REBUILD_ATTEMPTS = 3
-
-#: A worker database that cannot be rebuilt (killed run: a prepared transaction or a session
-#: dagz cannot end) is replaced by the worker copy of ``<base>_r1`` (then ``_r2``…): see
-#: `dagz.config.DbConfig.create_worker_init`.
-FRESH_INFIX = "_r"
-#: How many fresh names (``_r1`` … ``_r9``) a worker database may go through.
-FRESH_NAMES = 9
 
 _STAMP_RE = re.compile(
     r"^dagz:v1 base=(?P<base>\S+) "
@@ -393,19 +385,17 @@ def cache_key(engine: str, base: str, connect_kwargs: Mapping[str, object]) -> s
 
 def worker_shaped(name: str, base: str, engine: str) -> bool:
     """Whether `name` is the name of a worker copy of `base`: the policy's rendering
-    (``DAGZ_POLICY``, default ``{db}_jw{worker:02}``) of `base`, or of a fresh name
-    ``<base>_r<K>`` (`FRESH_INFIX`), for some worker number. A stamp alone does not make a
-    database dagz's: a user's ``important`` with a stamp-like comment is not one."""
+    (``DAGZ_POLICY``, default ``{db}_jw{worker:02}``) of `base` for some worker number. A
+    stamp alone does not make a database dagz's: a user's ``important`` with a stamp-like
+    comment is not one."""
     numbers = sorted({int(d) for d in re.findall(r"\d+", name) if len(d) <= 6})
-    sources = [base, *(f"{base}{FRESH_INFIX}{k}" for k in numbers if k > 0)]
     try:
         from dagz import _shim
 
         code = _shim.ENGINE_POSTGRES if engine in ("pg", "postgres") else _shim.ENGINE_MYSQL
-        return any(_shim.policy_render(code, s, n) == name for s in sources for n in numbers)
+        return any(_shim.policy_render(code, base, n) == name for n in numbers)
     except Exception:  # no libdagz.so here (or a broken policy): the default template
-        fresh = re.escape(FRESH_INFIX)
-        return re.fullmatch(rf"{re.escape(base)}(?:{fresh}\d+)?_jw\d{{2,}}", name) is not None
+        return re.fullmatch(rf"{re.escape(base)}_jw\d{{2,}}", name) is not None
 
 
 def owned_from_rows(rows: Sequence[tuple[Any, ...]], engine: str) -> list[Owned]:
@@ -447,7 +437,13 @@ def provision(
     what = f"provisioning {engine.LABEL} database {target!r} from {base!r} failed"
     if base == target:
         raise EngineError(f"dagz: {what}: source and target are the same database")
-    refuse_if_in_use(engine.NAME, target, what, connect_kwargs)  # another live run's (lease)
+    try:
+        refuse_if_in_use(engine.NAME, target, what, connect_kwargs)  # another live run's (lease)
+    except EngineError:
+        raise
+    except Exception as exc:  # a driver's error may quote the dsn: redacted, on one line
+        text = redact(" ".join(str(exc).split()), connect_kwargs)
+        raise EngineError(f"dagz: {what}: {text}") from exc
     with engine.warm_session(base, target, what, connect_kwargs) as session:
         why = session.unsupported()
         if why:

@@ -19,6 +19,9 @@ from dagz.engines.mysql.batch import _batch_error, _BatchError, _lock_waits, _ro
 from dagz.engines.mysql.connection import _connection, _errno, _literal, _q, quote_ident
 from dagz.errors import EngineError
 
+#: ER_NO_SUCH_THREAD: `KILL` of a session that ended meanwhile.
+_UNKNOWN_THREAD = 1094
+
 #: ER_NO_SUCH_TABLE / ER_VIEW_INVALID: a view created before the view it selects from.
 _VIEW_ORDER_ERRORS = frozenset({1146, 1356})
 
@@ -47,12 +50,35 @@ def _view_order(views: dict[str, str]) -> list[str]:
     return dependency_order(sorted(views), deps, break_cycles=True) or []
 
 
+def end_sessions(conn: DbConnection, db_name: str) -> list[int]:
+    """Ends (``KILL``) the other sessions whose current database is `db_name` — before dagz
+    drops or rebuilds it: a session a killed run left (a child that outlived it) may hold
+    locks the DROP would wait on. Returns their ids; one already gone is skipped."""
+    (rows,) = batch._run(
+        conn,
+        [
+            "SELECT ID FROM information_schema.PROCESSLIST"
+            f" WHERE DB = {_literal(conn, db_name)} AND ID <> CONNECTION_ID() ORDER BY ID"
+        ],
+    )
+    ended = []
+    for (sid,) in rows:
+        try:
+            batch._run(conn, [f"KILL {int(sid)}"])
+        except _BatchError as err:
+            if _errno(err.exc) != _UNKNOWN_THREAD:
+                raise
+        ended.append(int(sid))
+    return ended
+
+
 def drop(db_name: str, **connect_kwargs: object) -> None:
-    """``DROP DATABASE IF EXISTS db_name``."""
+    """``DROP DATABASE IF EXISTS db_name``, its other sessions ended first (`end_sessions`)."""
     what = f"dropping MySQL database {db_name!r} failed"
     with _connection(None, what, connect_kwargs) as conn:
         try:
-            batch._run(conn, [f"DROP DATABASE IF EXISTS {quote_ident(db_name)}"])
+            end_sessions(conn, db_name)
+            batch._run(conn, [_lock_waits(), f"DROP DATABASE IF EXISTS {quote_ident(db_name)}"])
         except _BatchError as err:
             raise _batch_error(what, err, connect_kwargs) from err.exc
 
@@ -147,6 +173,7 @@ def _clone(conn: DbConnection, base: str, target: str, comment: str | None = Non
     database in its CREATE DATABASE."""
     qb, qt = quote_ident(base), quote_ident(target)
     with_comment = "" if comment is None else f" COMMENT {_literal(conn, comment)}"
+    end_sessions(conn, target)  # the leftover target is dropped next
     src = _read_source(conn, base, target)
     if src is None:
         batch._run(conn, [f"CREATE DATABASE {qt}{with_comment}"])

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 
-from dagz.engines.base import DbConnection
+from dagz._bypass import hard_bypass
+from dagz.engines.base import DbConnection, close_quietly
 from dagz.engines.postgres.connection import (
     _error,
     _execute,
     _failing_as,
     _fetch,
+    _literal,
     _maintenance,
     _server_version,
     _sessions,
     _sqlstate,
+    connect,
     quote_ident,
 )
 
@@ -64,9 +67,43 @@ def _drop(conn: DbConnection, db_name: str) -> None:
     _execute(conn, f"DROP DATABASE IF EXISTS {quote_ident(db_name)}")
 
 
+def rollback_prepared(
+    conn: DbConnection, what: str, connect_kwargs: dict[str, object]
+) -> list[str]:
+    """Rolls back every prepared transaction of the database `conn` is connected to (a killed
+    run's two-phase-commit test leaves them: they hold its locks, and ``DROP DATABASE`` fails
+    with "database is being used by prepared transactions" until they are gone); returns their
+    gids. ``ROLLBACK PREPARED`` must run in that database, by their owner or a superuser."""
+    with _failing_as(f"{what} (rolling back its prepared transactions)", connect_kwargs):
+        rows = _fetch(
+            conn,
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY gid",
+        )
+        for (gid,) in rows:
+            _execute(conn, f"ROLLBACK PREPARED {_literal(str(gid))}")
+    return [str(gid) for (gid,) in rows]
+
+
+def clear(db_name: str, what: str, connect_kwargs: dict[str, object]) -> None:
+    """Before `db_name` (a database dagz owns) is dropped: its prepared transactions rolled
+    back (its other sessions end with ``DROP … WITH (FORCE)``). A database that cannot be
+    connected to (gone, or not accepting connections) is left to the DROP."""
+    try:
+        conn = connect(db_name, **connect_kwargs)
+    except Exception:
+        return
+    try:
+        rollback_prepared(conn, what, connect_kwargs)
+    finally:
+        close_quietly(conn)
+
+
 def drop(db_name: str, **connect_kwargs: object) -> None:
-    """``DROP DATABASE IF EXISTS db_name WITH (FORCE)``."""
+    """``DROP DATABASE IF EXISTS db_name WITH (FORCE)``, its prepared transactions rolled back
+    first (`clear`)."""
     what = f"dropping PostgreSQL database {db_name!r} failed"
+    with hard_bypass():
+        clear(db_name, what, connect_kwargs)
     with _maintenance((db_name,), what, connect_kwargs) as conn, _failing_as(what, connect_kwargs):
         _drop(conn, db_name)
 
@@ -112,6 +149,8 @@ def clone(base: str, target: str, **connect_kwargs: object) -> str:
     """Creates `target` as a copy of `base` (schema and data); "cloned", or "empty" when `base`
     does not exist (then `target` is created empty). A leftover `target` is dropped first."""
     what = f"cloning PostgreSQL database {base!r} into {target!r} failed"
+    with hard_bypass():
+        clear(target, what, connect_kwargs)
     with _maintenance((base, target), what, connect_kwargs) as conn:
         with _failing_as(what, connect_kwargs):
             _drop(conn, target)

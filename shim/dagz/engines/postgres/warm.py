@@ -300,6 +300,10 @@ class _Session:
     def read_worker(self, fresh: bool) -> tuple[bool, str | None]:
         conn, comment = _worker_stamp(self.target, self.kw)
         self._worker_conn = conn
+        if conn is not None:
+            # A killed run's prepared transactions: they would hold the rows a keep resets
+            # (and the next tests' rows) and make the DROP of a rebuild fail.
+            cloning.rollback_prepared(conn, self.what, self.kw)
         stamp = warm.parse_stamp(comment)
         if conn is not None and stamp is not None and stamp.complete and not fresh:
             try:

@@ -1,0 +1,240 @@
+"""Issue 12, "killed runs leave nothing that poisons the next one": a killed worker left prepared
+transactions in its worker database, and every later run's ``worker_init`` failed ("database is
+being used by prepared transactions"), run after run. Now provisioning rolls back the prepared
+transactions of the worker database it is about to keep, rebuild or drop, and ends the other
+sessions of one it rebuilds or drops (PostgreSQL: ``DROP … WITH (FORCE)``; MariaDB: ``KILL``).
+
+Prepared transactions need ``max_prepared_transactions > 0``. When the shared PostgreSQL server
+has 0 (the default), the PostgreSQL tests start a private cluster of their own (initdb in a
+temporary directory, another port, as the postgres user) and remove it afterwards.
+
+In this process against the real servers (the config objects and engines, without the shim
+preloaded); names ``<run prefix>_<tag>_<8 hex>…``, dropped at the end; checked server side.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagz.config import MYSQL_CONFIG, PG_CONFIG
+from dagz.engines import mysql as _mysql
+from dagz.engines import postgres as _pg
+from db_fixtures import MY, PG, pg_databases  # noqa: F401 - fixture used by name
+
+from support import unique_name
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_bin(tool: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
+    if not found:
+        pytest.fail(f"{tool} not found under /usr/lib/postgresql/*/bin (postgresql server package)")
+    return found[-1]
+
+
+def _as_postgres(*argv: str) -> list[str]:
+    return list(argv) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *argv]
+
+
+@pytest.fixture(scope="module")
+def pg_2pc() -> Iterator[dict[str, Any]]:
+    """Connection arguments of a PostgreSQL server with prepared transactions enabled: the
+    shared one when it allows them, else a private cluster made here and removed after."""
+    conn = _pg.connect("postgres", **PG)
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW max_prepared_transactions")
+        allowed = int(cur.fetchall()[0][0])
+    finally:
+        conn.close()
+    if allowed > 0:
+        yield dict(PG)
+        return
+    home = Path(tempfile.mkdtemp(prefix="dz_pg2pc_"))
+    data = home / "data"
+    port = _free_port()
+    shutil.chown(home, "postgres") if os.geteuid() == 0 else None
+    ctl = _pg_bin("pg_ctl")
+    try:
+        subprocess.run(
+            _as_postgres(_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        options = (
+            f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={home}"
+            " -c max_prepared_transactions=8 -c fsync=off -c shared_buffers=16MB"
+        )
+        subprocess.run(
+            _as_postgres(
+                ctl, "-D", str(data), "-o", options, "-l", str(home / "log"), "-w", "start"
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres"}
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_postgres(ctl, "-D", str(data), "-m", "immediate", "-w", "stop"),
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _pg_run(kw: dict[str, Any], db: str, *statements: str) -> list[tuple[Any, ...]]:
+    conn = _pg.connect(db, **kw)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        cur = conn.cursor()
+        for statement in statements:
+            cur.execute(statement)
+            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+    finally:
+        conn.close()
+    return rows
+
+
+def _prepared(kw: dict[str, Any], db: str) -> list[str]:
+    rows = _pg_run(kw, "postgres", f"SELECT gid FROM pg_prepared_xacts WHERE database = '{db}'")
+    return [str(r[0]) for r in rows]
+
+
+@pytest.fixture
+def pg_names(pg_2pc: dict[str, Any]) -> Iterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        _pg.drop(name, **pg_2pc)
+
+
+def _leave_prepared(kw: dict[str, Any], db: str, gid: str) -> None:
+    """What the killed worker left: a transaction prepared in its worker database."""
+    _pg_run(
+        kw, db, "BEGIN", "INSERT INTO items VALUES (99, 'prepared')", f"PREPARE TRANSACTION '{gid}'"
+    )
+
+
+@pytest.mark.parametrize("base_changed", [True, False], ids=["rebuild", "keep"])
+def test_prepared_transaction_left_by_a_killed_run_does_not_fail_worker_init(
+    pg_2pc: dict[str, Any], pg_names: list[str], base_changed: bool
+) -> None:
+    """The next run's worker_init rolls the prepared transaction back, then rebuilds (the base
+    changed: the DROP no longer fails) or keeps the worker database (which then no longer
+    holds a row lock that the next test's INSERT of the same key would wait on forever)."""
+    base = unique_name("base")
+    pg_names.append(base)
+    _pg_run(pg_2pc, "postgres", f'CREATE DATABASE "{base}"')
+    _pg_run(
+        pg_2pc,
+        base,
+        "CREATE TABLE items (id int PRIMARY KEY, label text)",
+        "INSERT INTO items VALUES (1, 'one')",
+    )
+    target = PG_CONFIG.reroute_db(base)
+    pg_names.append(target)
+    worker = PG_CONFIG.session().worker_num
+    PG_CONFIG.create_worker_init([base], **pg_2pc)(worker)
+    gid = unique_name("gid")
+    _leave_prepared(pg_2pc, target, gid)
+    assert _prepared(pg_2pc, target) == [gid]
+    if base_changed:
+        _pg_run(pg_2pc, base, "INSERT INTO items VALUES (2, 'two')")
+
+    PG_CONFIG.create_worker_init([base], **pg_2pc)(worker)  # the next run
+
+    assert _prepared(pg_2pc, target) == []
+    rows = _pg_run(pg_2pc, target, "SELECT id FROM items ORDER BY id")
+    assert rows == ([(1,), (2,)] if base_changed else [(1,)])
+    _pg_run(pg_2pc, target, "SET lock_timeout = '2s'", "INSERT INTO items VALUES (99, 'test')")
+
+
+def test_db_drop_rolls_back_prepared_transactions_first(
+    pg_2pc: dict[str, Any], pg_names: list[str]
+) -> None:
+    """Dropping a worker database (``dagz db drop`` → `drop`) with a prepared transaction."""
+    base = unique_name("base")
+    pg_names.append(base)
+    _pg_run(pg_2pc, "postgres", f'CREATE DATABASE "{base}"')
+    _pg_run(pg_2pc, base, "CREATE TABLE items (id int PRIMARY KEY, label text)")
+    target = PG_CONFIG.reroute_db(base)
+    pg_names.append(target)
+    PG_CONFIG.create_worker_init([base], **pg_2pc)(PG_CONFIG.session().worker_num)
+    _leave_prepared(pg_2pc, target, unique_name("gid"))
+    _pg.drop(target, **pg_2pc)
+    assert not _pg_run(pg_2pc, "postgres", f"SELECT 1 FROM pg_database WHERE datname = '{target}'")
+    assert _prepared(pg_2pc, target) == []
+
+
+# --------------------------------------------------------------------------------------------
+# MariaDB: a session a killed run left behind
+
+
+def _my_run(db: str | None, *statements: str) -> list[tuple[Any, ...]]:
+    conn = _mysql.connect(db, **MY)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        cur = conn.cursor()
+        for statement in statements:
+            cur.execute(statement)
+            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+    finally:
+        conn.close()
+    return rows
+
+
+def test_session_left_in_a_worker_database_is_ended_before_a_rebuild() -> None:
+    """A session of the killed run still inside its worker database (a child process that
+    outlived it, holding a lock): the rebuild ends it (KILL) instead of waiting on it and
+    failing the worker."""
+    base = unique_name("base")
+    target = MYSQL_CONFIG.reroute_db(base)
+    holder = _mysql.connect(None, **MY)
+    try:
+        _my_run(None, f"CREATE DATABASE `{base}`")
+        _my_run(
+            base,
+            "CREATE TABLE items (id int PRIMARY KEY, label text)",
+            "INSERT INTO items VALUES (1, 'one')",
+        )
+        worker = MYSQL_CONFIG.session().worker_num
+        MYSQL_CONFIG.create_worker_init([base], **MY)(worker)
+        cur = holder.cursor()
+        cur.execute(f"USE `{target}`")
+        cur.execute("START TRANSACTION")
+        cur.execute("SELECT * FROM items FOR UPDATE")
+        cur.fetchall()
+        cur.execute("SELECT CONNECTION_ID()")
+        holder_id = int(cur.fetchall()[0][0])
+        _my_run(base, "INSERT INTO items VALUES (2, 'two')")  # the next run rebuilds
+
+        MYSQL_CONFIG.create_worker_init([base], **MY)(worker)
+
+        assert _my_run(target, "SELECT id FROM items ORDER BY id") == [(1,), (2,)]
+        alive = _my_run(
+            None, f"SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = {holder_id}"
+        )
+        assert alive == []
+    finally:
+        threading.Thread(target=holder.close, daemon=True).start()
+        _mysql.drop(target, **MY)
+        _mysql.drop(base, **MY)
