@@ -196,6 +196,8 @@ def claim(connect_kwargs: dict[str, Any], index: int, worker: int, logical: str)
 
 
 def owned(connect_kwargs: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    if not registry_path().exists():  # listing creates nothing
+        return {}
     with _registry() as data:
         return {int(k): v for k, v in data.get(address(connect_kwargs), {}).items()}
 
