@@ -225,9 +225,9 @@ def django_keepdb(engine: str, test_name: str, parallel: int) -> str:
                     **kw, "ENGINE": "django.db.backends.postgresql", "NAME": BASE,
                     "PORT": str(PG_KW["port"]), "USER": "postgres", "TEST": {},
                 },
-                "mysql": {
+                "mysql": {  # set up on its own: no dependency on "default"
                     **kw, "ENGINE": "django.db.backends.mysql", "NAME": BASE,
-                    "PORT": str(MY_KW["port"]), "USER": "root", "TEST": {},
+                    "PORT": str(MY_KW["port"]), "USER": "root", "TEST": {"DEPENDENCIES": []},
                 },
             },
             INSTALLED_APPS=[],
@@ -361,6 +361,33 @@ def measure(
     return times, kept_lines, raw
 
 
+def check_django_kept(engine: str) -> str:
+    """Django really kept its test databases (did not recreate them empty): each still holds
+    the base's 100 tables + alembic_version (+ Django's django_migrations)."""
+    counts = {}
+    for db in django_dbs():
+        if engine == "pg":
+            with pg_admin(db) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                ).fetchone()
+        else:
+            conn = my_admin()
+            try:
+                cur = conn.cursor()
+                cur.execute(
+                    "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,)
+                )
+                row = cur.fetchone()
+            finally:
+                conn.close()
+        counts[db] = int(row[0]) if row else 0
+    short = [f"{db}: {n}" for db, n in counts.items() if n < 101]
+    if short:
+        raise RuntimeError(f"Django did not keep its test databases: {short}")
+    return f"checked: Django's {len(counts)} kept test databases still hold the 100 tables"
+
+
 def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
     title = "PostgreSQL" if engine == "pg" else "MySQL/MariaDB"
     for db in worker_dbs():
@@ -393,6 +420,8 @@ def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
         if name not in ("warm", slow):
             print(ratio_line(name, times[name], times["warm"], 1).split("   target")[0])
     print(f"  every warm measurement kept all {WORKERS} copies; e.g. {sorted(kept_lines)[0]}")
+    if DJANGO:
+        print(f"  {check_django_kept(engine)}")
     for db in [BASE, *worker_dbs()]:
         drop(engine, db)
 
