@@ -70,6 +70,31 @@ if MYSQL_CONFIG is not None:
         worker_init=create_mysql_worker_init([SETTINGS.mysql_database], **MYSQL_KW),
     )
 
+# Redis (the product cache, index 0) and RabbitMQ (the task queue, vhost /): worker N gets its
+# own index (3 indexes per block with 16 databases and 4 workers: worker 0 uses index 3) and its
+# own vhost (dz_jwNN); `prepare` empties them before each test that uses them (FLUSHDB of the
+# worker's index; deleting the worker vhost's queues and exchanges).
+try:
+    from dagz.integ.kombu import RABBITMQ_CONFIG
+    from dagz.integ.redis import REDIS_CONFIG
+except ImportError:  # dagz not installed (or too old): the cache and the queue are not rerouted
+    REDIS_CONFIG = None
+    RABBITMQ_CONFIG = None
+
+if REDIS_CONFIG is not None:
+    REDIS_CONFIG.configure(
+        rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name,
+        should_reroute=REDIS_CONFIG.default_should_reroute,
+        prepare=REDIS_CONFIG.truncate,
+    )
+
+if RABBITMQ_CONFIG is not None:
+    RABBITMQ_CONFIG.configure(
+        rewrite_db_name=RABBITMQ_CONFIG.default_rewrite_db_name,
+        should_reroute=RABBITMQ_CONFIG.default_should_reroute,
+        prepare=RABBITMQ_CONFIG.truncate,
+    )
+
 try:
     import dagz.otel
 except ImportError:  # no dagz, or no OpenTelemetry: no sub-spans, nothing else changes

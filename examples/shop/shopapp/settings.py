@@ -1,4 +1,5 @@
-"""Where the databases are: environment variables with local-development defaults."""
+"""Where the databases, the cache and the broker are: environment variables with
+local-development defaults."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ class Settings:
     mysql_user: str = field(default_factory=lambda: _env("SHOP_MYSQL_USER", "root"))
     mysql_password: str = field(default_factory=lambda: _env("SHOP_MYSQL_PASSWORD", ""))
     mysql_database: str = field(default_factory=lambda: _env("SHOP_MYSQL_DATABASE", "shop_audit"))
+    #: The product cache (`shopapp.cache`): index 0 of the local Redis.
+    redis_url: str = field(
+        default_factory=lambda: _env("SHOP_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    #: The task broker (`shopapp.tasks`): the default vhost ``/`` of the local RabbitMQ.
+    amqp_url: str = field(
+        default_factory=lambda: _env("SHOP_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    )
 
     @property
     def database_url(self) -> str:

@@ -1,5 +1,5 @@
 """Fixtures of the shop tests: engines, the service layer, a fixed catalog and customers, an
-order history, and the live HTTP server."""
+order history, the live HTTP server, the Redis cache and the RabbitMQ task queue."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 import requests
 from sqlalchemy import Engine
 
+from shopapp import cache as shop_cache
 from shopapp.api import ShopAPI
 from shopapp.audit import AuditLog
+from shopapp.cache import ProductCache
 from shopapp.db import make_engine, session_factory
+from shopapp.notifications import MemoryMailer
 from shopapp.server import RunningServer, serve_in_thread
 from shopapp.services import OrderView, Shop
 from shopapp.settings import Settings, load
+from shopapp.tasks import TaskQueue, Worker, handlers
 
 try:
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
@@ -207,3 +212,87 @@ def api(live_server: LiveServer) -> Api:
     connects again (and, under dagz, the test's databases are prepared like on any connect)."""
     live_server.engine.dispose()
     return Api(live_server.url)
+
+
+# -- Redis and RabbitMQ -------------------------------------------------------------------------
+# Like the SQL databases: under dagz each worker has its own Redis index and vhost, which
+# `prepare` empties before each test (conftest.py); without dagz the suite uses the shop's own
+# (index 0, vhost /), so the fixtures below delete the shop's keys and queues there before each
+# test, and once more at the end of the session so that a run leaves them as it found them.
+
+
+@dataclass(frozen=True)
+class Landed:
+    """Where this process's clients really are, against what the settings name."""
+
+    asked: str
+    landed: str
+
+    @property
+    def rerouted(self) -> bool:
+        return self.asked != self.landed
+
+
+@pytest.fixture(scope="session")
+def redis_landed(settings: Settings) -> Iterator[Landed]:
+    """The index the server says our connection uses (CLIENT INFO), vs the one in the URL."""
+    client = shop_cache.connect(settings)
+    asked = str(client.connection_pool.connection_kwargs.get("db", 0))
+    landed = Landed(asked, str(client.client_info()["db"]))
+    yield landed
+    if not landed.rerouted:
+        shop_cache.clear_namespace(client)
+    client.close()
+
+
+@pytest.fixture
+def redis_client(settings: Settings, redis_landed: Landed) -> Iterator[redis.Redis]:
+    client = shop_cache.connect(settings)
+    if not redis_landed.rerouted:
+        shop_cache.clear_namespace(client)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def cache(redis_client: redis.Redis, shop: Shop) -> ProductCache:
+    return ProductCache(redis_client, shop)
+
+
+@pytest.fixture(scope="session")
+def amqp_landed(settings: Settings) -> Iterator[Landed]:
+    """The vhost our connection opened, vs the one in the URL."""
+    with TaskQueue(settings.amqp_url) as q:
+        landed = Landed(str(q.conn.virtual_host), q.vhost)
+    yield landed
+    if not landed.rerouted:
+        with TaskQueue(settings.amqp_url) as q:
+            q.delete_all()
+
+
+@pytest.fixture
+def task_queue(settings: Settings, amqp_landed: Landed) -> Iterator[TaskQueue]:
+    """The web side's connection: the shop's queues, empty."""
+    with TaskQueue(settings.amqp_url) as q:
+        if not amqp_landed.rerouted:
+            q.delete_all()
+        q.declare()
+        yield q
+
+
+@pytest.fixture
+def task_mailer() -> MemoryMailer:
+    return MemoryMailer()
+
+
+@pytest.fixture
+def worker(
+    settings: Settings,
+    task_queue: TaskQueue,
+    shop: Shop,
+    cache: ProductCache,
+    task_mailer: MemoryMailer,
+) -> Iterator[Worker]:
+    """A task worker on its own connection to the broker (after `task_queue` emptied it)."""
+    with TaskQueue(settings.amqp_url) as q:
+        yield Worker(q, handlers(shop, cache, task_mailer))
