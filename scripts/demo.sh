@@ -8,10 +8,13 @@
 # serial run and the dagz run both passed; the run without dagz is expected to fail and only shown.
 #
 # It leaves the example's databases on the servers (kept for a warm next run: the base `shop` on
-# PostgreSQL and `shop_audit` on MariaDB, and the worker copies dagz made of them, *_jw00..) and
-# its logs in target/demo, and says so at its end. `--clean` (`make demo-clean`) removes exactly
-# those: the worker copies with `dagz db drop --base` (dagz drops only copies it stamped), the two
-# bases by name (only when they hold the example's `schema_migrations` table), and target/demo.
+# PostgreSQL and `shop_audit` on MariaDB, and the worker copies dagz made of them, *_jw00..; the
+# worker Redis indexes and vhosts dz_jw00.. of the cache and the task queue) and its logs in
+# target/demo, and says so at its end. `--clean` (`make demo-clean`) removes exactly those: the
+# worker copies, indexes and vhosts with `dagz db drop --base` (dagz drops only what it
+# recorded or tagged), the two bases by name (only when they hold the example's
+# `schema_migrations` table), and target/demo. The serial run itself leaves Redis index 0 and
+# vhost / as it found them (the suite deletes its `shop:` keys and `shop.tasks.*` queues).
 #
 #   scripts/demo.sh                 # DEMO_WORKERS=4 DEMO_OUT=target/demo
 #   scripts/demo.sh --clean         # drop what the demo left on the servers, remove target/demo
@@ -55,14 +58,20 @@ demo_dbs() {
     (cd "$SUITE" && "$PY" - "$1" <<'PY'
 import re
 import sys
+import urllib.parse
 
 import MySQLdb
 import psycopg
 from psycopg import sql
 
+from dagz.engines import for_engine
 from shopapp.settings import load
 
 s = load()
+redis_url = urllib.parse.urlsplit(s.redis_url)
+amqp_url = urllib.parse.urlsplit(s.amqp_url)
+redis_index = redis_url.path.strip("/") or "0"
+vhost = urllib.parse.unquote(amqp_url.path[1:]) if amqp_url.path not in ("", "/") else "/"
 pg_kw = s.pg_kwargs()
 my_kw = s.mysql_kwargs()
 pg_kw = {k: v for k, v in pg_kw.items() if k in ("host", "port", "user", "password")}
@@ -105,7 +114,17 @@ my.close()
 if sys.argv[1] == "list":
     print("PostgreSQL:", " ".join(pg_names) or "-")
     print("MariaDB:", " ".join(my_names) or "-")
-    print("BASES", s.pg_database, s.mysql_database)
+    # The worker indexes / vhosts dagz made of the cache's index and the broker's vhost.
+    redis_kw = {"host": redis_url.hostname, "port": redis_url.port or 6379}
+    owned = for_engine("redis").list_owned(**redis_kw)
+    workers = [o.name for o in owned if o.stamp.base == f"index {redis_index}"]
+    print(f"Redis (index {redis_index}):", " ".join(workers) or "-")
+    amqp_kw = {"host": amqp_url.hostname, "port": amqp_url.port or 5672}
+    amqp_kw |= {"user": amqp_url.username or "guest", "password": amqp_url.password or "guest"}
+    owned = for_engine("rabbitmq").list_owned(**amqp_kw)
+    workers = [o.name for o in owned if o.stamp.base == vhost]
+    print(f"RabbitMQ (vhost {vhost}):", " ".join(workers) or "-")
+    print("BASES", s.pg_database, s.mysql_database, redis_index, vhost)
 PY
     )
 }
@@ -145,16 +164,18 @@ sys.exit(0 if pathlib.Path(dagz.plugin.__file__).resolve().is_relative_to(pathli
     say "installing dagz into .venv (pip install -e .)"
     "$PY" -m pip install --disable-pip-version-check --no-input --quiet -e "$ROOT"
 fi
-"$PY" -c 'import sqlalchemy, psycopg, MySQLdb, requests' 2>/dev/null \
+"$PY" -c 'import sqlalchemy, psycopg, MySQLdb, requests, redis, kombu' 2>/dev/null \
     || "$PY" -m pip install --disable-pip-version-check --no-input --quiet \
         -r "$ROOT/examples/requirements.txt"
 
 if ((CLEAN)); then
     BASES=$(demo_dbs list | grep '^BASES ') || die "cannot list the example's databases"
-    read -r _ PG_BASE MY_BASE <<<"$BASES"
-    say "removing what the demo left: worker copies of $PG_BASE / $MY_BASE (dagz db drop), the bases, $OUT"
+    read -r _ PG_BASE MY_BASE REDIS_INDEX VHOST <<<"$BASES"
+    say "removing what the demo left: worker copies of $PG_BASE / $MY_BASE, Redis index $REDIS_INDEX, vhost $VHOST (dagz db drop), the bases, $OUT"
     "$ROOT/.venv/bin/dagz" db drop --base "$PG_BASE" --engine pg
     "$ROOT/.venv/bin/dagz" db drop --base "$MY_BASE" --engine mysql
+    "$ROOT/.venv/bin/dagz" db drop --base "index $REDIS_INDEX" --engine redis
+    "$ROOT/.venv/bin/dagz" db drop --base "$VHOST" --engine rabbitmq
     demo_dbs drop-bases
     rm -rf "$OUT"
     demo_dbs list | grep -v '^BASES ' | sed 's/^/  left: /'
@@ -204,7 +225,7 @@ DAGZ_RC=$RC DAGZ_SECS=$SECS DAGZ_RESULT=$RESULT
 echo "$DAGZ_RESULT  (exit $DAGZ_RC, wall ${DAGZ_SECS}s)"
 sed -n '/dagz otel/,/^trace:/p' "$OUT/dagz.log" | sed -n '1,16p'
 
-say "3/3 without dagz: pytest -n $WORKERS -p no:dagz (every worker on the same two databases)"
+say "3/3 without dagz: pytest -n $WORKERS -p no:dagz (every worker on the same databases, Redis index and vhost)"
 run plain -n "$WORKERS" -p no:dagz
 PLAIN_RC=$RC PLAIN_RESULT=$RESULT
 PLAIN_FAILED=$(($(count failed "$PLAIN_RESULT") + $(count error "$PLAIN_RESULT")))
