@@ -152,7 +152,8 @@ CUSTOM_INIT = (
     )
     .replace(
         "worker_init=my_worker_init([DB], **MY_KW)",
-        "worker_init=lambda n: for_engine('mysql').provision(DB, MYSQL_CONFIG.reroute_db(DB), **MY_KW)",
+        "worker_init=lambda n: for_engine('mysql')"
+        ".provision(DB, MYSQL_CONFIG.reroute_db(DB), **MY_KW)",
     )
     .replace("import os\n", "import os\n\nfrom dagz.engines import for_engine\n", 1)
 )
