@@ -16,8 +16,8 @@ Registered by dagz's plugin whenever pytest-django and dagz are both active. It 
   ``MYSQL_CONFIG`` conftest (`DbConfig.kept_names`), also not in children of a test;
 * ``MIRROR``, ``DEPENDENCIES``, ``serialized_rollback`` and other backends stay Django's.
 
-The copies and templates stay on the server after the run (``dagz db list`` shows them,
-``dagz db drop --base <NAME>`` removes them).
+The copies and templates stay on the server after the run, each with a dagz stamp (``dagz db``
+does not list them yet: it knows ``<base>_jwNN`` names only).
 """
 
 from __future__ import annotations
