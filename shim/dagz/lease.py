@@ -12,7 +12,7 @@ A worker process holds a *lease* on every worker database it uses, for as long a
   ``flock`` on a file per database in ``/tmp/dagz-leases`` (``DAGZ_LEASE_DIR``; sticky and
   world-writable, made 0o1777): machine-local only, which the log says. A lock file is removed
   when its lease ends; the directory stays, and a file whose holder was killed stays until the
-  next lease of that database removes it.
+  next process that takes a lease file there removes it (`_sweep`: free files of its user).
 
 The lease is taken before the worker computes its first rerouted name (the first
 `DbConfig.resolve` or `DbConfig.session` of any family, or worker start in the plugin when the
@@ -297,6 +297,27 @@ def _flock_path(path: Path) -> int | None:
         os.close(fd)
 
 
+def _sweep(directory: Path) -> None:
+    """Removes the lease files of this user that no process holds (their holder was killed):
+    locked, then removed while locked, so that a process that opened one meanwhile sees that
+    it was removed (`_flock_path`) and tries again."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if not entry.name.endswith(".lock"):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    os.unlink(entry.path)
+                except BlockingIOError:
+                    pass
+                finally:
+                    os.close(fd)
+
+
 def _file_free(engine: str, name: str) -> bool:
     """Whether no process holds the lease file of `name` (without creating it)."""
     path = Path(os.environ.get(envvars.LEASE_DIR) or DEFAULT_LEASE_DIR)
@@ -319,11 +340,15 @@ class _Files:
     """This process's lease files: (engine, name) → (path, fd)."""
 
     held: dict[tuple[str, str], tuple[Path, int]] = field(default_factory=dict)
+    swept: bool = False
 
     def try_take(self, engine: str, name: str) -> bool:
         if (engine, name) in self.held:
             return True
         path = _file_path(engine, name)
+        if not self.swept:
+            self.swept = True
+            _sweep(path.parent)
         fd = _flock_path(path)
         if fd is None:
             return False
