@@ -42,7 +42,7 @@ FUZZ_SECONDS ?= 60
 # make wheel: cargo's target dir for the wheel's build, apart from target/release (make build).
 WHEEL_TARGET_DIR ?= target/wheel
 
-.PHONY: deps build wheel venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz
+.PHONY: deps build wheel venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz fuzz-mysql
 
 deps:
 	@scripts/deps.sh
@@ -140,3 +140,10 @@ fuzz:
 	$(CARGO) fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	mkdir -p fuzz/corpus-work/rewrite
 	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run rewrite fuzz/corpus-work/rewrite fuzz/corpus/rewrite -- -max_total_time=$(FUZZ_SECONDS)
+
+# The MySQL statement classifier (src/core/mysql_sql, issue 12) for FUZZ_SECONDS; seeds in
+# fuzz/corpus/mysql_classify, findings in fuzz/corpus-work/mysql_classify (ignored).
+fuzz-mysql:
+	$(CARGO) fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	mkdir -p fuzz/corpus-work/mysql_classify
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run mysql_classify fuzz/corpus-work/mysql_classify fuzz/corpus/mysql_classify -- -max_total_time=$(FUZZ_SECONDS)

@@ -46,7 +46,7 @@ missing=$(comm -13 "$TMP/exported" "$TMP/declared" | tr '\n' ' ')
 # 3. Constants: NAME=VALUE lines from each copy, compared with the Rust ones.
 sed -nE 's/^pub const ([A-Z_]+): i32 = (-?[0-9]+);.*/\1=\2/p' "$RS" | sort > "$TMP/rs"
 sed -nE 's/^#define DAGZ_([A-Z_]+)[[:space:]]+\(?(-?[0-9]+)\)?.*/\1=\2/p' "$HEADER" | sort > "$TMP/h"
-sed -nE 's/^(ABI_VERSION|ENGINE_[A-Z_]+|CB_[A-Z_]+)[[:space:]]*=[[:space:]]*(-?[0-9]+)[[:space:]]*(#.*)?$/\1=\2/p' "$PY" \
+sed -nE 's/^(ABI_VERSION|ENGINE_[A-Z_]+|CB_[A-Z_]+|STMT_[A-Z_]+)[[:space:]]*=[[:space:]]*(-?[0-9]+)[[:space:]]*(#.*)?$/\1=\2/p' "$PY" \
   | sort > "$TMP/py"
 [ -s "$TMP/rs" ] || fail "no constants found in $RS"
 for copy in h py; do

@@ -4,9 +4,10 @@
  * libdagz.so is preloaded (LD_PRELOAD) into a test process. It interposes libpq's
  * PQconnectdb/PQconnectdbParams/PQconnectStart/PQconnectStartParams/PQsetdbLogin and the
  * MySQL/MariaDB client's mysql_real_connect/mysql_select_db/mysql_change_user (and their
- * *_start variants) and mysql_query/mysql_real_query/mysql_send_query ("USE name"), and rewrites
- * the database name to the per-worker one. The functions below are for the Python package (via
- * ctypes) and for C users.
+ * *_start variants) and mysql_query/mysql_real_query/mysql_send_query/mysql_stmt_prepare/
+ * mariadb_stmt_execute_direct (a USE is rewritten; a statement that could change the database in
+ * a way dagz cannot rewrite is refused), and rewrites the database name to the per-worker one.
+ * The functions below are for the Python package (via ctypes) and for C users.
  *
  * String results: a function that produces a string writes it NUL-terminated into `out`
  * (truncated to out_len - 1 bytes) and returns its full length in bytes; when that length is
@@ -36,6 +37,11 @@ extern "C" {
 #define DAGZ_CB_REROUTE 1  /* connect to the name written into `out` */
 #define DAGZ_CB_DEFAULT 2  /* no opinion: apply the declarative policy (env + DAGZ_POLICY) */
 #define DAGZ_CB_ERROR (-1) /* refuse the connect; `out` holds the message */
+
+/* Kinds of statement of dagz_mysql_rewrite_statement. */
+#define DAGZ_STMT_OTHER 0  /* cannot change the connection's database: send it unchanged */
+#define DAGZ_STMT_USE 1    /* a single USE that dagz rewrites exactly */
+#define DAGZ_STMT_REFUSE 2 /* may change the database in a way dagz cannot rewrite: refuse it */
 
 /* The ABI version of the loaded library (DAGZ_ABI_VERSION it was built with). */
 int dagz_abi_version(void);
@@ -85,6 +91,17 @@ ssize_t dagz_url_set_db(const char *url, const char *db, char *out, size_t out_l
 /* The libpq hooks' whole decision (bypass, callback, policy) applied to a conninfo string or URI,
  * for drivers the shim cannot see: writes the conninfo to use (the original when unchanged). */
 ssize_t dagz_pg_rewrite_conninfo(const char *conninfo, char *out, size_t out_len);
+
+/* The MySQL hooks' statement rule, for drivers the shim cannot see (PyMySQL): classifies the
+ * statement of `len` bytes at `sql` (len == (size_t)-1: NUL-terminated) and sets *kind:
+ *  DAGZ_STMT_OTHER  - nothing written, returns 0;
+ *  DAGZ_STMT_USE    - new_db NULL: writes the database the USE names; else writes the statement
+ *                     with that name replaced by new_db (backtick-quoted), every other byte kept;
+ *  DAGZ_STMT_REFUSE - new_db NULL: writes the database it would switch to ("" when unknown);
+ *                     else (new_db = the name the caller's decision would use instead, "" when
+ *                     unknown) writes the "dagz:" refusal message and returns -1. */
+ssize_t dagz_mysql_rewrite_statement(const char *sql, size_t len, const char *new_db, int *kind,
+                                     char *out, size_t out_len);
 
 /* `s` (a conninfo or URL) with any password replaced by "***". */
 ssize_t dagz_redact(const char *s, char *out, size_t out_len);

@@ -335,3 +335,68 @@ pub unsafe extern "C" fn dagz_redact(s: *const c_char, out: *mut c_char, out_len
         })
     }
 }
+
+/// The MySQL hooks' statement rule for drivers the shim cannot see (PyMySQL): classifies the
+/// statement of `len` bytes at `sql` (`len == (size_t)-1`: NUL-terminated) and sets `*kind`:
+///
+/// * `DAGZ_STMT_OTHER`: cannot change the database; writes nothing, returns 0.
+/// * `DAGZ_STMT_USE`: a single `USE` dagz rewrites exactly. `new_db` NULL: writes the database it
+///   names; else writes the statement with that name replaced by `new_db` (quoted).
+/// * `DAGZ_STMT_REFUSE`: may change the database in a way dagz cannot rewrite. `new_db` NULL:
+///   writes the database it would switch to ("" when unknown); else (the name the caller's
+///   decision would use instead, "" when unknown) writes the refusal message and returns -1.
+///
+/// # Safety
+/// `sql` is NULL, NUL-terminated (with `len == (size_t)-1`) or readable for `len` bytes;
+/// `new_db` is NULL or NUL-terminated; `kind` is NULL or writable; `out` is NULL or writable for
+/// `out_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn dagz_mysql_rewrite_statement(
+    sql: *const c_char,
+    len: usize,
+    new_db: *const c_char,
+    kind: *mut c_int,
+    out: *mut c_char,
+    out_len: usize,
+) -> isize {
+    use crate::mysql_sql::{classify, refusal_message, rewrite, Class};
+    // SAFETY: the function's contract.
+    unsafe {
+        string_result(out, out_len, || {
+            if sql.is_null() {
+                return Err("sql is NULL".to_owned());
+            }
+            let stmt: &[u8] = if len == usize::MAX {
+                std::ffi::CStr::from_ptr(sql).to_bytes()
+            } else {
+                std::slice::from_raw_parts(sql.cast::<u8>(), len)
+            };
+            let new = if new_db.is_null() {
+                None
+            } else {
+                Some(arg_str(new_db, "new_db")?)
+            };
+            let class = classify(stmt);
+            if !kind.is_null() {
+                *kind = match class {
+                    Class::NotUse => abi::STMT_OTHER,
+                    Class::Use(_) => abi::STMT_USE,
+                    Class::Refuse { .. } => abi::STMT_REFUSE,
+                };
+            }
+            match (class, new) {
+                (Class::NotUse, _) => Ok(Vec::new()),
+                (Class::Use(u), None) => Ok(u.name.into_bytes()),
+                (Class::Use(u), Some(new)) => Ok(rewrite(stmt, &u, new)),
+                (Class::Refuse { name, .. }, None) => Ok(name.unwrap_or_default().into_bytes()),
+                (Class::Refuse { reason, name }, Some(new)) => {
+                    let target = name
+                        .as_deref()
+                        .filter(|_| !new.is_empty())
+                        .map(|n| (n, new));
+                    Err(refusal_message("PyMySQL", reason, target))
+                }
+            }
+        })
+    }
+}

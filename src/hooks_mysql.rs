@@ -1,6 +1,6 @@
 //! MySQL/MariaDB client hooks (SPEC §2, issue 3): the `db` of `mysql_real_connect`,
-//! `mysql_select_db`, `mysql_change_user` and their non-blocking `*_start` variants, and a statement
-//! that is exactly `USE name` sent through `mysql_query`, `mysql_real_query`, `mysql_send_query`.
+//! `mysql_select_db`, `mysql_change_user` and their non-blocking `*_start` variants. The statement
+//! hooks (`USE` and everything else that can change the database) are in `hooks_mysql_stmt`.
 //! Same resolution (sibling `mysql_close`), policy, bypass, callback and fail-closed rules as libpq.
 //! A refusal fails the call and puts `dagz: …` into the handle's error text (what `mysql_error()`
 //! and the Python drivers show).
@@ -12,12 +12,11 @@ use crate::dlog;
 use crate::guard::{self, Slot};
 use crate::hook::{self, call_real as call, RealTable};
 use crate::log::Level;
-use crate::mysql_sql;
 use crate::policy::Engine;
 use crate::resolve::{Family, Lib};
-use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
 
-type Mysql = c_void;
+pub(crate) type Mysql = c_void;
 type MyBool = c_char;
 type RealConnectFn = unsafe extern "C" fn(
     *mut Mysql,
@@ -51,10 +50,13 @@ type ChangeUserStartFn = unsafe extern "C" fn(
     *const c_char,
     *const c_char,
 ) -> c_int;
-type QueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char) -> c_int;
-type RealQueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char, c_ulong) -> c_int;
-type ErrorFn = unsafe extern "C" fn(*mut Mysql) -> *const c_char;
-type ErrnoFn = unsafe extern "C" fn(*mut Mysql) -> c_uint;
+pub(crate) type QueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char) -> c_int;
+pub(crate) type RealQueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char, c_ulong) -> c_int;
+/// `mysql_stmt_prepare` (`unsigned long` length) and `mariadb_stmt_execute_direct` (`size_t`):
+/// the same registers on x86_64.
+pub(crate) type StmtPrepareFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_ulong) -> c_int;
+pub(crate) type ErrorFn = unsafe extern "C" fn(*mut Mysql) -> *const c_char;
+pub(crate) type ErrnoFn = unsafe extern "C" fn(*mut Mysql) -> c_uint;
 
 /// The real entry points of one client library copy. The `*_start` functions exist only in
 /// libmariadb; a libmysqlclient copy has `None` there.
@@ -62,11 +64,16 @@ pub struct MyReal {
     real_connect: RealConnectFn,
     select_db: SelectDbFn,
     change_user: ChangeUserFn,
-    query: QueryFn,
-    real_query: RealQueryFn,
-    send_query: RealQueryFn,
-    error: ErrorFn,
-    errno: ErrnoFn,
+    pub(crate) query: QueryFn,
+    pub(crate) real_query: RealQueryFn,
+    pub(crate) send_query: RealQueryFn,
+    pub(crate) error: ErrorFn,
+    pub(crate) errno: ErrnoFn,
+    /// The prepared-statement entry points; `MYSQL_STMT` handles have their own error text.
+    pub(crate) stmt_prepare: Option<StmtPrepareFn>,
+    pub(crate) stmt_execute_direct: Option<StmtPrepareFn>,
+    pub(crate) stmt_error: Option<ErrorFn>,
+    pub(crate) stmt_errno: Option<ErrnoFn>,
     real_connect_start: Option<RealConnectStartFn>,
     select_db_start: Option<SelectDbStartFn>,
     change_user_start: Option<ChangeUserStartFn>,
@@ -86,6 +93,22 @@ fn build(lib: &Lib) -> Result<MyReal, String> {
             send_query: t::<usize, RealQueryFn>(lib.sym("mysql_send_query")?),
             error: t::<usize, ErrorFn>(lib.sym("mysql_error")?),
             errno: t::<usize, ErrnoFn>(lib.sym("mysql_errno")?),
+            stmt_prepare: lib
+                .sym("mysql_stmt_prepare")
+                .ok()
+                .map(|p| t::<usize, StmtPrepareFn>(p)),
+            stmt_execute_direct: lib
+                .sym("mariadb_stmt_execute_direct")
+                .ok()
+                .map(|p| t::<usize, StmtPrepareFn>(p)),
+            stmt_error: lib
+                .sym("mysql_stmt_error")
+                .ok()
+                .map(|p| t::<usize, ErrorFn>(p)),
+            stmt_errno: lib
+                .sym("mysql_stmt_errno")
+                .ok()
+                .map(|p| t::<usize, ErrnoFn>(p)),
             real_connect_start: lib
                 .sym("mysql_real_connect_start")
                 .ok()
@@ -112,7 +135,7 @@ const SIBLINGS: &[&str] = &[
     "mysql_free_result",
 ];
 
-static MY: Family<MyReal> = Family::new(SIBLINGS, c"mysql_real_connect", build);
+pub(crate) static MY: Family<MyReal> = Family::new(SIBLINGS, c"mysql_real_connect", build);
 
 impl RealTable for MyReal {
     const SLOT: Slot = Slot::Mysql;
@@ -130,15 +153,12 @@ crate::trampoline_reg! {
     mysql_select_db_start => my_select_db_start, "rcx";
     mysql_change_user => my_change_user, "r8";
     mysql_change_user_start => my_change_user_start, "r9";
-    mysql_query => my_query, "rdx";
-    mysql_real_query => my_real_query, "rcx";
-    mysql_send_query => my_send_query, "rcx";
 }
 
 /// Client error code put on a handle whose call dagz refused (CR_UNKNOWN_ERROR: the drivers map
 /// 2000–2999 to OperationalError).
-const CR_UNKNOWN_ERROR: c_uint = 2000;
-const MYSQL_ERRMSG_SIZE: usize = 512;
+pub(crate) const CR_UNKNOWN_ERROR: c_uint = 2000;
+pub(crate) const MYSQL_ERRMSG_SIZE: usize = 512;
 
 /// Puts `dagz: msg` into the handle's error text and CR_UNKNOWN_ERROR into its error code, using
 /// only what the public API exposes: `mysql_error()` returns the address of `NET.last_error`, and
@@ -147,30 +167,47 @@ const MYSQL_ERRMSG_SIZE: usize = 512;
 ///
 /// # Safety
 /// `mysql` is NULL or a handle initialised by `mysql_init` of `real`'s copy.
-unsafe fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
+pub(crate) unsafe fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
+    // SAFETY: the function's contract.
+    unsafe { set_handle_error(mysql, real.error, real.errno, 7, msg) }
+}
+
+/// [`set_error`] for any handle whose `error(h)` returns its in-struct `last_error` buffer with
+/// the error code `errno_back` bytes before it (`MYSQL`: 7, `MYSQL_STMT`: 4).
+///
+/// # Safety
+/// `h` is NULL or a handle that `error` and `errno` accept.
+pub(crate) unsafe fn set_handle_error(
+    h: *mut c_void,
+    error: ErrorFn,
+    errno: ErrnoFn,
+    errno_back: usize,
+    msg: &str,
+) {
     dlog!(Level::Error, "mysql call refused: {msg}");
-    if mysql.is_null() {
+    if h.is_null() {
         return;
     }
-    // SAFETY: `mysql` is an initialised handle (the function's contract); mysql_error returns a
-    // pointer into it.
-    let buf = unsafe { (real.error)(mysql) } as *mut u8;
-    let (lo, hi) = (mysql as usize, mysql as usize + 4096);
-    if buf.is_null() || (buf as usize) < lo + 7 || (buf as usize) + MYSQL_ERRMSG_SIZE > hi {
+    // SAFETY: `h` is an initialised handle (the function's contract); `error` returns a pointer
+    // into it.
+    let buf = unsafe { error(h) } as *mut u8;
+    let (lo, hi) = (h as usize, h as usize + 4096);
+    if buf.is_null() || (buf as usize) < lo + errno_back || (buf as usize) + MYSQL_ERRMSG_SIZE > hi
+    {
         return; // not the in-struct buffer we know: write nothing rather than guess
     }
     let text = message::prefixed(msg);
     let n = text.len().min(MYSQL_ERRMSG_SIZE - 1);
-    // SAFETY: `buf` is NET.last_error, a char[MYSQL_ERRMSG_SIZE] inside *mysql (checked above);
-    // n < MYSQL_ERRMSG_SIZE.
+    // SAFETY: `buf` is the handle's last_error, a char[MYSQL_ERRMSG_SIZE] inside *h (checked
+    // above); n < MYSQL_ERRMSG_SIZE.
     unsafe {
         std::ptr::copy_nonoverlapping(text.as_ptr(), buf, n);
         *buf.add(n) = 0;
     }
-    let errno_at = (buf as usize - 7) as *mut c_uint;
-    // SAFETY: errno_at lies inside *mysql (buf - 7 ≥ mysql); unaligned access is done explicitly.
+    let errno_at = (buf as usize - errno_back) as *mut c_uint;
+    // SAFETY: errno_at lies inside *h (buf - errno_back ≥ h); unaligned access is explicit.
     unsafe {
-        if std::ptr::read_unaligned(errno_at) == (real.errno)(mysql) {
+        if std::ptr::read_unaligned(errno_at) == errno(h) {
             std::ptr::write_unaligned(errno_at, CR_UNKNOWN_ERROR);
         }
     }
@@ -414,169 +451,4 @@ unsafe extern "C" fn my_change_user_start(
             || fail_start(ret, 1),
         )
     }
-}
-
-/// Whether the first non-space byte of the statement at `q` (`len` bytes, or NUL-terminated) is
-/// `u`/`U` — the only statements worth parsing. Reads no further than that byte.
-///
-/// # Safety
-/// `q` is NULL, or `len` bytes are readable at `q`, or (no `len`) it is NUL-terminated.
-#[inline(always)]
-unsafe fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
-    if q.is_null() {
-        return false;
-    }
-    let limit = len.map_or(usize::MAX, |n| n as usize);
-    let mut i = 0;
-    while i < limit {
-        // SAFETY: i < len for mysql_real_query/send_query; for mysql_query the string is
-        // NUL-terminated and we stop at the NUL (it is not a space).
-        match unsafe { *q.add(i) } as u8 {
-            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-            b'u' | b'U' => return true,
-            _ => return false,
-        }
-    }
-    false
-}
-
-/// The `USE` statement at `q` rewritten for this worker, if it is one and the decision reroutes.
-///
-/// # Safety
-/// As [`may_be_use`].
-unsafe fn rewrite_use(
-    q: *const c_char,
-    len: Option<c_ulong>,
-    via: &'static str,
-) -> Result<Option<CString>, String> {
-    // SAFETY: the function's contract.
-    if !unsafe { may_be_use(q, len) } {
-        return Ok(None);
-    }
-    let stmt: &[u8] = match len {
-        // SAFETY: the caller passes `len` readable bytes at `q` (mysql_real_query contract).
-        Some(l) => unsafe { std::slice::from_raw_parts(q.cast::<u8>(), l as usize) },
-        // SAFETY: mysql_query's statement is NUL-terminated.
-        None => unsafe { CStr::from_ptr(q) }.to_bytes(),
-    };
-    let Some(u) = mysql_sql::parse_use(stmt) else {
-        return Ok(None);
-    };
-    let Some(new) = decide::decide(Engine::Mysql, &u.name, via)? else {
-        return Ok(None);
-    };
-    CString::new(mysql_sql::replace_use(stmt, &u, &new))
-        .map(Some)
-        .map_err(|_| "rewritten USE statement contains a NUL byte".to_owned())
-}
-
-/// Shared slow path of the statement hooks, on the skeleton of `hook.rs` (the fast path is in
-/// each hook: a statement that cannot be a USE, from a call site whose copy is known, goes
-/// straight to the real function with no TLS access; that also serves libmariadb's own inner
-/// calls, mysql_query → mysql_real_query through its PLT, whose call site is inside the copy).
-/// `run(q, len)` calls the real function.
-///
-/// # Safety
-/// As [`may_be_use`]; `mysql` is NULL or an initialised handle.
-#[cold]
-#[inline(never)]
-unsafe fn query_hook(
-    caller: usize,
-    via: &'static str,
-    mysql: *mut Mysql,
-    q: *const c_char,
-    len: Option<c_ulong>,
-    run: impl Fn(&'static MyReal, *const c_char, c_ulong) -> c_int,
-) -> c_int {
-    // `run` ignores the length for mysql_query, whose statement is NUL-terminated.
-    let n = len.unwrap_or(0);
-    let run = &run;
-    hook::run(
-        caller,
-        |real| run(real, q, n),
-        |real| {
-            // SAFETY: the function's contract.
-            let Some(new) = (unsafe { rewrite_use(q, len, via) })? else {
-                return Ok(None);
-            };
-            let l = new.as_bytes().len() as c_ulong;
-            Ok(Some(call(real, || run(real, new.as_ptr(), l))))
-        },
-        |real, msg| {
-            match real {
-                // SAFETY: the function's contract.
-                Some(real) => unsafe { set_error(real, mysql, msg) },
-                None => dlog!(Level::Error, "no safe real {via}: {msg}"),
-            }
-            1
-        },
-    )
-}
-
-/// # Safety
-/// Called through the trampoline with `mysql_query`'s arguments and contract.
-unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize) -> c_int {
-    // SAFETY: the function's contract; forwarding the caller's arguments to the real function
-    // of its copy (a rewritten statement is a NUL-terminated CString alive across the call).
-    unsafe {
-        if !may_be_use(q, None) {
-            if let Some(real) = MY.cached(caller) {
-                return (real.query)(mysql, q);
-            }
-        }
-        query_hook(caller, "mysql_query", mysql, q, None, |r, q, _| {
-            (r.query)(mysql, q)
-        })
-    }
-}
-
-/// `mysql_real_query` and `mysql_send_query` (same signature): the fast path, else the slow one.
-///
-/// # Safety
-/// `len` bytes are readable at `q` (or `q` is NULL); `mysql` is NULL or an initialised handle.
-#[inline(always)]
-unsafe fn sized_query(
-    via: &'static str,
-    pick: fn(&MyReal) -> RealQueryFn,
-    mysql: *mut Mysql,
-    q: *const c_char,
-    len: c_ulong,
-    caller: usize,
-) -> c_int {
-    // SAFETY: the function's contract; forwarding the caller's arguments (or a live CString with
-    // its length) to the real function of its copy.
-    unsafe {
-        if !may_be_use(q, Some(len)) {
-            if let Some(real) = MY.cached(caller) {
-                return pick(real)(mysql, q, len);
-            }
-        }
-        query_hook(caller, via, mysql, q, Some(len), |r, q, n| {
-            pick(r)(mysql, q, n)
-        })
-    }
-}
-
-/// # Safety
-/// Called through the trampoline with `mysql_real_query`'s arguments and contract.
-unsafe extern "C" fn my_real_query(
-    mysql: *mut Mysql,
-    q: *const c_char,
-    len: c_ulong,
-    caller: usize,
-) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { sized_query("mysql_real_query", |r| r.real_query, mysql, q, len, caller) }
-}
-
-/// # Safety
-/// Called through the trampoline with `mysql_send_query`'s arguments and contract.
-unsafe extern "C" fn my_send_query(
-    mysql: *mut Mysql,
-    q: *const c_char,
-    len: c_ulong,
-    caller: usize,
-) -> c_int {
-    // SAFETY: the same contract.
-    unsafe { sized_query("mysql_send_query", |r| r.send_query, mysql, q, len, caller) }
 }

@@ -1,14 +1,14 @@
 //! Fuzzes the pure rewriters: `conninfo` (libpq conninfo strings, URIs, setdb, generic URLs,
 //! redaction) and `mysql_sql` (`USE` statements). Properties checked, all promised by the modules'
 //! own tests: no panic; a conninfo rewrite is idempotent (rewriting its output again is
-//! `Ok(None)`); `redact` hides a simple `password=…`; `replace_use` output parses back to the new
+//! `Ok(None)`); `redact` hides a simple `password=…`; `rewrite` output classifies back to the new
 //! name.
 #![no_main]
 
 use dagz::conninfo::{
     parse_options, redact, rewrite_conninfo, rewrite_setdb, url_get_db, url_set_db, PgEnv,
 };
-use dagz::mysql_sql::{parse_use, replace_use};
+use dagz::mysql_sql::{classify, rewrite, Class};
 use libfuzzer_sys::fuzz_target;
 
 /// A fixed fake environment; `service_file` (when set) is what every service file read returns.
@@ -89,15 +89,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(!r.contains(&secret), "redact({s:?}) = {r:?}");
     }
 
-    // parse_use / replace_use: the rewritten statement parses back to the new name.
-    if let Some(u) = parse_use(data) {
+    // classify / rewrite: the rewritten statement classifies back to the new name.
+    if let Class::Use(u) = classify(data) {
         let new = format!("{}_jw03", u.name);
-        let out = replace_use(data, &u, &new);
-        let again = parse_use(&out).map(|u| u.name);
+        let out = rewrite(data, &u, &new);
+        let again = match classify(&out) {
+            Class::Use(a) => Some(a.name),
+            _ => None,
+        };
         assert_eq!(
             again.as_deref(),
             Some(new.as_str()),
-            "replace_use round trip: {:?} -> {:?}",
+            "rewrite round trip: {:?} -> {:?}",
             String::from_utf8_lossy(data),
             String::from_utf8_lossy(&out)
         );

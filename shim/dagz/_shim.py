@@ -26,6 +26,9 @@ CB_KEEP = 0
 CB_REROUTE = 1
 CB_DEFAULT = 2
 CB_ERROR = -1
+STMT_OTHER = 0
+STMT_USE = 1
+STMT_REFUSE = 2
 
 _PKG_DIR = Path(__file__).resolve().parent
 
@@ -109,6 +112,18 @@ _SIGNATURES: list[tuple[str, list[Any], Any]] = [
     ("dagz_url_set_db", [_BUF, _BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
     ("dagz_pg_rewrite_conninfo", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
     ("dagz_redact", [_BUF, ctypes.c_void_p, ctypes.c_size_t], _SSIZE),
+    (
+        "dagz_mysql_rewrite_statement",
+        [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            _BUF,
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+        ],
+        _SSIZE,
+    ),
 ]
 
 _CB_TYPE = ctypes.CFUNCTYPE(
@@ -220,6 +235,35 @@ def url_set_db(url: str, db: str) -> str:
 
 def pg_rewrite_conninfo(conninfo: str) -> str:
     return _checked(lib().dagz_pg_rewrite_conninfo, _b(conninfo))
+
+
+def mysql_statement(sql: bytes) -> tuple[int, str]:
+    """The MySQL hooks' rule for one statement: (STMT_OTHER | STMT_USE | STMT_REFUSE, the
+    database a USE names or a refused statement would switch to, "" when unknown)."""
+    kind = ctypes.c_int(STMT_OTHER)
+    fn = lib().dagz_mysql_rewrite_statement
+    rc, text = _call_str(fn, sql, len(sql), None, ctypes.byref(kind))
+    if rc == -1:
+        raise ShimError(text)
+    return kind.value, text
+
+
+def mysql_rewrite_statement(sql: bytes, new_db: str) -> bytes:
+    """A STMT_USE statement with its database replaced by `new_db`, every other byte kept; for a
+    STMT_REFUSE statement raises ShimError with the refusal (`new_db`: the name the decision would
+    use instead, "" when unknown)."""
+    kind = ctypes.c_int(STMT_OTHER)
+    fn = lib().dagz_mysql_rewrite_statement
+    size = max(1024, len(sql) + len(new_db) * 2 + 16)  # a refusal's message fits too
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        rc = fn(sql, len(sql), _b(new_db), ctypes.byref(kind), buf, size)
+        if rc >= size:
+            size = rc + 1
+            continue
+        if rc == -1:
+            raise ShimError(buf.value.decode("utf-8", "replace"))
+        return buf.raw[:rc]
 
 
 def redact(s: str) -> str:

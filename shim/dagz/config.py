@@ -232,10 +232,13 @@ class DbConfig:
             raise DagzError(
                 f"{self.family} rewrite_db_name({old!r}) returned an unusable name {new!r}"
             )
-        if len(new.encode()) > self.max_len:
+        # PostgreSQL's limit counts bytes, MariaDB/MySQL's characters.
+        mysql = self.engine == _shim.ENGINE_MYSQL
+        size, unit = (len(new), "character") if mysql else (len(new.encode()), "byte")
+        if size > self.max_len:
             raise DagzError(
                 f"{self.family} rewrite_db_name({old!r}) returned {new!r}: "
-                f"{len(new.encode())} bytes, over the {self.max_len}-byte limit"
+                f"{size} {unit}s, over the {self.max_len}-{unit} limit"
             )
         return new
 

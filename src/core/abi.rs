@@ -16,8 +16,13 @@ pub const CB_REROUTE: i32 = 1;
 pub const CB_DEFAULT: i32 = 2;
 pub const CB_ERROR: i32 = -1;
 
+/// Kinds of statement (`DAGZ_STMT_*`) of `dagz_mysql_rewrite_statement`.
+pub const STMT_OTHER: i32 = 0;
+pub const STMT_USE: i32 = 1;
+pub const STMT_REFUSE: i32 = 2;
+
 /// Every constant above under its C name, for `scripts/abi_check.sh` (`DAGZ_` + name).
-pub const ALL: [(&str, i32); 7] = [
+pub const ALL: [(&str, i32); 10] = [
     ("ABI_VERSION", ABI_VERSION),
     ("ENGINE_POSTGRES", ENGINE_POSTGRES),
     ("ENGINE_MYSQL", ENGINE_MYSQL),
@@ -25,6 +30,9 @@ pub const ALL: [(&str, i32); 7] = [
     ("CB_REROUTE", CB_REROUTE),
     ("CB_DEFAULT", CB_DEFAULT),
     ("CB_ERROR", CB_ERROR),
+    ("STMT_OTHER", STMT_OTHER),
+    ("STMT_USE", STMT_USE),
+    ("STMT_REFUSE", STMT_REFUSE),
 ];
 
 pub fn engine_code(e: Engine) -> i32 {

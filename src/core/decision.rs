@@ -242,13 +242,15 @@ pub fn decide(
 }
 
 fn from_callback(engine: Engine, new: String, worker: Worker) -> Outcome {
-    if new.len() > engine.max_name_len() {
+    if engine.name_len(&new) > engine.max_name_len() {
         return Outcome::Refuse {
             error: format!(
-                "rerouted name {new:?} is {} bytes, over the {}-byte limit of {}",
-                new.len(),
+                "rerouted name {new:?} is {} {unit}, over the {}-{one} limit of {}",
+                engine.name_len(&new),
                 engine.max_name_len(),
-                engine.label()
+                engine.label(),
+                unit = engine.len_unit(),
+                one = engine.len_unit().trim_end_matches('s'),
             ),
         };
     }

@@ -196,7 +196,7 @@ def test_refusal_fails_closed(
         env["DAGZ_WORKER"] = "abc"
     else:
         pol = tmp_path / "long.toml"
-        pol.write_text('[mysql]\ntemplate = "{db}_' + "x" * 60 + '"\n')
+        pol.write_text('[mysql]\ntemplate = "{db}_' + "x" * 60 + '{worker}"\n')
         env["DAGZ_POLICY"] = str(pol)
     code = f"""
 import time

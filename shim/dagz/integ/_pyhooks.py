@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from dagz import _shim
+from dagz import _bypass, _callbacks, _shim
+from dagz._state import STATE
 from dagz.config import MYSQL_CONFIG, PG_CONFIG, DagzError
 
 _MARK = "__dagz_wrapped__"
@@ -99,16 +100,16 @@ def install_pymysql() -> None:
 
     @functools.wraps(query)
     def _query(self: Any, sql: Any, unbuffered: bool = False) -> Any:
-        text = (
-            sql.decode("utf-8", "surrogateescape") if isinstance(sql, (bytes, bytearray)) else sql
-        )
-        if isinstance(text, str) and text.lstrip()[:1] in ("u", "U"):
-            name = _use_target(text)
-            if name is not None:
-                new = MYSQL_CONFIG.maybe_reroute(name)
-                if new != name:
-                    sql = "USE `" + new.replace("`", "``") + "`"
-        return query(self, sql, unbuffered)
+        if not (_shim.PRELOADED or MYSQL_CONFIG.configured):
+            return query(self, sql, unbuffered)
+        if isinstance(sql, str):
+            data = sql.encode(getattr(self, "encoding", None) or "utf-8", "surrogateescape")
+        elif isinstance(sql, (bytes, bytearray)):
+            data = bytes(sql)
+        else:
+            return query(self, sql, unbuffered)
+        new = _use_target(data)
+        return query(self, sql if new is None else new, unbuffered)
 
     for fn in (__init__, _select_db, _query):
         setattr(fn, _MARK, True)
@@ -117,16 +118,36 @@ def install_pymysql() -> None:
     cls.query = _query
 
 
-def _use_target(text: str) -> Any:
-    """The name of a statement that is exactly `USE name`, else None (same grammar as the shim)."""
-    import re
-
-    m = re.fullmatch(
-        r"\s*[uU][sS][eE](?:\s+([A-Za-z0-9_$\x80-\uffff]+)|\s*`((?:[^`]|``)+)`)\s*;?\s*", text
+def _rerouting_here() -> bool:
+    """Whether a MySQL connect from this thread / task would be rerouted at all."""
+    return (
+        MYSQL_CONFIG.configured
+        and STATE.reroute
+        and not MYSQL_CONFIG.disabled_here()
+        and not _bypass.is_bypassed()
+        and not _callbacks.owned_by_callback()
     )
-    if m is None:
-        return None
-    return m.group(1) if m.group(1) is not None else m.group(2).replace("``", "`")
+
+
+def _use_target(data: bytes) -> bytes | None:
+    """The MySQL hooks' rule (the shim's classifier) applied to one PyMySQL statement: the
+    statement to send instead (None: unchanged). A single `USE` is rewritten exactly; a statement
+    that could change the database in a way dagz cannot rewrite (`USE` among several statements,
+    inside EXECUTE IMMEDIATE / PREPARE ... FROM, ...) raises DagzError when its target would be
+    rerouted."""
+    try:
+        kind, name = _shim.mysql_statement(data)
+        if kind == _shim.STMT_OTHER:
+            return None
+        new = MYSQL_CONFIG.maybe_reroute(name) if name else ""
+        if kind == _shim.STMT_USE:
+            return None if new == name else _shim.mysql_rewrite_statement(data, new)
+        if (name and new == name) or (not name and not _rerouting_here()):
+            return None
+        _shim.mysql_rewrite_statement(data, new)  # raises with the refusal
+    except _shim.ShimError as exc:
+        raise DagzError(str(exc)) from None
+    raise DagzError("dagz: PyMySQL: statement refused")
 
 
 #: The Python-level hooks of each family's drivers (engine id -> installers).

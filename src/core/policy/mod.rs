@@ -18,8 +18,9 @@
 //! # same keys
 //! ```
 //!
-//! Template placeholders: `{db}` (required, exactly once), `{worker}`, `{worker:0N}` (zero-padded
-//! to at least N digits, never truncated), `{worker_count}`. Anything else in braces, a stray `}`,
+//! Template placeholders: `{db}` (required, exactly once), `{worker}` or `{worker:0N}` (zero-padded
+//! to at least N digits, never truncated; one of them required: without it every worker would
+//! share one database), `{worker_count}`. Anything else in braces, a stray `}`,
 //! quotes, backslashes and control characters are errors.
 //!
 //! Decision order for one name (see [`Policy::decide`]): empty, engine disabled, system database,
@@ -43,11 +44,29 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The engine's identifier limit in bytes (PostgreSQL `NAMEDATALEN - 1`, MySQL 64).
+    /// The engine's identifier limit: PostgreSQL `NAMEDATALEN - 1` = 63 bytes, MySQL/MariaDB 64
+    /// characters (see [`Engine::name_len`]).
     pub fn max_name_len(self) -> usize {
         match self {
             Engine::Postgres => 63,
             Engine::Mysql => 64,
+        }
+    }
+
+    /// The length of `name` as the engine's limit counts it: bytes for PostgreSQL, characters
+    /// for MySQL/MariaDB (a 35-character, 65-byte name is a valid MariaDB database name).
+    pub fn name_len(self, name: &str) -> usize {
+        match self {
+            Engine::Postgres => name.len(),
+            Engine::Mysql => name.chars().count(),
+        }
+    }
+
+    /// The unit of [`Engine::max_name_len`], for messages.
+    pub fn len_unit(self) -> &'static str {
+        match self {
+            Engine::Postgres => "bytes",
+            Engine::Mysql => "characters",
         }
     }
 
@@ -312,15 +331,16 @@ impl Policy {
     /// The engine's template applied to `name`, without any check but the length limit.
     pub fn render(&self, e: Engine, name: &str, w: &Worker) -> Result<String, String> {
         let out = self.engine(e).template.render(name, w);
-        if out.len() > e.max_name_len() {
+        if e.name_len(&out) > e.max_name_len() {
             return Err(format!(
-                "database name {out:?} is {} bytes, over the {} limit of {} bytes",
-                out.len(),
+                "database name {out:?} is {} {unit}, over the {} limit of {} {unit}",
+                e.name_len(&out),
                 match e {
                     Engine::Postgres => "PostgreSQL",
                     Engine::Mysql => "MySQL",
                 },
-                e.max_name_len()
+                e.max_name_len(),
+                unit = e.len_unit(),
             ));
         }
         Ok(out)

@@ -75,10 +75,17 @@ impl Template {
             pieces.push(Piece::Lit(lit));
         }
         match pieces.iter().filter(|p| **p == Piece::Db).count() {
-            0 => Err("template must contain {db}".to_owned()),
-            1 => Ok(Template { pieces }),
-            _ => Err("template must contain {db} exactly once".to_owned()),
+            0 => return Err("template must contain {db}".to_owned()),
+            1 => {}
+            _ => return Err("template must contain {db} exactly once".to_owned()),
         }
+        if !pieces.iter().any(|p| matches!(p, Piece::Worker(_))) {
+            return Err(
+                "template must contain {worker} or {worker:0N}: without it every worker would use the same database"
+                    .to_owned(),
+            );
+        }
+        Ok(Template { pieces })
     }
 
     pub(super) fn render_piece(out: &mut String, p: &Piece, db: &str, w: &Worker) {

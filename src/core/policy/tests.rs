@@ -200,12 +200,26 @@ fn length_limits() {
         Decision::Reroute(format!("{base59}_jw03"))
     );
     let e = p.render(Engine::Mysql, &"b".repeat(60), &w(3)).unwrap_err();
-    assert!(e.contains("65 bytes") && e.contains("64"), "{e}");
-    // Bytes, not characters.
+    assert!(e.contains("65 characters") && e.contains("64"), "{e}");
+    // PostgreSQL counts bytes.
     let e = p
         .decide(Engine::Postgres, &"é".repeat(30), &w(3))
         .unwrap_err();
     assert!(e.contains("65 bytes"), "{e}");
+}
+
+/// Issue 12: MariaDB's limit is 64 characters, not bytes.
+#[test]
+fn a_mariadb_name_of_35_characters_and_65_bytes_is_accepted() {
+    let p = Policy::default();
+    let base = "é".repeat(30); // 30 characters, 60 bytes; + "_jw03" = 35 characters, 65 bytes
+    let new = format!("{base}_jw03");
+    assert_eq!((new.chars().count(), new.len()), (35, 65));
+    assert_eq!(reroute(&p, Engine::Mysql, &base, 3), Decision::Reroute(new));
+    assert!(p.decide(Engine::Postgres, &base, &w(3)).is_err());
+    let base60 = "é".repeat(60); // 65 characters rendered: over
+    let e = p.decide(Engine::Mysql, &base60, &w(3)).unwrap_err();
+    assert!(e.contains("65 characters") && e.contains("64"), "{e}");
 }
 
 #[test]
@@ -484,6 +498,10 @@ fn template_validation() {
         ("{db}\\u0000", "control"),
         ("{db}\\n", "control"),
         ("", "{db}"),
+        // Issue 12: every worker would share one database.
+        ("{db}", "{worker}"),
+        ("{db}_{worker_count}", "{worker}"),
+        ("x_{db}_y", "{worker}"),
     ];
     for (t, want) in bad {
         let e = toml_err(&format!("\n[postgres]\ntemplate = \"{t}\"\n"));
@@ -493,10 +511,10 @@ fn template_validation() {
         );
     }
     for good in [
-        "{db}",
         "{db}_{worker}",
         "t_{db}_{worker:05}",
-        "{db}{worker_count}x",
+        "{db}{worker_count}x{worker}",
+        "{worker:02}{db}",
     ] {
         assert!(
             Policy::from_toml(&format!("[mysql]\ntemplate = \"{good}\""), "p").is_ok(),

@@ -1,0 +1,351 @@
+//! Which MySQL/MariaDB statements can change a connection's current database, and how (SPEC §2,
+//! issue 12). Pure. Every statement a hooked client sends goes through [`classify`], so a
+//! statement that cannot change the database must be turned away quickly: [`may_change_db`]
+//! looks for the only words that can (`USE`, `EXECUTE`, `PREPARE`) in a few instructions per 16
+//! bytes, and only statements that contain one are lexed.
+//!
+//! # Grammar
+//!
+//! The statement is lexed as the server does (strings, quoted identifiers, `#`, `-- ` and `/* */`
+//! comments skipped, executable comments `/*! */` and `/*M! */` read as code, `;` separating
+//! statements; one trailing NUL byte is ignored, as the server does), in every reading the server
+//! can have (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`, versioned executable comments running or not).
+//! Readings that disagree are refused. In one reading:
+//!
+//! * a `USE` word that is not an index hint (`USE INDEX`, `USE KEY`) and not a qualified name
+//!   (`t.use`) is a *USE occurrence*;
+//! * `EXECUTE IMMEDIATE src` and `PREPARE name FROM src` are *dynamic SQL*: `src` must be string
+//!   literals (optionally with a `_charset`/`N` introducer; adjacent literals concatenate), whose
+//!   value is classified in turn; a statement in it that can change the database, or a source that
+//!   is not a literal (`@var`, `CONCAT(…)`, `X'…'`), is refused.
+//!
+//! Then: no occurrence and no refused dynamic SQL → [`Class::NotUse`]. Exactly one statement (any
+//! number of empty `;` around it) made of exactly `USE` and one name — unquoted or backtick-quoted,
+//! not in an executable comment, with comments and whitespace anywhere — → [`Class::Use`], whose
+//! name the caller replaces exactly ([`rewrite`]). Every other occurrence (several statements,
+//! anything after the name, a quoted-string name, `USE` in an executable comment, an unterminated
+//! quote or comment) → [`Class::Refuse`].
+
+mod lex;
+#[cfg(test)]
+mod tests;
+
+use lex::{Kind, Lexed, Mode, Tok};
+
+/// A `USE` statement dagz can rewrite exactly: the database name and the byte range of its token
+/// (backticks included) in the statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseStmt {
+    pub name: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Why a statement that may change the database cannot be rewritten exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// `USE` in a string with several statements (`USE a; SELECT 1`).
+    MultiStatement,
+    /// `USE` with something dagz does not rewrite (`USE a b`, `USE 'a'`, an unterminated comment).
+    Unparsable,
+    /// `USE` inside an executable comment (`/*!USE a*/`).
+    ExecComment,
+    /// A statement that can change the database inside `EXECUTE IMMEDIATE` / `PREPARE … FROM`.
+    InDynamicSql,
+    /// `EXECUTE IMMEDIATE` / `PREPARE … FROM` whose source is not a string literal.
+    DynamicSource,
+    /// The server's `sql_mode` or version decides what the statement does.
+    ModeDependent,
+    /// The database name is not UTF-8.
+    NotUtf8,
+}
+
+impl Reason {
+    pub fn text(self) -> &'static str {
+        match self {
+            Reason::MultiStatement => "USE in a string of several statements",
+            Reason::Unparsable => "a USE statement dagz cannot rewrite exactly",
+            Reason::ExecComment => "USE inside an executable comment (/*! */)",
+            Reason::InDynamicSql => "USE inside EXECUTE IMMEDIATE / PREPARE ... FROM",
+            Reason::DynamicSource => {
+                "EXECUTE IMMEDIATE / PREPARE ... FROM whose source is not a string literal (it could run USE)"
+            }
+            Reason::ModeDependent => {
+                "a statement whose USE depends on the server's sql_mode or version (backslashes in quotes, /*!NNNNN */)"
+            }
+            Reason::NotUtf8 => "USE of a database name that is not UTF-8",
+        }
+    }
+}
+
+/// What a statement does to the connection's current database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// Cannot change it: send unchanged.
+    NotUse,
+    /// A single `USE` that can be rewritten exactly.
+    Use(UseStmt),
+    /// May change it and cannot be rewritten exactly. `name`: the database it would switch to,
+    /// when that is one known name.
+    Refuse {
+        reason: Reason,
+        name: Option<String>,
+    },
+}
+
+impl Class {
+    fn refuse(reason: Reason, name: Option<String>) -> Class {
+        Class::Refuse { reason, name }
+    }
+}
+
+/// Nesting of dynamic SQL followed (`EXECUTE IMMEDIATE 'EXECUTE IMMEDIATE ''…'''`).
+const MAX_DEPTH: u8 = 3;
+
+/// The classification of one statement (the bytes sent, for a NUL-terminated string without
+/// its NUL).
+pub fn classify(stmt: &[u8]) -> Class {
+    if !may_change_db(stmt) {
+        return Class::NotUse;
+    }
+    classify_full(stmt)
+}
+
+/// [`classify`] without the quick filter (the filter never changes the result; tested).
+pub fn classify_full(stmt: &[u8]) -> Class {
+    classify_at(stmt, 0)
+}
+
+fn classify_at(stmt: &[u8], depth: u8) -> Class {
+    // The server ignores one NUL byte at the very end of a statement.
+    let body = stmt.strip_suffix(&[0]).unwrap_or(stmt);
+    let first = lex::lex(body, Mode::DEFAULT);
+    let ambiguous = first.saw_backslash || first.saw_versioned;
+    let class = judge(body, &first, Mode::DEFAULT, depth);
+    if !ambiguous {
+        return class;
+    }
+    for mode in &Mode::ALL[1..] {
+        if judge(body, &lex::lex(body, *mode), *mode, depth) != class {
+            return Class::refuse(Reason::ModeDependent, None);
+        }
+    }
+    class
+}
+
+fn word_is(s: &[u8], t: Option<&Tok>, w: &[u8]) -> bool {
+    t.is_some_and(|t| t.kind == Kind::Word && s[t.start..t.end].eq_ignore_ascii_case(w))
+}
+
+/// The classification of one reading.
+fn judge(s: &[u8], lx: &Lexed, mode: Mode, depth: u8) -> Class {
+    let t = &lx.toks;
+    let mut uses = Vec::new();
+    for k in 0..t.len() {
+        let w = |d: usize, word: &[u8]| word_is(s, t.get(k + d), word);
+        if w(0, b"use") {
+            let qualified = k > 0 && t[k - 1].kind == Kind::Dot;
+            let hint = w(1, b"index") || w(1, b"key");
+            let dotted = t.get(k + 1).is_some_and(|n| n.kind == Kind::Dot);
+            if !(qualified || hint || dotted) {
+                uses.push(k);
+            }
+        } else if w(0, b"execute") && w(1, b"immediate") {
+            if let Some(r) = dynamic(s, t, k + 2, mode, depth) {
+                return r;
+            }
+        } else if w(0, b"prepare")
+            && t.get(k + 1)
+                .is_some_and(|n| matches!(n.kind, Kind::Word | Kind::Backtick))
+            && w(2, b"from")
+        {
+            if let Some(r) = dynamic(s, t, k + 3, mode, depth) {
+                return r;
+            }
+        }
+    }
+    match uses.as_slice() {
+        [] => Class::NotUse,
+        [k] => single_use(s, lx, *k),
+        _ => Class::refuse(Reason::MultiStatement, None),
+    }
+}
+
+/// The name token after the `USE` at `k`, if it is one dagz can read.
+fn use_name(s: &[u8], t: &[Tok], k: usize) -> Option<Vec<u8>> {
+    let n = t.get(k + 1)?;
+    match n.kind {
+        Kind::Word => Some(s[n.start..n.end].to_vec()),
+        Kind::Backtick => Some(lex::backtick_value(s, n)).filter(|v| !v.is_empty()),
+        _ => None,
+    }
+}
+
+/// The one USE occurrence at token `k`: rewritable, or refused with its name when known.
+fn single_use(s: &[u8], lx: &Lexed, k: usize) -> Class {
+    let t = &lx.toks;
+    let name = use_name(s, t, k);
+    let name_str = name
+        .as_ref()
+        .and_then(|n| String::from_utf8(n.clone()).ok());
+    let statements = t
+        .split(|x| x.kind == Kind::Semi)
+        .filter(|p| !p.is_empty())
+        .count();
+    let only_semis_before = t[..k].iter().all(|x| x.kind == Kind::Semi);
+    let only_semis_after = t
+        .get(k + 2..)
+        .is_some_and(|r| r.iter().all(|x| x.kind == Kind::Semi));
+    if statements > 1 {
+        return Class::refuse(Reason::MultiStatement, name_str);
+    }
+    if !(only_semis_before && only_semis_after) || name.is_none() || lx.unterminated {
+        return Class::refuse(Reason::Unparsable, name_str);
+    }
+    if t[k].exec || t[k + 1].exec {
+        return Class::refuse(Reason::ExecComment, name_str);
+    }
+    match name_str {
+        None => Class::refuse(Reason::NotUtf8, None),
+        Some(name) => Class::Use(UseStmt {
+            name,
+            start: t[k + 1].start,
+            end: t[k + 1].end,
+        }),
+    }
+}
+
+/// The source of dynamic SQL starting at token `k`: `None` when it cannot change the database.
+fn dynamic(s: &[u8], t: &[Tok], mut k: usize, mode: Mode, depth: u8) -> Option<Class> {
+    let is_str = |t: Option<&Tok>| t.is_some_and(|t| matches!(t.kind, Kind::SQuote | Kind::DQuote));
+    if let Some(w) = t.get(k).filter(|w| w.kind == Kind::Word) {
+        let text = &s[w.start..w.end];
+        if (text[0] == b'_' || text.eq_ignore_ascii_case(b"n")) && is_str(t.get(k + 1)) {
+            k += 1;
+        }
+    }
+    if !is_str(t.get(k)) {
+        return Some(Class::refuse(Reason::DynamicSource, None));
+    }
+    let mut value = Vec::new();
+    while is_str(t.get(k)) {
+        lex::string_value(s, &t[k], mode, &mut value);
+        k += 1;
+    }
+    if depth >= MAX_DEPTH {
+        return Some(Class::refuse(Reason::InDynamicSql, None));
+    }
+    match classify_inner(&value, depth + 1) {
+        Class::NotUse => None,
+        Class::Use(u) => Some(Class::refuse(Reason::InDynamicSql, Some(u.name))),
+        Class::Refuse { name, .. } => Some(Class::refuse(Reason::InDynamicSql, name)),
+    }
+}
+
+fn classify_inner(stmt: &[u8], depth: u8) -> Class {
+    if !may_change_db(stmt) {
+        return Class::NotUse;
+    }
+    classify_at(stmt, depth)
+}
+
+/// `stmt` with the name of the recognised `u` replaced by `new` (backtick-quoted), every other byte
+/// kept.
+pub fn rewrite(stmt: &[u8], u: &UseStmt, new: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stmt.len() + new.len() + 4);
+    out.extend_from_slice(&stmt[..u.start]);
+    out.push(b'`');
+    out.extend_from_slice(new.replace('`', "``").as_bytes());
+    out.push(b'`');
+    out.extend_from_slice(&stmt[u.end..]);
+    out
+}
+
+/// Whether byte `b` can precede a keyword token: anything but a letter, `_`, `$` or a byte
+/// ≥ 0x80 (a digit can: `/*!50700USE`).
+fn starts_word(s: &[u8], i: usize) -> bool {
+    i == 0 || !lex::is_ident(s[i - 1]) || s[i - 1].is_ascii_digit()
+}
+
+/// Whether `word` (lower case) is at `i` as a whole token.
+fn word_at(s: &[u8], i: usize, word: &[u8]) -> bool {
+    s.get(i..i + word.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
+        && starts_word(s, i)
+        && s.get(i + word.len()).is_none_or(|&b| !lex::is_ident(b))
+}
+
+/// A `u`/`p` byte at `i`: the start of `use`/`prepare`, or the `u` of `execute`.
+#[inline(never)]
+fn keyword_around(s: &[u8], i: usize) -> bool {
+    if s[i] | 0x20 == b'p' {
+        word_at(s, i, b"prepare")
+    } else {
+        word_at(s, i, b"use") || (i >= 4 && word_at(s, i - 4, b"execute"))
+    }
+}
+
+#[inline(always)]
+fn is_up(b: u8) -> bool {
+    let l = b | 0x20;
+    l == b'u' || l == b'p'
+}
+
+/// Whether a 16-byte block has a `u`/`p` byte (any case): compiles to a few SSE2 instructions.
+#[inline(always)]
+fn block_has_up(c: &[u8; 16]) -> bool {
+    let mut any = 0u8;
+    for &b in c {
+        let l = b | 0x20;
+        any |= u8::from(l == b'u') | u8::from(l == b'p');
+    }
+    any != 0
+}
+
+/// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE` or `PREPARE` word — then no
+/// reading of it can change the database (keywords cannot be split by comments or escapes).
+#[inline(always)]
+pub fn may_change_db(s: &[u8]) -> bool {
+    let n = s.len();
+    if n < 16 {
+        let mut buf = [0u8; 16];
+        buf[..n].copy_from_slice(s);
+        return block_has_up(&buf) && hits(s, 0, n);
+    }
+    let mut at = 0;
+    loop {
+        let block: &[u8; 16] = s[at..at + 16].try_into().unwrap_or(&[0; 16]);
+        if block_has_up(block) && hits(s, at, at + 16) {
+            return true;
+        }
+        if at + 16 >= n {
+            return false;
+        }
+        // The last block overlaps the one before instead of a byte-by-byte tail.
+        at = (at + 16).min(n - 16);
+    }
+}
+
+/// Whether a `u`/`p` byte in `s[from..to]` starts or is part of a keyword that matters.
+#[cold]
+#[inline(never)]
+fn hits(s: &[u8], from: usize, to: usize) -> bool {
+    (from..to).any(|i| is_up(s[i]) && keyword_around(s, i))
+}
+
+/// The one-line refusal (without `dagz:`) of a statement refused for `reason` by `via`;
+/// `target`: the database it would switch to and the one dagz would use instead, when known.
+pub fn refusal_message(via: &str, reason: Reason, target: Option<(&str, &str)>) -> String {
+    let what = reason.text();
+    match target {
+        Some((name, new)) => format!(
+            "{via}: refused {what}: it would switch this connection to the shared database {name:?} \
+             instead of {new:?}; send `USE {name}` as a statement of its own (or call \
+             mysql_select_db) so that dagz can reroute it"
+        ),
+        None => format!(
+            "{via}: refused {what}: dagz cannot tell which database it would switch to; use a \
+             plain `USE name` statement, or run it under dagz.bypass() / dagz_bypass_enter()"
+        ),
+    }
+}

@@ -1,0 +1,305 @@
+use super::*;
+use proptest::prelude::*;
+
+fn class(s: &str) -> Class {
+    classify(s.as_bytes())
+}
+
+fn name(s: &str) -> Option<String> {
+    match class(s) {
+        Class::Use(u) => Some(u.name),
+        _ => None,
+    }
+}
+
+fn refused(s: &str) -> Option<(Reason, Option<String>)> {
+    match classify(s.as_bytes()) {
+        Class::Refuse { reason, name } => Some((reason, name)),
+        _ => None,
+    }
+}
+
+fn rewritten(s: &[u8], new: &str) -> Vec<u8> {
+    match classify(s) {
+        Class::Use(u) => rewrite(s, &u, new),
+        other => panic!("{:?}: {other:?}", String::from_utf8_lossy(s)),
+    }
+}
+
+#[test]
+fn recognises_use_forms() {
+    for (s, n) in [
+        ("USE myapp", "myapp"),
+        ("use myapp;", "myapp"),
+        ("  UsE \t `my app` ; \n", "my app"),
+        ("USE `a``b`", "a`b"),
+        ("USE`myapp`", "myapp"),
+        ("use my$app_1", "my$app_1"),
+        ("USE 1app", "1app"),
+    ] {
+        assert_eq!(name(s), Some(n.to_owned()), "{s:?}");
+    }
+}
+
+/// Issue 12: each form that reached the base database is rewritten, every other byte kept.
+#[test]
+fn issue12_comment_and_semicolon_forms_are_rewritten() {
+    for (s, out) in [
+        ("/* c */ USE myapp", "/* c */ USE `w`"),
+        ("USE myapp -- x", "USE `w` -- x"),
+        ("USE myapp # x", "USE `w` # x"),
+        ("USE myapp/* c */", "USE `w`/* c */"),
+        ("USE /* c */ myapp", "USE /* c */ `w`"),
+        ("USE myapp;;", "USE `w`;;"),
+        ("USE myapp --", "USE `w` --"),
+        ("USE myapp#x", "USE `w`#x"),
+        ("; USE myapp ; ;", "; USE `w` ; ;"),
+        ("USE myapp /*!*/", "USE `w` /*!*/"),
+        ("USE myapp\0", "USE `w`\0"),
+        (
+            "/*+ hint */USE\nmyapp\n-- x\n",
+            "/*+ hint */USE\n`w`\n-- x\n",
+        ),
+    ] {
+        assert_eq!(rewritten(s.as_bytes(), "w"), out.as_bytes(), "{s:?}");
+    }
+}
+
+#[test]
+fn issue12_dynamic_and_multi_statement_forms_are_refused() {
+    let my = Some("myapp".to_owned());
+    for (s, reason, n) in [
+        (
+            "EXECUTE IMMEDIATE 'USE myapp'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "PREPARE s FROM 'USE myapp'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "prepare `s` from \"USE myapp\"",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "EXECUTE IMMEDIATE 'US' 'E myapp'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "EXECUTE IMMEDIATE _utf8mb4'USE myapp'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "EXECUTE IMMEDIATE 'U\\SE myapp'",
+            Reason::ModeDependent,
+            None,
+        ),
+        (
+            "EXECUTE IMMEDIATE 'USE myapp; SELECT 1'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "BEGIN NOT ATOMIC EXECUTE IMMEDIATE 'USE myapp'; END",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        ("EXECUTE IMMEDIATE @q", Reason::DynamicSource, None),
+        ("PREPARE s FROM @q", Reason::DynamicSource, None),
+        (
+            "EXECUTE IMMEDIATE CONCAT('U', 'SE x')",
+            Reason::DynamicSource,
+            None,
+        ),
+        (
+            "EXECUTE IMMEDIATE X'555345206d7973716c'",
+            Reason::DynamicSource,
+            None,
+        ),
+        ("USE myapp; SELECT 1", Reason::MultiStatement, my.clone()),
+        ("SELECT 1; USE myapp", Reason::MultiStatement, my.clone()),
+        ("USE a; USE b", Reason::MultiStatement, None),
+        ("USE myapp extra", Reason::Unparsable, my.clone()),
+        ("USE myapp.x", Reason::Unparsable, my.clone()),
+        ("USE 'myapp'", Reason::Unparsable, None),
+        ("USE \"myapp\"", Reason::Unparsable, None),
+        ("USE ``", Reason::Unparsable, None),
+        ("USE", Reason::Unparsable, None),
+        ("USE myapp /* open", Reason::Unparsable, my.clone()),
+        ("USE myapp\0\0", Reason::Unparsable, my.clone()),
+        ("/*!USE myapp*/", Reason::ExecComment, my.clone()),
+        ("/*!USE*/ myapp", Reason::ExecComment, my.clone()),
+        ("/*!50000 USE myapp*/", Reason::ModeDependent, None),
+        ("/*M!USE myapp*/", Reason::ModeDependent, None),
+        ("SELECT 'a\\'; USE myapp; -- '", Reason::ModeDependent, None),
+        // Over-refusal accepted: under NO_BACKSLASH_ESCAPES this reads `USE b'…` (an error).
+        ("SELECT 'a\\'' , 'USE b'", Reason::ModeDependent, None),
+    ] {
+        assert_eq!(refused(s), Some((reason, n)), "{s:?}");
+    }
+}
+
+#[test]
+fn issue12_statements_that_mention_use_are_not_flagged() {
+    for s in [
+        "SELECT 'USE myapp'",
+        "SELECT \"USE myapp\"",
+        "/* USE x */ SELECT 1",
+        "SELECT 1 -- USE x",
+        "SELECT 1 # USE x",
+        "SELECT * FROM users",
+        "SELECT * FROM `use`",
+        "SELECT t.use FROM t",
+        "SELECT * FROM t USE INDEX (i) WHERE x = 1",
+        "SELECT * FROM t use key (i)",
+        "SELECT @use, @@use, @'use'",
+        "UPDATE users SET used = 1",
+        "EXECUTE s",
+        "EXECUTE IMMEDIATE 'SELECT 1'",
+        "PREPARE s FROM 'SELECT ''USE x'''",
+        "XA PREPARE 'xid'",
+        "/*!40101 SET NAMES utf8 */",
+        "INSERT INTO t VALUES ('prepare', 'execute immediate', 'use')",
+        "USEmyapp",
+        "USER myapp",
+        "",
+    ] {
+        assert_eq!(class(s), Class::NotUse, "{s:?}");
+    }
+}
+
+#[test]
+fn rewrite_quotes_the_new_name() {
+    assert_eq!(rewritten(b"USE myapp", "a`b"), b"USE `a``b`");
+    assert_eq!(
+        rewritten(b"  use `myapp` ;  ", "myapp_jw03"),
+        b"  use `myapp_jw03` ;  "
+    );
+}
+
+#[test]
+fn quick_filter_boundaries() {
+    for s in [
+        "use",
+        "x USE",
+        "/*!50700USE",
+        "EXECUTE",
+        "'prepare'",
+        "a.use",
+    ] {
+        assert!(may_change_db(s.as_bytes()), "{s:?}");
+    }
+    for s in [
+        "users",
+        "reuse",
+        "xuse",
+        "executed",
+        "preparer",
+        "SELECT id FROM t",
+        "_use",
+    ] {
+        assert!(!may_change_db(s.as_bytes()), "{s:?}");
+    }
+    let long = format!("{}USE x", "SELECT 1 ".repeat(7));
+    assert!(may_change_db(long.as_bytes()));
+}
+
+/// Statements built from the pieces that matter to the lexer.
+fn sqlish() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(&b"USE "[..]),
+        Just(&b"use"[..]),
+        Just(&b"EXECUTE IMMEDIATE "[..]),
+        Just(&b"PREPARE s FROM "[..]),
+        Just(&b"'"[..]),
+        Just(&b"\""[..]),
+        Just(&b"`"[..]),
+        Just(&b"\\"[..]),
+        Just(&b";"[..]),
+        Just(&b"/*"[..]),
+        Just(&b"*/"[..]),
+        Just(&b"/*!"[..]),
+        Just(&b"/*!50000"[..]),
+        Just(&b"-- "[..]),
+        Just(&b"#"[..]),
+        Just(&b"\n"[..]),
+        Just(&b" "[..]),
+        Just(&b"."[..]),
+        Just(&b"@"[..]),
+        Just(&b"myapp"[..]),
+        Just(&b"INDEX"[..]),
+        Just(&b"SELECT 1"[..]),
+        Just(&b"\0"[..]),
+    ];
+    proptest::collection::vec(piece, 0..12).prop_map(|v| v.concat())
+}
+
+fn ws() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            Just(" ".to_owned()),
+            Just("\t\n".to_owned()),
+            Just("/* c */".to_owned()),
+            Just("/**/".to_owned()),
+        ],
+        0..3,
+    )
+    .prop_map(|v| v.concat())
+}
+
+proptest! {
+    #[test]
+    fn never_panics(s in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = classify_full(&s);
+        let _ = classify(&s);
+    }
+
+    #[test]
+    fn quick_filter_never_changes_the_result(s in sqlish()) {
+        prop_assert_eq!(classify(&s), classify_full(&s));
+    }
+
+    #[test]
+    fn quick_filter_on_random_bytes(s in proptest::collection::vec(any::<u8>(), 0..48)) {
+        prop_assert_eq!(classify(&s), classify_full(&s));
+    }
+
+    #[test]
+    fn use_round_trips(pre in ws(), kw in "[uU][sS][eE]", mid in ws(), sp in "[ \t\n]{1,2}",
+                       db in "[a-zA-Z0-9_$]{1,20}", quote in any::<bool>(), post in ws(),
+                       semis in "[; ]{0,3}", tail in prop_oneof![Just(""), Just(" -- x"), Just(" # x")],
+                       new in "[a-zA-Z0-9_` ]{1,20}") {
+        let name = if quote { format!("`{db}`") } else { db.clone() };
+        let stmt = format!("{pre}{kw}{sp}{mid}{name}{post}{semis}{tail}");
+        let Class::Use(u) = classify(stmt.as_bytes()) else {
+            return Err(TestCaseError::fail(format!("{stmt:?} not a USE")));
+        };
+        prop_assert_eq!(&u.name, &db);
+        let out = rewrite(stmt.as_bytes(), &u, &new);
+        let Class::Use(again) = classify(&out) else {
+            return Err(TestCaseError::fail(format!("{out:?} not a USE")));
+        };
+        prop_assert_eq!(again.name, new);
+        prop_assert!(out.starts_with(&stmt.as_bytes()[..u.start]));
+        prop_assert!(out.ends_with(&stmt.as_bytes()[u.end..]));
+        // The same USE next to another statement, or as dynamic SQL, is refused.
+        for other in [format!("{stmt}\n;SELECT 1"), format!("SELECT 1;{stmt}"),
+                      format!("EXECUTE IMMEDIATE '{}'", stmt.replace('\'', "''"))] {
+            let refused = matches!(classify(other.as_bytes()), Class::Refuse { .. });
+            prop_assert!(refused, "{:?}", other);
+        }
+    }
+
+    #[test]
+    fn strings_and_comments_hide_use(text in "[a-zA-Z ;`]{0,30}") {
+        for s in [format!("SELECT '{text}'"), format!("/* {text} */ SELECT 1"),
+                  format!("SELECT 1 -- {text}"), format!("SELECT \"{text}\"")] {
+            prop_assert_eq!(classify(s.as_bytes()), Class::NotUse, "{:?}", s);
+        }
+    }
+}
