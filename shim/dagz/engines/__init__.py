@@ -36,5 +36,7 @@ def for_engine(engine: int | str) -> Engine:
     key = engine.lower() if isinstance(engine, str) else engine
     package = _PACKAGES.get(key)
     if package is None:
-        raise ValueError(f"dagz: unknown database engine {engine!r} (known: pg, mysql, redis, rabbitmq)")
+        raise ValueError(
+            f"dagz: unknown database engine {engine!r} (known: pg, mysql, redis, rabbitmq)"
+        )
     return cast(Engine, importlib.import_module(f"dagz.engines.{package}"))
