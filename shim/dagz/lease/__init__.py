@@ -166,7 +166,9 @@ def _targets(cfg: DbConfig, bases: list[str], num: int, count: int) -> list[str]
     conf = cfg._conf
     if conf is None:
         return []
-    session = Session(num, count, _shim.policy_suffix(cfg.engine, num))
+    # Families the shim does not know (Redis, RabbitMQ) have no policy suffix.
+    suffix = _shim.policy_suffix(cfg.engine, num) if cfg.engine in _ENGINES else ""
+    session = Session(num, count, suffix)
     names = []
     for base in bases:
         new = cfg._checked_name(conf.rewrite_db_name(base, session), base)
