@@ -99,7 +99,8 @@ for ((rep = 0; rep < REPS; rep++)); do
     for ((i = 0; i < ${#configs[@]}; i++)); do
         config=${configs[$(((i + rep) % ${#configs[@]}))]}
         read -r seconds tests_cpu pg_cpu my_cpu < <(run_suite "$config")
-        echo "$rep $config $seconds $tests_cpu $pg_cpu $my_cpu" >>"$OUT/times"
+        passed=$(grep -oE '[0-9]+ passed' "$OUT/last.log" | tail -n 1 | cut -d' ' -f1)
+        echo "$rep $config $seconds ${passed:-0} $tests_cpu $pg_cpu $my_cpu" >>"$OUT/times"
         printf '  repetition %d  %-7s %7.2f s   CPU %6.1f + %5.1f + %5.1f s   %s\n' \
             "$((rep + 1))" "$config" "$seconds" "$tests_cpu" "$pg_cpu" "$my_cpu" \
             "$(grep -E '[0-9]+ passed' "$OUT/last.log" | tail -n 1 | tr -d '=')"
@@ -113,10 +114,15 @@ import sys
 
 times: dict[str, dict[int, float]] = {}
 busy: dict[str, list[float]] = {}
+passed: set[str] = set()
 for line in open(sys.argv[1]):
-    rep, config, seconds, *cpu = line.split()
+    rep, config, seconds, count, *cpu = line.split()
     times.setdefault(config, {})[int(rep)] = float(seconds)
     busy.setdefault(config, []).append(sum(map(float, cpu)) / float(seconds))
+    passed.add(count)
+if len(passed) > 1:
+    print(f"  WARNING: the runs passed different numbers of tests ({', '.join(sorted(passed))}):")
+    print("  the configurations did not do the same work; the ratios below are not comparable")
 cores = os.cpu_count() or 1
 labels = {"serial": "serial (plain pytest)", "dagz": "serial, pytest --dagz"}
 print(f"  {'configuration':<24} {'median':>9}   min - max       cores busy (CPU s / wall s)")
