@@ -27,6 +27,8 @@ of the medians with the range of the per-pair ratios, and every run's time. Its 
     .venv/bin/python bench/otel_span_cost.py --suite --quick    # 2 rounds of 2000, 1 suite pair
 """
 
+# bench-run-args: --suite
+
 from __future__ import annotations
 
 import argparse
