@@ -193,8 +193,8 @@ def bypass_depth() -> int:
 def worker() -> tuple[int, int]:
     """(worker number, worker count) as the shim reads them from the environment now."""
     num, count = ctypes.c_uint(), ctypes.c_uint()
-    buf = ctypes.create_string_buffer(1024)
-    if lib().dagz_worker(ctypes.byref(num), ctypes.byref(count), buf, 1024) != 0:
+    buf = ctypes.create_string_buffer(256)
+    if lib().dagz_worker(ctypes.byref(num), ctypes.byref(count), buf, 256) != 0:
         raise ShimError(buf.value.decode("utf-8", "replace"))
     return num.value, count.value
 
@@ -217,6 +217,11 @@ def policy_render(engine: int, name: str, worker_num: int) -> str:
 
 
 def policy_suffix(engine: int, worker_num: int) -> str:
+    return _policy_suffix(engine, worker_num, os.environ.get(envvars.POLICY))
+
+
+@cache
+def _policy_suffix(engine: int, worker_num: int, policy: str | None) -> str:
     return _checked(lib().dagz_policy_suffix, engine, worker_num)
 
 

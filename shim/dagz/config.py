@@ -212,15 +212,18 @@ class DbConfig:
     def session(self) -> Session:
         if STATE.reroute and self._conf is not None and not self.disabled_here():
             lease.ensure(self, None)  # the worker number is leased before any name is made
+        return self._session()
+
+    def _session(self) -> Session:
         num, count = _shim.worker()
         return Session(num, count, _shim.policy_suffix(self.engine, num))
 
-    def disabled_here(self) -> bool:
+    def disabled_here(self, worker: tuple[int, int] | None = None) -> bool:
         """single_worker_disable with one worker, or main_worker_bypass on worker 0."""
         conf = self._conf
         if conf is None:
             return True
-        num, count = _shim.worker()
+        num, count = _shim.worker() if worker is None else worker
         return (conf.single_worker_disable and count <= 1) or (conf.main_worker_bypass and num == 0)
 
     def _checked_name(self, new: object, old: str) -> str:
@@ -245,12 +248,12 @@ class DbConfig:
     def _target(self, name: str) -> str | None:
         """The rerouted name for `name`, or None when this connect is not rerouted."""
         conf = self._conf
-        if conf is None or not STATE.reroute or self.disabled_here():
+        if conf is None or not STATE.reroute or self.disabled_here(_shim.worker()):
             return None
         if not name or name in self.kept_names or not conf.should_reroute(name):
             return None
-        lease.ensure(self, name)
-        new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)
+        lease.ensure(self, name)  # may change the worker number: the session is read after it
+        new = self._checked_name(conf.rewrite_db_name(name, self._session()), name)
         if new == name:
             return None
         lease.hold(self, new)
