@@ -5,7 +5,7 @@
    ``dz_bench_<hex>_audit``, dropped at exit) runs whole with ``--dagz-workers 2
    --dagz-store-durations``: a real `.test_durations` file (pytest-split's format).
 2. Computed from that file: the per-shard test time (sum of the recorded setup + call + teardown
-   seconds of its tests) for dagz's split (`dagz.shard.split`, what `--dagz-shard K/3` selects)
+   seconds of its tests) for dagz's split (what `pytest --collect-only --dagz-shard K/3` keeps)
    and for a split by test count (equal numbers of tests, contiguous in collection order).
 3. Measured (unless ``--no-run``): the 3 shards of each split run one after the other with
    ``--dagz-workers 2``, each storing what it measured; the per-shard test time is the sum of the
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "shim"))
 
 import _names  # noqa: E402
-from dagz.shard import split, split_by_count  # noqa: E402
+from dagz.shard import split_by_count  # noqa: E402
 
 SUITE = ROOT / "examples" / "shop"
 PY = ROOT / ".venv" / "bin" / "python"
@@ -64,11 +64,18 @@ def _pytest(*args: str, log: Path) -> float:
     return seconds
 
 
-def _collection(tmp: Path) -> list[str]:
+def _collection(tmp: Path, *args: str) -> list[str]:
+    """The node ids pytest collects (with `--dagz-shard K/N`: those that shard keeps)."""
     log = tmp / "collect.log"
-    _pytest("--collect-only", log=log)
+    _pytest("--collect-only", *args, log=log)
     lines = log.read_text().split("\n\n", 1)[0].splitlines()  # node ids, then a blank line
     return [line for line in lines if "::" in line]
+
+
+def _grew(now: dict[str, float], before: dict[str, float], top: int = 3) -> str:
+    """The tests whose time changed most from the recorded file (what the split could not know)."""
+    diffs = sorted(now, key=lambda t: -(now[t] - before.get(t, 0.0)))[:top]
+    return ", ".join(f"{t.split('::')[-1]} {before.get(t, 0):.2f}->{now[t]:.2f}s" for t in diffs)
 
 
 def _ratio(times: list[float]) -> float:
@@ -85,6 +92,42 @@ def _show(label: str, groups: list[list[str]], durations: dict[str, float]) -> f
     mean = sum(times) / len(times)
     print(f"  {label:<16} {cells}; max {max(times):.2f}s / mean {mean:.2f}s = {ratio:.3f}")
     return ratio
+
+
+def _measure(
+    tmp: Path,
+    file: Path,
+    durations: dict[str, float],
+    splits: dict[str, list[list[str]]],
+    n: int,
+    w: str,
+) -> float:
+    """Runs every shard of both splits; returns dagz's measured slowest/mean."""
+    ratios = {}
+    for label, groups in splits.items():
+        fresh: dict[str, float] = {}
+        for k, group in enumerate(groups, start=1):
+            out = tmp / f"{label[:4]}{k}.json"
+            ours = label == "dagz durations"
+            shard_args = (
+                [f"--dagz-shard={k}/{n}", f"--dagz-durations={file}"]
+                if ours
+                else ["--dagz-durations", str(out), *group]
+            )
+            log = tmp / f"{label[:4]}{k}.log"
+            wall = _pytest("--dagz-workers", w, "--dagz-store-durations", *shard_args, log=log)
+            stored = file.with_name(f"{file.name}.shard-{k}-of-{n}") if ours else out
+            mine = json.loads(stored.read_text())
+            if set(mine) != set(group):
+                sys.exit(f"shard_balance: {label} shard {k}: {len(mine)}/{len(group)} ran")
+            fresh.update(mine)
+            took = sum(mine.values())
+            print(
+                f"    {label} {k}: {len(mine)} tests, {took:.2f}s test time, {wall:.1f}s "
+                f"wall, load {os.getloadavg()[0]:.1f}; grew most: {_grew(mine, durations)}"
+            )
+        ratios[label] = _show(label, groups, fresh)
+    return ratios["dagz durations"]
 
 
 def main() -> int:
@@ -114,9 +157,15 @@ def main() -> int:
         durations = json.loads(file.read_text())
         total = sum(durations.values())
         print(f"recorded: {len(durations)} tests, {total:.2f}s test time, {seconds:.1f}s run")
-        by_time = split(order, durations, n)
         by_count = split_by_count(order, n)
-        groups_time = [by_time.of(k) for k in range(1, n + 1)]
+        # what --dagz-shard K/N keeps, asked from the plugin itself
+        groups_time = [
+            _collection(tmp, f"--dagz-shard={k}/{n}", f"--dagz-durations={file}")
+            for k in range(1, n + 1)
+        ]
+        kept = [t for g in groups_time for t in g]
+        if sorted(kept) != sorted(order):
+            sys.exit(f"shard_balance: the shards keep {len(kept)} tests of {len(order)}")
         groups_count = [[t for t in order if by_count[t] == k] for k in range(1, n + 1)]
         print("computed from the recorded file (target: dagz <= 1.15):")
         computed = _show("dagz durations", groups_time, durations)
@@ -124,37 +173,8 @@ def main() -> int:
         measured = None
         if not args.no_run:
             print("measured: each shard run alone, its test time from its own run's durations")
-            got: dict[str, list[list[str]]] = {"dagz durations": [], "by test count": []}
-            fresh: dict[str, float] = {}
-            for label, groups in (("dagz durations", groups_time), ("by test count", groups_count)):
-                for k, group in enumerate(groups, start=1):
-                    out = tmp / f"{label[:4]}{k}.json"
-                    shard_args = (
-                        [f"--dagz-shard={k}/{n}", f"--dagz-durations={file}"]
-                        if label == "dagz durations"
-                        else ["--dagz-durations", str(out), *group]
-                    )
-                    wall = _pytest(
-                        "--dagz-workers",
-                        w,
-                        "--dagz-store-durations",
-                        *shard_args,
-                        log=tmp / f"{label[:4]}{k}.log",
-                    )
-                    stored = (
-                        out
-                        if label != "dagz durations"
-                        else file.with_name(f"{file.name}.shard-{k}-of-{n}")
-                    )
-                    mine = json.loads(stored.read_text())
-                    if set(mine) != set(group):
-                        sys.exit(f"shard_balance: {label} shard {k}: {len(mine)}/{len(group)} ran")
-                    fresh.update(mine)
-                    got[label].append(group)
-                    took = sum(mine.values())
-                    print(f"    {label} {k}: {len(mine)} tests, {took:.2f}s test time, {wall:.1f}s")
-            measured = _show("dagz durations", got["dagz durations"], fresh)
-            _show("by test count", got["by test count"], fresh)
+            groups = {"dagz durations": groups_time, "by test count": groups_count}
+            measured = _measure(tmp, file, durations, groups, n, w)
     verdict = "met" if computed <= TARGET else "MISSED"
     line = (
         f"shard_balance: slowest/mean with recorded durations {computed:.3f} "
