@@ -276,12 +276,13 @@ fn word_at(s: &[u8], i: usize, word: &[u8]) -> bool {
 }
 
 /// A `u`/`p` byte at `i`: the start of `use`/`prepare`, or the `u` of `execute`.
-#[inline(never)]
 fn keyword_around(s: &[u8], i: usize) -> bool {
+    let low = |k: usize| s.get(k).map_or(0, |b| b | 0x20);
     if s[i] | 0x20 == b'p' {
-        word_at(s, i, b"prepare")
+        low(i + 1) == b'r' && word_at(s, i, b"prepare")
     } else {
-        word_at(s, i, b"use") || (i >= 4 && word_at(s, i - 4, b"execute"))
+        (low(i + 1) == b's' && word_at(s, i, b"use"))
+            || (i >= 4 && low(i - 1) == b'c' && word_at(s, i - 4, b"execute"))
     }
 }
 
@@ -296,10 +297,21 @@ fn is_up(b: u8) -> bool {
 fn block_has_up(c: &[u8; 16]) -> bool {
     let mut any = 0u8;
     for &b in c {
-        let l = b | 0x20;
-        any |= u8::from(l == b'u') | u8::from(l == b'p');
+        any |= u8::from(is_up(b));
     }
     any != 0
+}
+
+/// The high bit of every byte of `v` that is zero (exact, no false positives).
+fn zero_bytes(v: u64) -> u64 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((v & LO7) + LO7) | v | LO7)
+}
+
+/// The high bit of every `u`/`p` byte (any case) of the 8 bytes in `w`.
+fn up_bytes(w: u64) -> u64 {
+    let x = w | 0x2020_2020_2020_2020;
+    zero_bytes(x ^ 0x7575_7575_7575_7575) | zero_bytes(x ^ 0x7070_7070_7070_7070)
 }
 
 /// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE` or `PREPARE` word — then no
@@ -310,12 +322,12 @@ pub fn may_change_db(s: &[u8]) -> bool {
     if n < 16 {
         let mut buf = [0u8; 16];
         buf[..n].copy_from_slice(s);
-        return block_has_up(&buf) && hits(s, 0, n);
+        return block_has_up(&buf) && hits(s, 0, &buf);
     }
     let mut at = 0;
     loop {
         let block: &[u8; 16] = s[at..at + 16].try_into().unwrap_or(&[0; 16]);
-        if block_has_up(block) && hits(s, at, at + 16) {
+        if block_has_up(block) && hits(s, at, block) {
             return true;
         }
         if at + 16 >= n {
@@ -326,11 +338,23 @@ pub fn may_change_db(s: &[u8]) -> bool {
     }
 }
 
-/// Whether a `u`/`p` byte in `s[from..to]` starts or is part of a keyword that matters.
+/// Whether a `u`/`p` byte of `block` (the bytes of `s` from `at`, zero-padded past its end)
+/// starts or is part of a keyword that matters.
 #[cold]
 #[inline(never)]
-fn hits(s: &[u8], from: usize, to: usize) -> bool {
-    (from..to).any(|i| is_up(s[i]) && keyword_around(s, i))
+fn hits(s: &[u8], at: usize, block: &[u8; 16]) -> bool {
+    for half in 0..2 {
+        let bytes: [u8; 8] = block[half * 8..half * 8 + 8].try_into().unwrap_or([0; 8]);
+        let mut m = up_bytes(u64::from_le_bytes(bytes));
+        while m != 0 {
+            let j = at + half * 8 + (m.trailing_zeros() / 8) as usize;
+            m &= m - 1;
+            if j < s.len() && keyword_around(s, j) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The one-line refusal (without `dagz:`) of a statement refused for `reason` by `via`;
