@@ -5,6 +5,7 @@
 //! A refusal fails the call and puts `dagz: …` into the handle's error text (what `mysql_error()`
 //! and the Python drivers show).
 
+use crate::boundary;
 use crate::core::message;
 use crate::cstr::bytes;
 use crate::decide;
@@ -176,11 +177,95 @@ unsafe fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
     }
 }
 
-/// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged.
+/// The connection settings of each handle's last `mysql_real_connect` / `mysql_change_user`,
+/// for a decision callback that wants them (kept only while one is registered; in memory only).
+/// Handle addresses are reused by later handles, so the map stays as small as the live handles;
+/// it is emptied when it grows past [`SETTINGS_MAX`] (a later call on such a handle then gives
+/// the callback no settings).
+static HANDLE_SETTINGS: parking_lot::Mutex<Option<std::collections::HashMap<usize, Vec<u8>>>> =
+    parking_lot::Mutex::new(None);
+const SETTINGS_MAX: usize = 4096;
+
+/// The settings of a connect (`passwd` as the client API names it) as the callback gets them.
+///
+/// # Safety
+/// Every pointer is NULL or NUL-terminated (the client API's contract).
+unsafe fn connect_settings(
+    host: *const c_char,
+    user: *const c_char,
+    passwd: *const c_char,
+    port: c_uint,
+    unix_socket: *const c_char,
+) -> Vec<u8> {
+    let mut s = crate::conninfo::Settings::default();
+    // SAFETY: the function's contract.
+    let strs = unsafe { [bytes(host), bytes(user), bytes(passwd), bytes(unix_socket)] };
+    for (key, v) in ["host", "user", "passwd", "unix_socket"].iter().zip(strs) {
+        if let Some(v) = v {
+            s.set(key.as_bytes(), v);
+        }
+    }
+    if port != 0 {
+        s.set(b"port", port.to_string().as_bytes());
+    }
+    s.block()
+}
+
+/// Remembers `block` as the settings of `mysql` (when the callback wants settings).
+fn remember_settings(mysql: *mut Mysql, block: impl FnOnce() -> Vec<u8>) {
+    if mysql.is_null() || !decide::wants_settings() {
+        return;
+    }
+    let block = block();
+    let mut map = HANDLE_SETTINGS.lock();
+    let map = map.get_or_insert_with(Default::default);
+    if map.len() >= SETTINGS_MAX {
+        map.clear();
+    }
+    map.insert(mysql as usize, block);
+}
+
+/// The remembered settings of `mysql` (empty when none).
+fn settings_of(mysql: *mut Mysql) -> Vec<u8> {
+    HANDLE_SETTINGS
+        .lock()
+        .as_ref()
+        .and_then(|m| m.get(&(mysql as usize)).cloned())
+        .unwrap_or_default()
+}
+
+/// The remembered settings of `mysql` with `user` and `passwd` replaced (`mysql_change_user`).
+///
+/// # Safety
+/// `user` and `passwd` are NULL or NUL-terminated.
+unsafe fn changed_user_settings(
+    mysql: *mut Mysql,
+    user: *const c_char,
+    passwd: *const c_char,
+) -> Vec<u8> {
+    let old = settings_of(mysql);
+    let mut s = crate::conninfo::Settings::default();
+    let parts: Vec<&[u8]> = old.split(|&b| b == 0).collect();
+    for kv in parts.chunks(2).filter(|c| c.len() == 2) {
+        s.set(kv[0], kv[1]);
+    }
+    // SAFETY: the function's contract.
+    let (u, p) = unsafe { (bytes(user), bytes(passwd)) };
+    s.set(b"user", u.unwrap_or_default());
+    s.set(b"passwd", p.unwrap_or_default());
+    s.block()
+}
+
+/// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged. `settings` gives
+/// the connection's settings to a callback that wants them.
 ///
 /// # Safety
 /// `db` is NULL or NUL-terminated (the client API's contract).
-unsafe fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, String> {
+unsafe fn rewrite_db(
+    db: *const c_char,
+    via: &'static str,
+    settings: &dyn Fn() -> Vec<u8>,
+) -> Result<Option<CString>, String> {
     // SAFETY: the function's contract.
     let Some(d) = (unsafe { bytes(db) }) else {
         return Ok(None);
@@ -189,7 +274,7 @@ unsafe fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CStr
         return Ok(None);
     }
     let name = std::str::from_utf8(d).map_err(|_| "database name is not UTF-8".to_owned())?;
-    match decide::decide(Engine::Mysql, name, via)? {
+    match decide::decide_with(Engine::Mysql, name, via, || Ok::<_, ()>(settings()))? {
         None => Ok(None),
         Some(new) => CString::new(new)
             .map(Some)
@@ -215,16 +300,19 @@ fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
 /// Shared body of the hooks that carry a `db` argument, on the skeleton of `hook.rs`. `run(db)`
 /// calls the real function with `db`; on a refusal the handle gets the `dagz:` error and `fail()`
 /// returns the function's own failure value (and sets its out-parameter). `nonblocking`: the call
-/// is a `*_start` whose `db` must stay valid after it returns.
+/// is a `*_start` whose `db` must stay valid after it returns. `settings`: the connection's
+/// settings for the decision callback.
 ///
 /// # Safety
 /// `db` is NULL or NUL-terminated; `mysql` is NULL or a handle initialised by `mysql_init`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn db_hook<R>(
     caller: usize,
     via: &'static str,
     mysql: *mut Mysql,
     nonblocking: bool,
     db: *const c_char,
+    settings: &dyn Fn() -> Vec<u8>,
     run: impl Fn(&'static MyReal, *const c_char) -> R,
     fail: impl FnOnce() -> R,
 ) -> R {
@@ -234,7 +322,7 @@ unsafe fn db_hook<R>(
         |real| run(real, db),
         |real| {
             // SAFETY: the function's contract.
-            let Some(new) = (unsafe { rewrite_db(db, via) })? else {
+            let Some(new) = (unsafe { rewrite_db(db, via, settings) })? else {
                 return Ok(None);
             };
             Ok(Some(if nonblocking {
@@ -281,15 +369,23 @@ unsafe extern "C" fn my_real_connect(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> *mut Mysql {
+    let caller = guard::caller();
+    // SAFETY: the same contract: every string argument is NULL or NUL-terminated.
+    let settings = || unsafe { connect_settings(host, user, passwd, port, unix_socket) };
+    let _ = boundary::catch(|| {
+        remember_settings(mysql, settings);
+        Ok(())
+    });
     // SAFETY: the same contract; `run` forwards the caller's arguments (db possibly replaced by
     // a live CString) to this copy's function of the same signature.
     unsafe {
         db_hook(
-            guard::caller(),
+            caller,
             "mysql_real_connect",
             mysql,
             false,
             db,
+            &settings,
             |r, db| (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags),
             std::ptr::null_mut,
         )
@@ -310,14 +406,22 @@ unsafe extern "C" fn my_real_connect_start(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> c_int {
+    let caller = guard::caller();
+    // SAFETY: the same contract: every string argument is NULL or NUL-terminated.
+    let settings = || unsafe { connect_settings(host, user, passwd, port, unix_socket) };
+    let _ = boundary::catch(|| {
+        remember_settings(mysql, settings);
+        Ok(())
+    });
     // SAFETY: as in `my_real_connect`; `ret` is the caller's out-pointer.
     unsafe {
         db_hook(
-            guard::caller(),
+            caller,
             "mysql_real_connect_start",
             mysql,
             true,
             db,
+            &settings,
             |r, db| match r.real_connect_start {
                 Some(f) => f(ret, mysql, host, user, passwd, db, port, unix_socket, flags),
                 None => 0,
@@ -338,6 +442,7 @@ unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char, caller: 
             mysql,
             false,
             db,
+            &|| settings_of(mysql),
             |r, db| (r.select_db)(mysql, db),
             || 1,
         )
@@ -360,6 +465,7 @@ unsafe extern "C" fn my_select_db_start(
             mysql,
             true,
             db,
+            &|| settings_of(mysql),
             |r, db| r.select_db_start.map_or(0, |f| f(ret, mysql, db)),
             || fail_start(ret, 1),
         )
@@ -383,6 +489,7 @@ unsafe extern "C" fn my_change_user(
             mysql,
             false,
             db,
+            &|| changed_user_settings(mysql, user, passwd),
             |r, db| (r.change_user)(mysql, user, passwd, db),
             || 1,
         )
@@ -407,6 +514,7 @@ unsafe extern "C" fn my_change_user_start(
             mysql,
             true,
             db,
+            &|| changed_user_settings(mysql, user, passwd),
             |r, db| {
                 r.change_user_start
                     .map_or(0, |f| f(ret, mysql, user, passwd, db))
@@ -445,6 +553,7 @@ unsafe fn may_be_use(q: *const c_char, len: Option<c_ulong>) -> bool {
 /// # Safety
 /// As [`may_be_use`].
 unsafe fn rewrite_use(
+    mysql: *mut Mysql,
     q: *const c_char,
     len: Option<c_ulong>,
     via: &'static str,
@@ -462,7 +571,10 @@ unsafe fn rewrite_use(
     let Some(u) = mysql_sql::parse_use(stmt) else {
         return Ok(None);
     };
-    let Some(new) = decide::decide(Engine::Mysql, &u.name, via)? else {
+    let Some(new) = decide::decide_with(Engine::Mysql, &u.name, via, || {
+        Ok::<_, ()>(settings_of(mysql))
+    })?
+    else {
         return Ok(None);
     };
     CString::new(mysql_sql::replace_use(stmt, &u, &new))
@@ -496,7 +608,7 @@ unsafe fn query_hook(
         |real| run(real, q, n),
         |real| {
             // SAFETY: the function's contract.
-            let Some(new) = (unsafe { rewrite_use(q, len, via) })? else {
+            let Some(new) = (unsafe { rewrite_use(mysql, q, len, via) })? else {
                 return Ok(None);
             };
             let l = new.as_bytes().len() as c_ulong;
