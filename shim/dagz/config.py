@@ -9,7 +9,7 @@ Python-level driver hooks (PyMySQL, asyncpg, psycopg's pure-Python implementatio
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -237,10 +237,15 @@ class DbConfig:
         new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)
         return None if new == name else new
 
-    def resolve(self, name: str) -> str | None:
-        """Decision + lifecycle for one connect. None: connect to `name` unchanged."""
+    def resolve(self, name: str, settings: Mapping[str, str] | None = None) -> str | None:
+        """Decision + lifecycle for one connect. None: connect to `name` unchanged. `settings`:
+        the connect's own (host, port, user, password, …), for auto mode's on-demand build."""
         if _bypass.is_bypassed() or _callbacks.owned_by_callback():
             return None
+        if self._conf is None:
+            from dagz.auto import AUTO
+
+            return AUTO.resolve(self, name, settings)
         try:
             new = self._target(name)
         except DagzError:
@@ -383,13 +388,17 @@ MYSQL_CONFIG = DbConfig("MYSQL_CONFIG", _shim.ENGINE_MYSQL, 64)
 CONFIGS = {_shim.ENGINE_POSTGRES: PG_CONFIG, _shim.ENGINE_MYSQL: MYSQL_CONFIG}
 
 
-def on_decision(engine: int, name: str) -> tuple[int, str]:
+def on_decision(
+    engine: int, name: str, settings: Mapping[str, str] | None = None
+) -> tuple[int, str]:
     """The shim's decision callback (runs inside a connect of any thread; never raises)."""
+    from dagz.auto import AUTO
+
     cfg = CONFIGS.get(engine)
-    if cfg is None or cfg._conf is None or not STATE.reroute:
+    if cfg is None or not STATE.reroute or (cfg._conf is None and not AUTO.applies(cfg)):
         return _shim.CB_KEEP, ""
     try:
-        new = cfg.resolve(name)
+        new = cfg.resolve(name, settings)
     except DagzError as exc:
         return _shim.CB_ERROR, str(exc)
     except BaseException as exc:

@@ -16,6 +16,7 @@ import pytest
 
 from dagz import _bypass, _shim, envvars, markers, shard
 from dagz._state import STATE, log
+from dagz.auto import AUTO, driver_installed, install_driver_hooks
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 
 _MAIN_MARK = "dagz_main_worker"
@@ -27,6 +28,8 @@ _ACTIVATED = pytest.StashKey[bool]()
 #: Families the xdist workers reported as configured (conftests below the root are imported by
 #: the workers only, during collection).
 _WORKER_FAMILIES = pytest.StashKey[set[str]]()
+#: Families the xdist workers rerouted in auto mode.
+_WORKER_AUTO = pytest.StashKey[set[str]]()
 #: DAGZ_DISABLE as the user set it, before the plugin added the families it does not reroute.
 _USER_DISABLE = pytest.StashKey["str | None"]()
 #: pytest_configure has run: options are parsed, the OTel half may be registered.
@@ -57,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="write the run's OpenTelemetry sub-spans as Chrome Trace Event JSON (Perfetto)",
+    )
+    group.addoption(
+        "--dagz-no-auto",
+        action="store_true",
+        default=False,
+        help="no auto mode: families no conftest configured are not rerouted",
     )
     shard.add_options(group)
 
@@ -203,7 +212,7 @@ def _export_family_switches() -> None:
     off = [
         name
         for name, cfg in (("pg", PG_CONFIG), ("mysql", MYSQL_CONFIG))
-        if not cfg.configured or cfg.disabled_here()
+        if (cfg.disabled_here() and not AUTO.applies(cfg))
     ]
     parts = [p.strip() for p in (user or "").split(",") if p.strip()] + off
     if parts:
@@ -251,10 +260,33 @@ def _activate(config: pytest.Config, *, controller: bool) -> None:
     if controller:
         _shim.set_decision_callback(_keep_everything)
     else:
-        _shim.set_decision_callback(on_decision)
+        AUTO.enabled = _auto_requested(config)
+        if AUTO.enabled:
+            for engine in CONFIGS:
+                if driver_installed(engine):
+                    install_driver_hooks(engine)
+        _shim.set_decision_callback2(on_decision)
         STATE.on_configure.append(_export_family_switches)
         _export_family_switches()
     _bypass.callback_registered = True
+
+
+def _auto_requested(config: pytest.Config) -> bool:
+    """Auto mode asked for: dagz active and no --dagz-no-auto (also before options are parsed)."""
+    ns = getattr(config, "known_args_namespace", None)
+    if ns is not None and getattr(ns, "dagz_no_auto", False):
+        return False
+    try:
+        return not config.getoption("dagz_no_auto", False)
+    except ValueError:
+        return True
+
+
+def _auto_families(config: pytest.Config) -> list[str]:
+    """Families that run in auto mode unless a conftest configures them."""
+    if not _active(config) or not _auto_requested(config):
+        return []
+    return [c.family for c in CONFIGS.values() if not c.configured and driver_installed(c.engine)]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -315,6 +347,8 @@ def ensure_otel_plugin() -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     STATE.active = False
     STATE.reroute = False
+    AUTO.enabled = False
+    AUTO.reset()
     _current.clear()
     path = config.stash.get(_OWNED_RUN_DIR, None)
     if path is not None:
@@ -352,8 +386,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         where = f"{n} worker{'s' if n != 1 else ''} ({ids}), each with the shim preloaded"
     else:
         where = f"serial run, shim {'preloaded' if shim else 'NOT preloaded'}"
-    lines = [f"dagz {_shim.version()}: {where}; families: {_families_text()}"]
-    if not _configured_families():
+    lines = [f"dagz {_shim.version()}: {where}; families: {_families_text(config)}"]
+    if not _configured_families() and not _auto_families(config):
         lines.append(NOTHING_CONFIGURED)
     return lines
 
@@ -366,8 +400,23 @@ NOTHING_CONFIGURED = (
 )
 
 
-def _families_text() -> str:
-    return ", ".join(_configured_families()) or "none configured"
+def _families_text(config: pytest.Config) -> str:
+    auto = set(_auto_families(config))
+    parts = []
+    for cfg in CONFIGS.values():
+        if cfg.configured:
+            parts.append(f"{cfg.family} (conftest)")
+        elif cfg.family in auto:
+            parts.append(f"{cfg.family} (auto unless a conftest configures it)")
+    return ", ".join(parts) or "none configured"
+
+
+def _auto_line(families: set[str]) -> str:
+    return (
+        f"dagz: auto mode for {', '.join(sorted(families))}: no conftest configured "
+        "them, so each worker got its own copy of every database it connected to "
+        "(--dagz-no-auto turns this off)"
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -454,7 +503,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     lines = list(STATE.summary)
     configured = _configured_families() or config.stash.get(_WORKER_FAMILIES, set())
-    if not configured and not _is_xdist_worker(config):
+    auto_used = AUTO.used | config.stash.get(_WORKER_AUTO, set())
+    if auto_used and not _is_xdist_worker(config):
+        lines.insert(0, _auto_line(auto_used))
+    elif not configured and not _is_xdist_worker(config) and not _auto_families(config):
         lines.insert(0, NOTHING_CONFIGURED)
     if lines:
         terminalreporter.section("dagz")
@@ -489,6 +541,7 @@ class _XdistHooks:
                 STATE.summary.append(line)
         families = self.config.stash.setdefault(_WORKER_FAMILIES, set())
         families.update(out.get("dagz_families", []))
+        self.config.stash.setdefault(_WORKER_AUTO, set()).update(out.get("dagz_auto", []))
 
 
 def _dagz_startup_error(error: Any) -> str | None:
@@ -507,6 +560,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _is_xdist_worker(config):
         config.workeroutput["dagz_summary"] = list(STATE.summary)
         config.workeroutput["dagz_families"] = _configured_families()
+        config.workeroutput["dagz_auto"] = sorted(AUTO.used)
 
 
 __all__ = ["log"]
