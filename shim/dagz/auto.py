@@ -83,6 +83,8 @@ class AutoMode:
     def __init__(self) -> None:
         #: Set by the plugin: dagz active and no --dagz-no-auto.
         self.enabled = False
+        #: --dagz-reset=rows: the rows the previous test changed are reset before each test.
+        self.reset_rows = False
         self._lock = threading.Lock()
         self._built: dict[tuple[int, str], _Built] = {}
         #: Families that rerouted in auto mode in this process (for the summary).
@@ -167,6 +169,10 @@ class AutoMode:
                         f"gets no copy of it ({target!r}): create {base!r} before the tests "
                         "connect to it, or list it under `skip` in a DAGZ_POLICY file"
                     )
+                if self.reset_rows:
+                    from dagz import reset_rows
+
+                    reset_rows.manage(cfg.engine, base, target, built.kwargs)
         except BaseException as exc:
             text = str(exc) if isinstance(exc, DagzError) else f"{type(exc).__name__}: {exc}"
             if not text.startswith("dagz:"):
@@ -180,6 +186,9 @@ class AutoMode:
         log(line)
         with STATE.lock:
             STATE.summary.append(line)
+        from dagz import unseen
+
+        unseen.watch(cfg.family, cfg.engine, base, built.kwargs)
 
     def reset(self) -> None:
         """Forgets what was built (a new run in the same process)."""

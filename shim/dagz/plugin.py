@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim, envvars, markers, shard
+from dagz import _bypass, _shim, envvars, markers, reset_rows, shard, unseen
 from dagz._state import STATE, log
 from dagz.auto import AUTO, driver_installed, install_driver_hooks
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
@@ -30,6 +30,8 @@ _ACTIVATED = pytest.StashKey[bool]()
 _WORKER_FAMILIES = pytest.StashKey[set[str]]()
 #: Families the xdist workers rerouted in auto mode.
 _WORKER_AUTO = pytest.StashKey[set[str]]()
+#: (family, base) -> the most sessions a worker saw reach a base it rerouted (dagz.unseen).
+_UNSEEN = pytest.StashKey[dict[tuple[str, str], int]]()
 #: DAGZ_DISABLE as the user set it, before the plugin added the families it does not reroute.
 _USER_DISABLE = pytest.StashKey["str | None"]()
 #: pytest_configure has run: options are parsed, the OTel half may be registered.
@@ -66,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="no auto mode: families no conftest configured are not rerouted",
+    )
+    group.addoption(
+        "--dagz-reset",
+        action="store",
+        default="none",
+        choices=("none", "rows"),
+        help="auto mode: 'rows' resets, before each test, the rows of every table the previous "
+        "test changed back to the base's (default: none, as a serial run)",
     )
     shard.add_options(group)
 
@@ -261,6 +271,7 @@ def _activate(config: pytest.Config, *, controller: bool) -> None:
         _shim.set_decision_callback(_keep_everything)
     else:
         AUTO.enabled = _auto_requested(config)
+        AUTO.reset_rows = _option(config, "dagz_reset", "none") == "rows"
         if AUTO.enabled:
             for engine in CONFIGS:
                 if driver_installed(engine):
@@ -280,6 +291,17 @@ def _auto_requested(config: pytest.Config) -> bool:
         return not config.getoption("dagz_no_auto", False)
     except ValueError:
         return True
+
+
+def _option(config: pytest.Config, name: str, default: object) -> object:
+    """An option's value, also before the command line is fully parsed."""
+    ns = getattr(config, "known_args_namespace", None)
+    if ns is not None and hasattr(ns, name):
+        return getattr(ns, name)
+    try:
+        return config.getoption(name, default)
+    except ValueError:
+        return default
 
 
 def _auto_families(config: pytest.Config) -> list[str]:
@@ -348,7 +370,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     STATE.active = False
     STATE.reroute = False
     AUTO.enabled = False
+    AUTO.reset_rows = False
     AUTO.reset()
+    reset_rows.close_all()
     _current.clear()
     path = config.stash.get(_OWNED_RUN_DIR, None)
     if path is not None:
@@ -469,6 +493,8 @@ def _take_prepare_error() -> BaseException | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    if AUTO.reset_rows and STATE.reroute:
+        reset_rows.before_test()  # a failure (DagzError) is the test's setup error
     return (yield from _phase())
 
 
@@ -506,6 +532,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     auto_used = AUTO.used | config.stash.get(_WORKER_AUTO, set())
     if auto_used and not _is_xdist_worker(config):
         lines.insert(0, _auto_line(auto_used))
+        unseen_found = dict(config.stash.get(_UNSEEN, {}))
+        for family, base, count in unseen.finish():
+            unseen_found[(family, base)] = max(count, unseen_found.get((family, base), 0))
+        lines += [unseen.warning(f, b, n) for (f, b), n in sorted(unseen_found.items())]
     elif not configured and not _is_xdist_worker(config) and not _auto_families(config):
         lines.insert(0, NOTHING_CONFIGURED)
     if lines:
@@ -542,6 +572,9 @@ class _XdistHooks:
         families = self.config.stash.setdefault(_WORKER_FAMILIES, set())
         families.update(out.get("dagz_families", []))
         self.config.stash.setdefault(_WORKER_AUTO, set()).update(out.get("dagz_auto", []))
+        found = self.config.stash.setdefault(_UNSEEN, {})
+        for family, base, count in out.get("dagz_unseen", []):
+            found[(family, base)] = max(count, found.get((family, base), 0))
 
 
 def _dagz_startup_error(error: Any) -> str | None:
@@ -561,6 +594,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput["dagz_summary"] = list(STATE.summary)
         config.workeroutput["dagz_families"] = _configured_families()
         config.workeroutput["dagz_auto"] = sorted(AUTO.used)
+        config.workeroutput["dagz_unseen"] = [list(x) for x in unseen.finish()]
 
 
 __all__ = ["log"]

@@ -59,6 +59,35 @@ def test_no_conftest_each_worker_gets_its_own_copy(sample: SampleProject) -> Non
             assert sample.dbs.count(family, db, "keep_me") == KEEP_ROWS, (family, db)
         assert sample.dbs.count(family, sample.dbs.base, "items") == 0
     assert "auto mode" in run.stdout, run.describe()
+    assert "received" not in run.stdout, run.describe()  # no unseen session reported
+
+
+UNSEEN_TEST = """
+import os, subprocess
+
+import psycopg
+
+def test_rerouted_and_one_child_dagz_cannot_see():
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="{base}") as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] != "{base}"
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    out = subprocess.run(
+        ["psql", "-X", "-w", "-At", "-h", "127.0.0.1", "-U", "postgres", "-d", "{base}",
+         "-c", "SELECT current_database()"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert out == "{base}"  # the child without the preload reached the base itself
+"""
+
+
+def test_a_connection_dagz_cannot_see_is_reported(sample: SampleProject) -> None:
+    (sample.dir / "test_unseen.py").write_text(UNSEEN_TEST.replace("{base}", sample.dbs.base))
+    run = sample.run("--dagz-workers", "2", files=["test_unseen.py"], families="")
+    assert_passed(run, at_least=1)
+    warnings = [x for x in run.stdout.splitlines() if "dagz: warning: PG_CONFIG" in x]
+    assert len(warnings) == 1, run.describe()
+    assert repr(sample.dbs.base) in warnings[0], run.describe()
+    assert "received 1 session(s)" in warnings[0], run.describe()
 
 
 def test_second_run_keeps_the_worker_databases(sample: SampleProject) -> None:
