@@ -112,15 +112,15 @@ def _pg_reset(db: _Db, changed: list[int]) -> list[str]:
     tables = [db.extra["table"][db.tables[i]] for i in changed if i < n]
     seqs = [db.extra["sequences"][i - n] for i in changed if i >= n]
     conn = db.conn
-    _pg_exec(
-        conn,
+    begin = (
         f"BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'; "
-        "SET LOCAL session_replication_role = replica; SET LOCAL synchronous_commit = off",
+        "SET LOCAL session_replication_role = replica; SET LOCAL synchronous_commit = off"
     )
+    if tables:
+        ctes = ", ".join(f"d{i} AS (DELETE FROM {_from(t)})" for i, t in enumerate(tables))
+        begin += f"; WITH {ctes} SELECT 1"
+    _pg_exec(conn, begin)
     try:
-        if tables:
-            ctes = ", ".join(f"d{i} AS (DELETE FROM {_from(t)})" for i, t in enumerate(tables))
-            _pg_exec(conn, f"WITH {ctes} SELECT 1")
         for t in tables:
             if t.qn in db.seed:
                 _copy_in(conn, t, io.BytesIO(db.seed[t.qn]))
@@ -129,9 +129,7 @@ def _pg_reset(db: _Db, changed: list[int]) -> list[str]:
             for qn in seqs
             if qn in db.seqvals
         ]
-        if setvals:
-            _pg_exec(conn, f"SELECT {', '.join(setvals)}")
-        _pg_exec(conn, "COMMIT")
+        _pg_exec(conn, f"SELECT {', '.join(setvals)}; COMMIT" if setvals else "COMMIT")
     except BaseException:
         with contextlib.suppress(Exception):
             _pg_exec(conn, "ROLLBACK")
@@ -152,7 +150,7 @@ def _my_rows(conn: Any, sql: str, params: tuple[Any, ...] | None = None) -> list
 
 
 def _my_open(db: _Db) -> None:
-    from dagz.engines.mysql.connection import _q
+    from dagz.engines.mysql.connection import _literal, _q
 
     conn = db.conn
     rows = _my_rows(
@@ -180,35 +178,30 @@ def _my_open(db: _Db) -> None:
         if _my_rows(conn, f"SELECT EXISTS (SELECT 1 FROM {_q(db.base, t)})")[0][0]
     ]
     db.extra["seeded"] = set(seeded)
+    like = db.target.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "/%"
+    db.extra["signature"] = [
+        "CHECKSUM TABLE " + ", ".join(_q(db.target, t) for t in db.tables),
+        "SELECT NAME, MODIFIED_COUNTER FROM information_schema.INNODB_SYS_TABLESTATS"
+        f" WHERE NAME LIKE {_literal(conn, like)}",
+    ]
     db.clean = _my_signature(db)
 
 
 def _my_signature(db: _Db) -> list[str]:
-    from dagz.engines.mysql.connection import _q
+    """One round trip: the tables' checksums and InnoDB modification counters."""
+    from dagz.engines.mysql import batch
 
     if not db.tables:
         return []
-    sums = {
-        str(r[0]).rsplit(".", 1)[-1]: str(r[1])
-        for r in _my_rows(
-            db.conn, "CHECKSUM TABLE " + ", ".join(_q(db.target, t) for t in db.tables)
-        )
-    }
+    sums_rows, counter_rows = batch._run(db.conn, db.extra["signature"])
+    sums = {str(r[0]).rsplit(".", 1)[-1]: str(r[1]) for r in sums_rows}
     prefix = db.target + "/"
-    counters = {
-        str(r[0])[len(prefix) :]: str(r[1])
-        for r in _my_rows(
-            db.conn,
-            "SELECT NAME, MODIFIED_COUNTER FROM information_schema.INNODB_SYS_TABLESTATS"
-            " WHERE NAME LIKE %s",
-            (prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%",),
-        )
-    }
+    counters = {str(r[0])[len(prefix) :]: str(r[1]) for r in counter_rows}
     return [f"{sums.get(t, '')}:{counters.get(t, '')}" for t in db.tables]
 
 
 def _my_reset(db: _Db, changed: list[int]) -> list[str]:
-    from dagz.engines.mysql.connection import _q, quote_ident
+    from dagz.engines.mysql.connection import _literal, _q, quote_ident
 
     tables = [db.tables[i] for i in changed]
     conn = db.conn
@@ -227,23 +220,31 @@ def _my_reset(db: _Db, changed: list[int]) -> list[str]:
                 f"INSERT INTO {_q(db.target, t)} ({listed}) SELECT {listed} FROM {_q(db.base, t)}"
             )
     work.append("COMMIT")
+    autos = [t for t in tables if t in db.extra["auto"]]
+    # The counters after the refill (one table each: MariaDB then opens only that table); an
+    # ALTER TABLE costs milliseconds, so only counters that differ from the base's are set.
     work += [
-        f"ALTER TABLE {_q(db.target, t)} AUTO_INCREMENT = {int(db.extra['auto'][t])}"
-        for t in tables
-        if t in db.extra["auto"]
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+        f"{_literal(conn, db.target)} AND TABLE_NAME = {_literal(conn, t)}"
+        for t in autos
     ]
     work.append("SET SESSION FOREIGN_KEY_CHECKS = 1")
-    cur = conn.cursor()
+    from dagz.engines.mysql import batch
+
     try:
-        for statement in work:
-            cur.execute(statement)
-    except BaseException:
+        results = batch._run(conn, work)  # one round trip
+    except batch._BatchError as exc:
         with contextlib.suppress(Exception):
-            cur.execute("ROLLBACK")
-            cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 1")
-        raise
-    finally:
-        cur.close()
+            batch._run(conn, ["ROLLBACK", "SET SESSION FOREIGN_KEY_CHECKS = 1"])
+        raise exc.exc from None
+    now = results[-1 - len(autos) : -1]
+    fixes = [
+        f"ALTER TABLE {_q(db.target, t)} AUTO_INCREMENT = {int(db.extra['auto'][t])}"
+        for t, rows in zip(autos, now, strict=True)
+        if not rows or rows[0][0] is None or int(rows[0][0]) != int(db.extra["auto"][t])
+    ]
+    if fixes:
+        batch._run(conn, fixes)
     return tables
 
 
@@ -259,7 +260,12 @@ def manage(engine: int, base: str, target: str, connect_kwargs: dict[str, object
         if key in _managed:
             return
     with _bypass.hard_bypass():
-        conn = for_engine(engine).connect(target, **connect_kwargs)
+        if engine == _shim.ENGINE_POSTGRES:
+            conn = for_engine(engine).connect(target, **connect_kwargs)
+        else:
+            from dagz.engines.mysql.connection import _open
+
+            conn = _open(target, True, dict(connect_kwargs))  # multi-statement batches
         db = _Db(engine, base, target, conn, [])
         try:
             _pg_open(db) if engine == _shim.ENGINE_POSTGRES else _my_open(db)
