@@ -251,22 +251,22 @@ impl<'e> Decider<'e> {
 
 /// The whole decision for `name` of one connect through `via` (inputs gathered now).
 pub fn decide(engine: Engine, name: &str, via: &'static str) -> Result<Option<String>, String> {
-    decide_with(engine, name, via, || Ok::<_, ()>(Vec::new()))
+    decide_with(engine, name, via, Vec::new)
 }
 
 /// [`decide`], the callback given the connection's settings that `settings` computes (only when
 /// the callback wants them).
-pub fn decide_with<E>(
+pub fn decide_with(
     engine: Engine,
     name: &str,
     via: &'static str,
-    settings: impl FnOnce() -> Result<Vec<u8>, E>,
+    settings: impl FnOnce() -> Vec<u8>,
 ) -> Result<Option<String>, String> {
     // SAFETY: the decider is dropped before this returns.
     match unsafe { Decider::start(engine, via) } {
         None => Ok(None),
         Some(mut d) => {
-            d.with_settings(settings);
+            d.with_settings(|| Ok::<_, ()>(settings()));
             d.decide(name)
         }
     }

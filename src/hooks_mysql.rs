@@ -5,7 +5,6 @@
 //! A refusal fails the call and puts `dagz: …` into the handle's error text (what `mysql_error()`
 //! and the Python drivers show).
 
-use crate::boundary;
 use crate::core::message;
 use crate::cstr::bytes;
 use crate::decide;
@@ -13,6 +12,7 @@ use crate::dlog;
 use crate::guard::{self, Slot};
 use crate::hook::{self, call_real as call, RealTable};
 use crate::log::Level;
+use crate::mysql_settings as ms;
 use crate::mysql_sql;
 use crate::policy::Engine;
 use crate::resolve::{Family, Lib};
@@ -177,87 +177,7 @@ unsafe fn set_error(real: &MyReal, mysql: *mut Mysql, msg: &str) {
     }
 }
 
-/// The connection settings of each handle's last `mysql_real_connect` / `mysql_change_user`,
-/// for a decision callback that wants them (kept only while one is registered; in memory only).
-/// Handle addresses are reused by later handles, so the map stays as small as the live handles;
-/// it is emptied when it grows past [`SETTINGS_MAX`] (a later call on such a handle then gives
-/// the callback no settings).
-static HANDLE_SETTINGS: parking_lot::Mutex<Option<std::collections::HashMap<usize, Vec<u8>>>> =
-    parking_lot::Mutex::new(None);
-const SETTINGS_MAX: usize = 4096;
-
-/// The settings of a connect (`passwd` as the client API names it) as the callback gets them.
-///
-/// # Safety
-/// Every pointer is NULL or NUL-terminated (the client API's contract).
-unsafe fn connect_settings(
-    host: *const c_char,
-    user: *const c_char,
-    passwd: *const c_char,
-    port: c_uint,
-    unix_socket: *const c_char,
-) -> Vec<u8> {
-    let mut s = crate::conninfo::Settings::default();
-    // SAFETY: the function's contract.
-    let strs = unsafe { [bytes(host), bytes(user), bytes(passwd), bytes(unix_socket)] };
-    for (key, v) in ["host", "user", "passwd", "unix_socket"].iter().zip(strs) {
-        if let Some(v) = v {
-            s.set(key.as_bytes(), v);
-        }
-    }
-    if port != 0 {
-        s.set(b"port", port.to_string().as_bytes());
-    }
-    s.block()
-}
-
-/// Remembers `block` as the settings of `mysql` (when the callback wants settings).
-fn remember_settings(mysql: *mut Mysql, block: impl FnOnce() -> Vec<u8>) {
-    if mysql.is_null() || !decide::wants_settings() {
-        return;
-    }
-    let block = block();
-    let mut map = HANDLE_SETTINGS.lock();
-    let map = map.get_or_insert_with(Default::default);
-    if map.len() >= SETTINGS_MAX {
-        map.clear();
-    }
-    map.insert(mysql as usize, block);
-}
-
-/// The remembered settings of `mysql` (empty when none).
-fn settings_of(mysql: *mut Mysql) -> Vec<u8> {
-    HANDLE_SETTINGS
-        .lock()
-        .as_ref()
-        .and_then(|m| m.get(&(mysql as usize)).cloned())
-        .unwrap_or_default()
-}
-
-/// The remembered settings of `mysql` with `user` and `passwd` replaced (`mysql_change_user`).
-///
-/// # Safety
-/// `user` and `passwd` are NULL or NUL-terminated.
-unsafe fn changed_user_settings(
-    mysql: *mut Mysql,
-    user: *const c_char,
-    passwd: *const c_char,
-) -> Vec<u8> {
-    let old = settings_of(mysql);
-    let mut s = crate::conninfo::Settings::default();
-    let parts: Vec<&[u8]> = old.split(|&b| b == 0).collect();
-    for kv in parts.chunks(2).filter(|c| c.len() == 2) {
-        s.set(kv[0], kv[1]);
-    }
-    // SAFETY: the function's contract.
-    let (u, p) = unsafe { (bytes(user), bytes(passwd)) };
-    s.set(b"user", u.unwrap_or_default());
-    s.set(b"passwd", p.unwrap_or_default());
-    s.block()
-}
-
-/// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged. `settings` gives
-/// the connection's settings to a callback that wants them.
+/// The decision for a `db` argument: `Ok(None)` = pass the argument unchanged.
 ///
 /// # Safety
 /// `db` is NULL or NUL-terminated (the client API's contract).
@@ -274,7 +194,7 @@ unsafe fn rewrite_db(
         return Ok(None);
     }
     let name = std::str::from_utf8(d).map_err(|_| "database name is not UTF-8".to_owned())?;
-    match decide::decide_with(Engine::Mysql, name, via, || Ok::<_, ()>(settings()))? {
+    match decide::decide_with(Engine::Mysql, name, via, settings)? {
         None => Ok(None),
         Some(new) => CString::new(new)
             .map(Some)
@@ -300,8 +220,7 @@ fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
 /// Shared body of the hooks that carry a `db` argument, on the skeleton of `hook.rs`. `run(db)`
 /// calls the real function with `db`; on a refusal the handle gets the `dagz:` error and `fail()`
 /// returns the function's own failure value (and sets its out-parameter). `nonblocking`: the call
-/// is a `*_start` whose `db` must stay valid after it returns. `settings`: the connection's
-/// settings for the decision callback.
+/// is a `*_start` whose `db` must stay valid after it returns. `settings`: for the callback.
 ///
 /// # Safety
 /// `db` is NULL or NUL-terminated; `mysql` is NULL or a handle initialised by `mysql_init`.
@@ -369,18 +288,13 @@ unsafe extern "C" fn my_real_connect(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> *mut Mysql {
-    let caller = guard::caller();
     // SAFETY: the same contract: every string argument is NULL or NUL-terminated.
-    let settings = || unsafe { connect_settings(host, user, passwd, port, unix_socket) };
-    let _ = boundary::catch(|| {
-        remember_settings(mysql, settings);
-        Ok(())
-    });
+    let settings = unsafe { ms::on_connect(mysql, host, user, passwd, port, unix_socket) };
     // SAFETY: the same contract; `run` forwards the caller's arguments (db possibly replaced by
     // a live CString) to this copy's function of the same signature.
     unsafe {
         db_hook(
-            caller,
+            guard::caller(),
             "mysql_real_connect",
             mysql,
             false,
@@ -406,17 +320,12 @@ unsafe extern "C" fn my_real_connect_start(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> c_int {
-    let caller = guard::caller();
     // SAFETY: the same contract: every string argument is NULL or NUL-terminated.
-    let settings = || unsafe { connect_settings(host, user, passwd, port, unix_socket) };
-    let _ = boundary::catch(|| {
-        remember_settings(mysql, settings);
-        Ok(())
-    });
+    let settings = unsafe { ms::on_connect(mysql, host, user, passwd, port, unix_socket) };
     // SAFETY: as in `my_real_connect`; `ret` is the caller's out-pointer.
     unsafe {
         db_hook(
-            caller,
+            guard::caller(),
             "mysql_real_connect_start",
             mysql,
             true,
@@ -442,7 +351,7 @@ unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char, caller: 
             mysql,
             false,
             db,
-            &|| settings_of(mysql),
+            &|| ms::handle(mysql),
             |r, db| (r.select_db)(mysql, db),
             || 1,
         )
@@ -465,7 +374,7 @@ unsafe extern "C" fn my_select_db_start(
             mysql,
             true,
             db,
-            &|| settings_of(mysql),
+            &|| ms::handle(mysql),
             |r, db| r.select_db_start.map_or(0, |f| f(ret, mysql, db)),
             || fail_start(ret, 1),
         )
@@ -489,7 +398,7 @@ unsafe extern "C" fn my_change_user(
             mysql,
             false,
             db,
-            &|| changed_user_settings(mysql, user, passwd),
+            &|| ms::changed_user_settings(mysql, user, passwd),
             |r, db| (r.change_user)(mysql, user, passwd, db),
             || 1,
         )
@@ -514,7 +423,7 @@ unsafe extern "C" fn my_change_user_start(
             mysql,
             true,
             db,
-            &|| changed_user_settings(mysql, user, passwd),
+            &|| ms::changed_user_settings(mysql, user, passwd),
             |r, db| {
                 r.change_user_start
                     .map_or(0, |f| f(ret, mysql, user, passwd, db))
@@ -571,10 +480,7 @@ unsafe fn rewrite_use(
     let Some(u) = mysql_sql::parse_use(stmt) else {
         return Ok(None);
     };
-    let Some(new) = decide::decide_with(Engine::Mysql, &u.name, via, || {
-        Ok::<_, ()>(settings_of(mysql))
-    })?
-    else {
+    let Some(new) = decide::decide_with(Engine::Mysql, &u.name, via, || ms::handle(mysql))? else {
         return Ok(None);
     };
     CString::new(mysql_sql::replace_use(stmt, &u, &new))

@@ -21,5 +21,6 @@ mod hook;
 pub mod hooks_mysql;
 pub mod hooks_pg;
 pub mod log;
+mod mysql_settings;
 pub mod resolve;
 mod trampoline;
