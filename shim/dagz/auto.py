@@ -13,6 +13,7 @@ A base that does not exist is an error naming it. Names pytest-django makes per 
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.util
 import re
@@ -44,8 +45,9 @@ DRIVERS: dict[int, tuple[str, ...]] = {
 _MYSQL_KEYS = ("host", "user", "passwd", "password", "port", "unix_socket")
 
 
+@functools.cache
 def driver_installed(engine: int) -> bool:
-    """Whether a driver of the family is importable (without importing it)."""
+    """Whether a driver of the family is importable (without importing it; asked once)."""
     for name in DRIVERS.get(engine, ()):
         try:
             if importlib.util.find_spec(name) is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from dagz import _bypass, _callbacks, _shim
 from dagz._state import STATE, log
+from dagz.auto import AUTO
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
 from dagz.errors import DagzError
@@ -243,8 +244,6 @@ class DbConfig:
         if _bypass.is_bypassed() or _callbacks.owned_by_callback():
             return None
         if self._conf is None:
-            from dagz.auto import AUTO
-
             return AUTO.resolve(self, name, settings)
         try:
             new = self._target(name)
@@ -392,8 +391,6 @@ def on_decision(
     engine: int, name: str, settings: Mapping[str, str] | None = None
 ) -> tuple[int, str]:
     """The shim's decision callback (runs inside a connect of any thread; never raises)."""
-    from dagz.auto import AUTO
-
     cfg = CONFIGS.get(engine)
     if cfg is None or not STATE.reroute or (cfg._conf is None and not AUTO.applies(cfg)):
         return _shim.CB_KEEP, ""
