@@ -41,6 +41,8 @@ os.environ["DAGZ_WORKER_COUNT"] = "4"
 PG_KW: dict[str, object] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY_KW: dict[str, object] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 N_TABLES, SEEDED, SEED_ROWS = 50, 10, 20
+#: Issue 13's targets per test (medians).
+TARGETS_MS = {"nothing changed": 1.0, "2 of 50 changed": 10.0}
 #: What a reset after `_write` names at least: the two tables (PostgreSQL: and their sequences).
 EXPECTED = {
     "pg": {"public.t0", "public.t20", "public.t0_id_seq", "public.t20_id_seq"},
@@ -189,7 +191,13 @@ def main() -> None:
         for what, values in times.items():
             med = statistics.median(values)
             spread = f"(min {min(values):.2f}, max {max(values):.2f})"
-            print(f"  {what:>18}: median {med:7.2f} ms  {spread}")
+            target = TARGETS_MS.get(what)
+            verdict = (
+                ""
+                if target is None
+                else f"  target <= {target} ms: " + ("met" if med <= target else "MISSED")
+            )
+            print(f"  {what:>18}: median {med:7.2f} ms  {spread}{verdict}")
 
 
 if __name__ == "__main__":
