@@ -64,6 +64,19 @@ int dagz_bypass_depth(void);
 typedef int (*dagz_decision_cb)(int engine, const char *name, char *out, size_t out_len);
 int dagz_set_decision_callback(dagz_decision_cb cb);
 
+/* Decision callback with the connection's settings: as dagz_decision_cb, plus `params`, a block of
+ * `params_len` bytes holding `key\0value\0` for each setting the connect gives (params may be NULL
+ * when params_len is 0). libpq: the keywords after libpq's own parse of the conninfo, URI, keyword
+ * arrays (the first dbname expanded when expand_dbname) or PQsetdbLogin arguments, last value
+ * winning (host, hostaddr, port, user, password, sslmode, sslrootcert, sslcert, sslkey, service,
+ * options, ...; never dbname: `name` is the effective database). MySQL client: host, user, passwd,
+ * port, unix_socket of mysql_real_connect, remembered per handle for a later mysql_select_db or
+ * USE, with user and passwd of mysql_change_user. The block may hold a password: keep it in
+ * memory only. Registering it replaces a dagz_decision_cb and the other way round. Returns 0. */
+typedef int (*dagz_decision_cb2)(int engine, const char *name, const char *params,
+                                 size_t params_len, char *out, size_t out_len);
+int dagz_set_decision_callback2(dagz_decision_cb2 cb);
+
 /* The worker number and count as the shim sees them now (DAGZ_WORKER / PYTEST_XDIST_WORKER,
  * DAGZ_WORKER_COUNT / PYTEST_XDIST_WORKER_COUNT). 0, or -1 with the message in `out`. */
 int dagz_worker(unsigned *num, unsigned *count, char *out, size_t out_len);

@@ -22,18 +22,64 @@ pub type DecisionCallback = unsafe extern "C" fn(
     out_len: usize,
 ) -> c_int;
 
+/// `int cb(int engine, const char *name, const char *params, size_t params_len, char *out,
+/// size_t out_len)`: as [`DecisionCallback`], plus the connection's settings (`key\0value\0`…).
+pub type DecisionCallback2 = unsafe extern "C" fn(
+    engine: c_int,
+    name: *const c_char,
+    params: *const c_char,
+    params_len: usize,
+    out: *mut c_char,
+    out_len: usize,
+) -> c_int;
+
 const CB_BUF: usize = 4096;
 
+/// The registered callback: 0 (none), or a function pointer of the kind [`CALLBACK_KIND`] says.
 static CALLBACK: AtomicUsize = AtomicUsize::new(0);
+/// 1: a [`DecisionCallback`]; 2: a [`DecisionCallback2`]. Written before [`CALLBACK`].
+static CALLBACK_KIND: AtomicUsize = AtomicUsize::new(0);
 
+#[derive(Clone, Copy)]
+enum Registered {
+    One(DecisionCallback),
+    Two(DecisionCallback2),
+}
+
+/// Registers a callback of the first kind (replacing any callback).
 pub fn set_callback(cb: Option<DecisionCallback>) {
+    CALLBACK.store(0, Ordering::SeqCst);
+    CALLBACK_KIND.store(1, Ordering::SeqCst);
     CALLBACK.store(cb.map_or(0, |f| f as usize), Ordering::SeqCst);
 }
 
-fn callback() -> Option<DecisionCallback> {
+/// Registers a callback that also receives the connection's settings (replacing any callback).
+pub fn set_callback2(cb: Option<DecisionCallback2>) {
+    CALLBACK.store(0, Ordering::SeqCst);
+    CALLBACK_KIND.store(2, Ordering::SeqCst);
+    CALLBACK.store(cb.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+fn callback() -> Option<Registered> {
     let p = CALLBACK.load(Ordering::SeqCst);
-    // SAFETY: the only non-zero values ever stored are `DecisionCallback` function pointers.
-    (p != 0).then(|| unsafe { std::mem::transmute::<usize, DecisionCallback>(p) })
+    if p == 0 {
+        return None;
+    }
+    // SAFETY: a non-zero CALLBACK was stored after CALLBACK_KIND named its type (SeqCst), and
+    // the only values stored are function pointers of that type.
+    Some(unsafe {
+        if CALLBACK_KIND.load(Ordering::SeqCst) == 2 {
+            Registered::Two(std::mem::transmute::<usize, DecisionCallback2>(p))
+        } else {
+            Registered::One(std::mem::transmute::<usize, DecisionCallback>(p))
+        }
+    })
+}
+
+/// Whether the registered callback wants the connection's settings (a hook computes them only
+/// then).
+pub fn wants_settings() -> bool {
+    matches!(callback(), Some(Registered::Two(_)))
 }
 
 extern "C" {
@@ -143,6 +189,8 @@ pub struct Decider<'e> {
     thread: ThreadState,
     env: DagzEnv<'e>,
     policy: Result<Arc<Policy>, String>,
+    /// The connection's settings for a callback that wants them (`key\0value\0`…).
+    settings: Vec<u8>,
 }
 
 impl<'e> Decider<'e> {
@@ -170,13 +218,24 @@ impl<'e> Decider<'e> {
             thread,
             env,
             policy,
+            settings: Vec::new(),
         })
+    }
+
+    /// Gives the callback the connection's settings, computed by `f` only when the registered
+    /// callback wants them. A connection string that does not parse gives none here (the
+    /// rewrite reports it).
+    pub fn with_settings<E>(&mut self, f: impl FnOnce() -> Result<Vec<u8>, E>) {
+        if wants_settings() {
+            self.settings = f().unwrap_or_default();
+        }
     }
 
     /// The decision for the effective name `name`, logged. `Ok(None)`: keep; `Err`: refuse (the
     /// message without `dagz:`).
     pub fn decide(&mut self, name: &str) -> Result<Option<String>, String> {
-        let mut cb = callback().map(|f| move |e: Engine, n: &str| call_back(f, e, n));
+        let settings = &self.settings;
+        let mut cb = callback().map(|f| move |e: Engine, n: &str| call_back(f, e, n, settings));
         let out = decision::decide(
             self.engine,
             name,
@@ -192,10 +251,24 @@ impl<'e> Decider<'e> {
 
 /// The whole decision for `name` of one connect through `via` (inputs gathered now).
 pub fn decide(engine: Engine, name: &str, via: &'static str) -> Result<Option<String>, String> {
+    decide_with(engine, name, via, Vec::new)
+}
+
+/// [`decide`], the callback given the connection's settings that `settings` computes (only when
+/// the callback wants them).
+pub fn decide_with(
+    engine: Engine,
+    name: &str,
+    via: &'static str,
+    settings: impl FnOnce() -> Vec<u8>,
+) -> Result<Option<String>, String> {
     // SAFETY: the decider is dropped before this returns.
     match unsafe { Decider::start(engine, via) } {
         None => Ok(None),
-        Some(mut d) => d.decide(name),
+        Some(mut d) => {
+            d.with_settings(|| Ok::<_, ()>(settings()));
+            d.decide(name)
+        }
     }
 }
 
@@ -233,20 +306,35 @@ fn log_outcome(engine: Engine, name: &str, via: &str, out: &Outcome) {
     }
 }
 
-fn call_back(cb: DecisionCallback, engine: Engine, name: &str) -> Result<CbAnswer, String> {
+fn call_back(
+    cb: Registered,
+    engine: Engine,
+    name: &str,
+    settings: &[u8],
+) -> Result<CbAnswer, String> {
     let cname = CString::new(name).map_err(|_| "database name contains a NUL byte".to_owned())?;
     let mut buf = vec![0u8; CB_BUF];
+    let code = abi::engine_code(engine);
+    let out = buf.as_mut_ptr().cast();
     let rc = {
         let _g = guard::enter_callback();
-        // SAFETY: `cb` was registered through dagz_set_decision_callback with this signature;
-        // `cname` is NUL-terminated and `buf` is writable for CB_BUF bytes. No lock is held here.
-        unsafe {
-            cb(
-                abi::engine_code(engine),
-                cname.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                CB_BUF - 1,
-            )
+        match cb {
+            // SAFETY: `f` was registered through dagz_set_decision_callback with this
+            // signature; `cname` is NUL-terminated and `buf` is writable for CB_BUF bytes. No
+            // lock is held here.
+            Registered::One(f) => unsafe { f(code, cname.as_ptr(), out, CB_BUF - 1) },
+            // SAFETY: as above (dagz_set_decision_callback2); `settings` is readable for its
+            // length and outlives the call.
+            Registered::Two(f) => unsafe {
+                f(
+                    code,
+                    cname.as_ptr(),
+                    settings.as_ptr().cast(),
+                    settings.len(),
+                    out,
+                    CB_BUF - 1,
+                )
+            },
         }
     };
     let end = buf.iter().position(|&b| b == 0).unwrap_or(CB_BUF - 1);

@@ -9,7 +9,7 @@
 use crate::boundary;
 use crate::conninfo;
 use crate::core::{abi, message};
-use crate::decide::{self, Decider, DecisionCallback};
+use crate::decide::{self, Decider, DecisionCallback, DecisionCallback2};
 use crate::guard;
 use crate::hooks_pg::ProcessEnv;
 use crate::policy::{Decision, Engine};
@@ -108,6 +108,21 @@ pub extern "C" fn dagz_bypass_depth() -> c_int {
 pub unsafe extern "C" fn dagz_set_decision_callback(cb: Option<DecisionCallback>) -> c_int {
     boundary::or(-1, || {
         decide::set_callback(cb);
+        0
+    })
+}
+
+/// Registers (or, with NULL, removes) the decision callback that also receives the connection's
+/// settings; it replaces a callback registered with `dagz_set_decision_callback` (and the other
+/// way round).
+///
+/// # Safety
+/// `cb` is NULL or a function of the `dagz_decision_cb2` signature and contract that stays valid
+/// for the life of the process (it is called at later connects, on any thread).
+#[no_mangle]
+pub unsafe extern "C" fn dagz_set_decision_callback2(cb: Option<DecisionCallback2>) -> c_int {
+    boundary::or(-1, || {
+        decide::set_callback2(cb);
         0
     })
 }
@@ -312,6 +327,7 @@ pub unsafe extern "C" fn dagz_pg_rewrite_conninfo(
             let Some(mut d) = Decider::start(Engine::Postgres, "dagz_pg_rewrite_conninfo") else {
                 return Ok(ci.to_vec());
             };
+            d.with_settings(|| conninfo::settings_of_conninfo(ci).map(|s| s.block()));
             match conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| d.decide(n)) {
                 Ok(Some(new)) => Ok(new),
                 Ok(None) => Ok(ci.to_vec()),

@@ -12,6 +12,7 @@ use crate::dlog;
 use crate::guard::{self, Slot};
 use crate::hook::{self, call_real as call, RealTable};
 use crate::log::Level;
+use crate::mysql_settings as ms;
 use crate::policy::Engine;
 use crate::resolve::{Family, Lib};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
@@ -217,7 +218,11 @@ pub(crate) unsafe fn set_handle_error(
 ///
 /// # Safety
 /// `db` is NULL or NUL-terminated (the client API's contract).
-unsafe fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CString>, String> {
+unsafe fn rewrite_db(
+    db: *const c_char,
+    via: &'static str,
+    settings: &dyn Fn() -> Vec<u8>,
+) -> Result<Option<CString>, String> {
     // SAFETY: the function's contract.
     let Some(d) = (unsafe { bytes(db) }) else {
         return Ok(None);
@@ -226,7 +231,7 @@ unsafe fn rewrite_db(db: *const c_char, via: &'static str) -> Result<Option<CStr
         return Ok(None);
     }
     let name = std::str::from_utf8(d).map_err(|_| "database name is not UTF-8".to_owned())?;
-    match decide::decide(Engine::Mysql, name, via)? {
+    match decide::decide_with(Engine::Mysql, name, via, settings)? {
         None => Ok(None),
         Some(new) => CString::new(new)
             .map(Some)
@@ -252,16 +257,18 @@ fn keep_alive(mysql: *mut Mysql, db: CString) -> *const c_char {
 /// Shared body of the hooks that carry a `db` argument, on the skeleton of `hook.rs`. `run(db)`
 /// calls the real function with `db`; on a refusal the handle gets the `dagz:` error and `fail()`
 /// returns the function's own failure value (and sets its out-parameter). `nonblocking`: the call
-/// is a `*_start` whose `db` must stay valid after it returns.
+/// is a `*_start` whose `db` must stay valid after it returns. `settings`: for the callback.
 ///
 /// # Safety
 /// `db` is NULL or NUL-terminated; `mysql` is NULL or a handle initialised by `mysql_init`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn db_hook<R>(
     caller: usize,
     via: &'static str,
     mysql: *mut Mysql,
     nonblocking: bool,
     db: *const c_char,
+    settings: &dyn Fn() -> Vec<u8>,
     run: impl Fn(&'static MyReal, *const c_char) -> R,
     fail: impl FnOnce() -> R,
 ) -> R {
@@ -271,7 +278,7 @@ unsafe fn db_hook<R>(
         |real| run(real, db),
         |real| {
             // SAFETY: the function's contract.
-            let Some(new) = (unsafe { rewrite_db(db, via) })? else {
+            let Some(new) = (unsafe { rewrite_db(db, via, settings) })? else {
                 return Ok(None);
             };
             Ok(Some(if nonblocking {
@@ -318,6 +325,8 @@ unsafe extern "C" fn my_real_connect(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> *mut Mysql {
+    // SAFETY: the same contract: every string argument is NULL or NUL-terminated.
+    let settings = unsafe { ms::on_connect(mysql, host, user, passwd, port, unix_socket) };
     // SAFETY: the same contract; `run` forwards the caller's arguments (db possibly replaced by
     // a live CString) to this copy's function of the same signature.
     unsafe {
@@ -327,6 +336,7 @@ unsafe extern "C" fn my_real_connect(
             mysql,
             false,
             db,
+            &settings,
             |r, db| (r.real_connect)(mysql, host, user, passwd, db, port, unix_socket, flags),
             std::ptr::null_mut,
         )
@@ -347,6 +357,8 @@ unsafe extern "C" fn my_real_connect_start(
     unix_socket: *const c_char,
     flags: c_ulong,
 ) -> c_int {
+    // SAFETY: the same contract: every string argument is NULL or NUL-terminated.
+    let settings = unsafe { ms::on_connect(mysql, host, user, passwd, port, unix_socket) };
     // SAFETY: as in `my_real_connect`; `ret` is the caller's out-pointer.
     unsafe {
         db_hook(
@@ -355,6 +367,7 @@ unsafe extern "C" fn my_real_connect_start(
             mysql,
             true,
             db,
+            &settings,
             |r, db| match r.real_connect_start {
                 Some(f) => f(ret, mysql, host, user, passwd, db, port, unix_socket, flags),
                 None => 0,
@@ -375,6 +388,7 @@ unsafe extern "C" fn my_select_db(mysql: *mut Mysql, db: *const c_char, caller: 
             mysql,
             false,
             db,
+            &|| ms::handle(mysql),
             |r, db| (r.select_db)(mysql, db),
             || 1,
         )
@@ -397,6 +411,7 @@ unsafe extern "C" fn my_select_db_start(
             mysql,
             true,
             db,
+            &|| ms::handle(mysql),
             |r, db| r.select_db_start.map_or(0, |f| f(ret, mysql, db)),
             || fail_start(ret, 1),
         )
@@ -420,6 +435,7 @@ unsafe extern "C" fn my_change_user(
             mysql,
             false,
             db,
+            &|| ms::changed_user_settings(mysql, user, passwd),
             |r, db| (r.change_user)(mysql, user, passwd, db),
             || 1,
         )
@@ -444,6 +460,7 @@ unsafe extern "C" fn my_change_user_start(
             mysql,
             true,
             db,
+            &|| ms::changed_user_settings(mysql, user, passwd),
             |r, db| {
                 r.change_user_start
                     .map_or(0, |f| f(ret, mysql, user, passwd, db))

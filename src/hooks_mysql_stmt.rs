@@ -17,6 +17,7 @@ use crate::dlog;
 use crate::hook::{self, call_real as call};
 use crate::hooks_mysql::{set_error, set_handle_error, MyReal, Mysql, StmtPrepareFn, MY};
 use crate::log::Level;
+use crate::mysql_settings as ms;
 use crate::policy::Engine;
 use std::ffi::{c_char, c_int, c_ulong, c_void};
 
@@ -46,9 +47,14 @@ unsafe fn stmt_at<'a>(q: *const c_char, len: Option<c_ulong>) -> &'a [u8] {
 
 /// The decision for a refused statement: pass it when the database it would switch to is one
 /// the policy keeps (or dagz is off on this thread / for MySQL), else the refusal message.
-fn refusal(reason: Reason, name: Option<String>, via: &'static str) -> Result<(), String> {
+fn refusal(
+    reason: Reason,
+    name: Option<String>,
+    via: &'static str,
+    mysql: *mut Mysql,
+) -> Result<(), String> {
     match name {
-        Some(n) => match decide::decide(Engine::Mysql, &n, via)? {
+        Some(n) => match decide::decide_with(Engine::Mysql, &n, via, || ms::handle(mysql))? {
             None => Ok(()),
             Some(new) => Err(mysql_sql::refusal_message(
                 via,
@@ -73,6 +79,7 @@ unsafe fn rewrite_stmt(
     q: *const c_char,
     len: Option<c_ulong>,
     via: &'static str,
+    mysql: *mut Mysql,
 ) -> Result<Option<Vec<u8>>, String> {
     if q.is_null() {
         return Ok(None);
@@ -81,18 +88,20 @@ unsafe fn rewrite_stmt(
     let s = unsafe { stmt_at(q, len) };
     match mysql_sql::classify(s) {
         Class::NotUse => Ok(None),
-        Class::Use(u) => match decide::decide(Engine::Mysql, &u.name, via)? {
-            None => Ok(None),
-            Some(new) => {
-                let mut out = mysql_sql::rewrite(s, &u, &new);
-                if len.is_none() && out.contains(&0) {
-                    return Err("rewritten USE statement contains a NUL byte".to_owned());
+        Class::Use(u) => {
+            match decide::decide_with(Engine::Mysql, &u.name, via, || ms::handle(mysql))? {
+                None => Ok(None),
+                Some(new) => {
+                    let mut out = mysql_sql::rewrite(s, &u, &new);
+                    if len.is_none() && out.contains(&0) {
+                        return Err("rewritten USE statement contains a NUL byte".to_owned());
+                    }
+                    out.push(0);
+                    Ok(Some(out))
                 }
-                out.push(0);
-                Ok(Some(out))
             }
-        },
-        Class::Refuse { reason, name } => refusal(reason, name, via).map(|()| None),
+        }
+        Class::Refuse { reason, name } => refusal(reason, name, via, mysql).map(|()| None),
     }
 }
 
@@ -106,6 +115,7 @@ unsafe fn rewrite_stmt(
 unsafe fn stmt_hook(
     caller: usize,
     via: &'static str,
+    mysql: *mut Mysql,
     q: *const c_char,
     len: Option<c_ulong>,
     run: impl Fn(&'static MyReal, *const c_char, c_ulong) -> c_int,
@@ -119,7 +129,7 @@ unsafe fn stmt_hook(
         |real| run(real, q, n),
         |real| {
             // SAFETY: the function's contract.
-            let Some(new) = (unsafe { rewrite_stmt(q, len, via) })? else {
+            let Some(new) = (unsafe { rewrite_stmt(q, len, via, mysql) })? else {
                 return Ok(None);
             };
             let l = (new.len() - 1) as c_ulong;
@@ -161,6 +171,7 @@ unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize
         stmt_hook(
             caller,
             "mysql_query",
+            mysql,
             q,
             None,
             |r, q, _| (r.query)(mysql, q),
@@ -194,6 +205,7 @@ unsafe fn sized_query(
         stmt_hook(
             caller,
             via,
+            mysql,
             q,
             Some(len),
             |r, q, n| pick(r)(mysql, q, n),
@@ -249,6 +261,7 @@ unsafe fn prepare_hook(
         stmt_hook(
             caller,
             via,
+            std::ptr::null_mut(), // a statement handle: no connection settings known
             q,
             Some(len),
             |r, q, n| pick(r).map_or(1, |f| f(stmt, q, n)),

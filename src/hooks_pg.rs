@@ -207,6 +207,7 @@ unsafe fn conninfo_hook(
         let Some(mut d) = (unsafe { decider(via) }) else {
             return Ok(None);
         };
+        d.with_settings(|| conninfo::settings_of_conninfo(ci).map(|s| s.block()));
         let new = conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| d.decide(n))
             .map_err(rewrite_err)?;
         let Some(new) = new else { return Ok(None) };
@@ -321,6 +322,7 @@ unsafe fn params_hook(
         };
         // SAFETY: the function's contract (above).
         let params = unsafe { read_params(kw, vals) };
+        d.with_settings(|| conninfo::settings_of_params(&params, expand != 0).map(|s| s.block()));
         let rewritten =
             conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut |n| d.decide(n))
                 .map_err(rewrite_err)?;
@@ -382,6 +384,14 @@ unsafe extern "C" fn pq_setdb_login(
         };
         // SAFETY: the function's contract (above).
         let (db_b, login_b) = unsafe { (bytes(db), bytes(login)) };
+        d.with_settings(|| {
+            // SAFETY: the function's contract (above).
+            let args = unsafe { [bytes(host), bytes(port), bytes(options), db_b, login_b] };
+            // SAFETY: as above.
+            let pwd = unsafe { bytes(pwd) };
+            let [h, p, o, d, l] = args;
+            conninfo::settings_of_setdb([h, p, o, d, l, pwd]).map(|s| s.block())
+        });
         let new = conninfo::rewrite_setdb(db_b, login_b, &ProcessEnv, &mut |n| d.decide(n))
             .map_err(rewrite_err)?;
         let Some(new) = new else { return Ok(None) };

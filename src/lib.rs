@@ -22,5 +22,6 @@ pub mod hooks_mysql;
 mod hooks_mysql_stmt;
 pub mod hooks_pg;
 pub mod log;
+mod mysql_settings;
 pub mod resolve;
 mod trampoline;

@@ -129,6 +129,15 @@ _SIGNATURES: list[tuple[str, list[Any], Any]] = [
 _CB_TYPE = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t
 )
+_CB2_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_char_p,
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+)
 
 
 @cache
@@ -142,6 +151,9 @@ def lib() -> ctypes.CDLL:
         fn.restype = res
     handle.dagz_set_decision_callback.argtypes = [_CB_TYPE]
     handle.dagz_set_decision_callback.restype = ctypes.c_int
+    if hasattr(handle, "dagz_set_decision_callback2"):  # a library older than it has none
+        handle.dagz_set_decision_callback2.argtypes = [_CB2_TYPE]
+        handle.dagz_set_decision_callback2.restype = ctypes.c_int
     if handle.dagz_abi_version() != ABI_VERSION:
         raise ShimError(
             f"dagz: the loaded libdagz.so has ABI version {handle.dagz_abi_version()}, "
@@ -303,3 +315,48 @@ def set_decision_callback(fn: DecisionCallback | None) -> None:
     cb = _CB_TYPE(trampoline)
     _registered.append(cb)
     lib().dagz_set_decision_callback(cb)
+
+
+#: `fn(engine, name, settings)`: settings are the connection's (host, port, user, password, …).
+DecisionCallback2 = Callable[[int, str, dict[str, str]], "tuple[int, str]"]
+
+
+def parse_settings(block: bytes) -> dict[str, str]:
+    """A `key\0value\0…` block of the shim as a dict (the last value of a key wins)."""
+    parts = block.split(b"\0")
+    out: dict[str, str] = {}
+    for i in range(0, len(parts) - 1, 2):
+        out[parts[i].decode("utf-8", "surrogateescape")] = parts[i + 1].decode(
+            "utf-8", "surrogateescape"
+        )
+    return out
+
+
+def has_settings_callback() -> bool:
+    """Whether the loaded library gives a decision callback the connection's settings."""
+    return hasattr(lib(), "dagz_set_decision_callback2")
+
+
+def set_decision_callback2(fn: DecisionCallback2) -> None:
+    """Registers `fn(engine, name, settings) -> (code, text)` as the decision callback (replacing
+    one registered by `set_decision_callback`); `settings` may hold a password, so `fn` keeps it
+    in memory only. A library without the export: `fn` gets empty settings."""
+    if not PRELOADED:
+        raise ShimError("dagz: the decision callback needs the shim preloaded (LD_PRELOAD)")
+    if not has_settings_callback():
+        set_decision_callback(lambda engine, name: fn(engine, name, {}))
+        return
+
+    def trampoline(engine: int, name: bytes, params: int, params_len: int, out: int, n: int) -> int:
+        try:
+            block = ctypes.string_at(params, params_len) if params and params_len else b""
+            code, text = fn(engine, name.decode("utf-8", "surrogateescape"), parse_settings(block))
+        except BaseException as exc:
+            code, text = CB_ERROR, f"dagz: decision callback raised {type(exc).__name__}: {exc}"
+        data = text.encode("utf-8", "surrogateescape")[: max(n - 1, 0)]
+        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        return code
+
+    cb = _CB2_TYPE(trampoline)
+    _registered.append(cb)
+    lib().dagz_set_decision_callback2(cb)

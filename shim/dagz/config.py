@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from dagz import _bypass, _callbacks, _shim, lease
 from dagz._state import STATE, log
+from dagz.auto import AUTO
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested, parse_stamp
 from dagz.errors import DagzError, EngineError
@@ -259,10 +260,13 @@ class DbConfig:
         lease.hold(self, new)
         return new
 
-    def resolve(self, name: str) -> str | None:
-        """Decision + lifecycle for one connect. None: connect to `name` unchanged."""
+    def resolve(self, name: str, settings: Mapping[str, str] | None = None) -> str | None:
+        """Decision + lifecycle for one connect. None: connect to `name` unchanged. `settings`:
+        the connect's own (host, port, user, password, …), for auto mode's on-demand build."""
         if _bypass.is_bypassed() or _callbacks.owned_by_callback():
             return None
+        if self._conf is None:
+            return AUTO.resolve(self, name, settings)
         try:
             new = self._target(name)
         except DagzError:
@@ -474,13 +478,15 @@ MYSQL_CONFIG = DbConfig("MYSQL_CONFIG", _shim.ENGINE_MYSQL, 64)
 CONFIGS = {_shim.ENGINE_POSTGRES: PG_CONFIG, _shim.ENGINE_MYSQL: MYSQL_CONFIG}
 
 
-def on_decision(engine: int, name: str) -> tuple[int, str]:
+def on_decision(
+    engine: int, name: str, settings: Mapping[str, str] | None = None
+) -> tuple[int, str]:
     """The shim's decision callback (runs inside a connect of any thread; never raises)."""
     cfg = CONFIGS.get(engine)
-    if cfg is None or cfg._conf is None or not STATE.reroute:
+    if cfg is None or not STATE.reroute or (cfg._conf is None and not AUTO.applies(cfg)):
         return _shim.CB_KEEP, ""
     try:
-        new = cfg.resolve(name)
+        new = cfg.resolve(name, settings)
     except DagzError as exc:
         return _shim.CB_ERROR, str(exc)
     except BaseException as exc:

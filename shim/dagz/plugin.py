@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim, envvars, lease, markers, shard
+from dagz import _bypass, _shim, _startup, envvars, lease, markers, reset_rows, shard, unseen
 from dagz._state import STATE, log
+from dagz.auto import AUTO, driver_installed, install_driver_hooks
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 from dagz.errors import DagzError
 
@@ -29,6 +30,10 @@ _ACTIVATED = pytest.StashKey[bool]()
 #: Families the xdist workers reported as configured (conftests below the root are imported by
 #: the workers only, during collection).
 _WORKER_FAMILIES = pytest.StashKey[set[str]]()
+#: Families the xdist workers rerouted in auto mode.
+_WORKER_AUTO = pytest.StashKey[set[str]]()
+#: (family, base) -> the most sessions a worker saw reach a base it rerouted (dagz.unseen).
+_UNSEEN = pytest.StashKey[dict[tuple[str, str], int]]()
 #: DAGZ_DISABLE as the user set it, before the plugin added the families it does not reroute.
 _USER_DISABLE = pytest.StashKey["str | None"]()
 #: pytest_configure has run: options are parsed, the OTel half may be registered.
@@ -60,6 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write the run's OpenTelemetry sub-spans as Chrome Trace Event JSON (Perfetto)",
     )
+    group.addoption(
+        "--dagz-no-auto",
+        action="store_true",
+        default=False,
+        help="no auto mode: families no conftest configured are not rerouted",
+    )
+    group.addoption(
+        "--dagz-reset",
+        action="store",
+        default="none",
+        choices=("none", "rows"),
+        help="auto mode: 'rows' resets, before each test, the rows of every table the previous "
+        "test changed back to the base's (default: none, as a serial run)",
+    )
     shard.add_options(group)
 
 
@@ -78,13 +97,6 @@ def _workers_option(config: pytest.Config) -> str | None:
     return str(value)
 
 
-def _prepend_preload(path: str) -> None:
-    current = os.environ.get("LD_PRELOAD", "")
-    parts = [p for p in current.replace(":", " ").split() if p]
-    if path not in parts:
-        os.environ["LD_PRELOAD"] = " ".join([path, *parts])
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
     """Start-up, before xdist's own cmdline_main turns numprocesses into `tx` (a wrapper):
@@ -95,61 +107,17 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, Any, Any]:
     * `--dagz` in a serial run without the shim: the run starts again with it preloaded.
     """
     if not _is_xdist_worker(config) and _active(config):
-        _check_startup_inputs()
+        _startup.check_startup_inputs()
         workers = _workers_option(config)
         if workers is not None:
             if config.getoption("numprocesses", None):
                 raise pytest.UsageError("give either --dagz-workers or -n/--numprocesses, not both")
             config.option.numprocesses = workers if workers == "auto" else int(workers)
         if config.getoption("numprocesses", None) or config.getoption("tx", None):
-            _prepend_preload(str(_existing_shim()))
+            _startup.prepend_preload(str(_startup.existing_shim()))
         elif not _shim.PRELOADED:
-            _reexec_with_shim(config)
+            _startup.reexec_with_shim(config)
     return (yield)
-
-
-def _existing_shim() -> Path:
-    shim = _shim.shim_path()
-    if not shim.exists():
-        raise pytest.UsageError(
-            f"dagz: libdagz.so not found at {shim}: build it (`make build`) or reinstall dagz"
-        )
-    return shim
-
-
-def _check_startup_inputs() -> None:
-    """The policy file and the worker variables, as every worker will read them."""
-    try:
-        _shim.policy_check()
-        _shim.worker()
-    except _shim.ShimError as exc:
-        raise pytest.UsageError(_one_line(str(exc))) from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _reexec_with_shim(config: pytest.Config) -> None:
-    """A serial `pytest --dagz` needs the shim in this very process: start the same command
-    again with LD_PRELOAD set (once). Only when this process is that command; inside an
-    embedding program (`pytest.main()`), stop with the usage error instead."""
-    shim = _existing_shim()
-    argv = list(getattr(sys, "orig_argv", []))
-    is_command = list(config.invocation_params.args) == sys.argv[1:] and len(argv) >= 2
-    if os.environ.get(envvars.REEXEC) or not is_command:
-        raise pytest.UsageError(
-            "dagz: --dagz needs libdagz.so preloaded into the test process, or every test "
-            "would use the shared databases. Start the run with `pytest --dagz-workers 1` or "
-            "`LD_PRELOAD=$(dagz shim-path) pytest --dagz`."
-        )
-    env = dict(os.environ)
-    env[envvars.REEXEC] = "1"
-    parts = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
-    env["LD_PRELOAD"] = " ".join([str(shim), *parts])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
 
 
 def _active(config: pytest.Config) -> bool:
@@ -205,7 +173,7 @@ def _export_family_switches() -> None:
     off = [
         name
         for name, cfg in (("pg", PG_CONFIG), ("mysql", MYSQL_CONFIG))
-        if not cfg.configured or cfg.disabled_here()
+        if (cfg.disabled_here() and not AUTO.applies(cfg))
     ]
     parts = [p.strip() for p in (user or "").split(",") if p.strip()] + off
     if parts:
@@ -248,16 +216,51 @@ def _activate(config: pytest.Config, *, controller: bool) -> None:
     # The controller of a distributed run is no worker: its connects (conftest code, base
     # migrations) use the real names and never touch gw0's database or run worker_init/prepare.
     STATE.reroute = not controller
-    _check_startup_inputs()
+    _startup.check_startup_inputs()
     if not _shim.PRELOADED:
         return
     if controller:
         _shim.set_decision_callback(_keep_everything)
     else:
-        _shim.set_decision_callback(on_decision)
+        AUTO.enabled = _auto_requested(config)
+        AUTO.reset_rows = _option(config, "dagz_reset", "none") == "rows"
+        if AUTO.enabled:
+            for engine in CONFIGS:
+                if driver_installed(engine):
+                    install_driver_hooks(engine)
+        _shim.set_decision_callback2(on_decision)
         STATE.on_configure.append(_export_family_switches)
         _export_family_switches()
     _bypass.callback_registered = True
+
+
+def _auto_requested(config: pytest.Config) -> bool:
+    """Auto mode asked for: dagz active and no --dagz-no-auto (also before options are parsed)."""
+    ns = getattr(config, "known_args_namespace", None)
+    if ns is not None and getattr(ns, "dagz_no_auto", False):
+        return False
+    try:
+        return not config.getoption("dagz_no_auto", False)
+    except ValueError:
+        return True
+
+
+def _option(config: pytest.Config, name: str, default: object) -> object:
+    """An option's value, also before the command line is fully parsed."""
+    ns = getattr(config, "known_args_namespace", None)
+    if ns is not None and hasattr(ns, name):
+        return getattr(ns, name)
+    try:
+        return config.getoption(name, default)
+    except ValueError:
+        return default
+
+
+def _auto_families(config: pytest.Config) -> list[str]:
+    """Families that run in auto mode unless a conftest configures them."""
+    if not _active(config) or not _auto_requested(config):
+        return []
+    return [c.family for c in CONFIGS.values() if not c.configured and driver_installed(c.engine)]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -323,6 +326,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     lease.release()
     STATE.active = False
     STATE.reroute = False
+    AUTO.enabled = False
+    AUTO.reset_rows = False
+    AUTO.reset()
+    reset_rows.close_all()
     _current.clear()
     path = config.stash.get(_OWNED_RUN_DIR, None)
     if path is not None:
@@ -360,10 +367,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         where = f"{n} worker{'s' if n != 1 else ''} ({ids}), each with the shim preloaded"
     else:
         where = f"serial run, shim {'preloaded' if shim else 'NOT preloaded'}"
-    lines = [f"dagz {_shim.version()}: {where}; families: {_families_text()}"]
+    lines = [f"dagz {_shim.version()}: {where}; families: {_families_text(config)}"]
     if lease.describe():
         lines.append(f"dagz: {lease.describe()}")
-    if not _configured_families():
+    if not _configured_families() and not _auto_families(config):
         lines.append(NOTHING_CONFIGURED)
     return lines
 
@@ -376,8 +383,23 @@ NOTHING_CONFIGURED = (
 )
 
 
-def _families_text() -> str:
-    return ", ".join(_configured_families()) or "none configured"
+def _families_text(config: pytest.Config) -> str:
+    auto = set(_auto_families(config))
+    parts = []
+    for cfg in CONFIGS.values():
+        if cfg.configured:
+            parts.append(f"{cfg.family} (conftest)")
+        elif cfg.family in auto:
+            parts.append(f"{cfg.family} (auto unless a conftest configures it)")
+    return ", ".join(parts) or "none configured"
+
+
+def _auto_line(families: set[str]) -> str:
+    return (
+        f"dagz: auto mode for {', '.join(sorted(families))}: no conftest configured "
+        "them, so each worker got its own copy of every database it connected to "
+        "(--dagz-no-auto turns this off)"
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -431,6 +453,8 @@ def _take_prepare_error() -> BaseException | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, Any]:
+    if AUTO.reset_rows and STATE.reroute:
+        reset_rows.before_test()  # a failure (DagzError) is the test's setup error
     return (yield from _phase())
 
 
@@ -465,7 +489,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     lines = list(STATE.summary) + lease.leftover_lines(config.stash.get(_LEFTOVERS, []))
     configured = _configured_families() or config.stash.get(_WORKER_FAMILIES, set())
-    if not configured and not _is_xdist_worker(config):
+    auto_used = AUTO.used | config.stash.get(_WORKER_AUTO, set())
+    if auto_used and not _is_xdist_worker(config):
+        lines.insert(0, _auto_line(auto_used))
+        unseen_found = dict(config.stash.get(_UNSEEN, {}))
+        for family, base, count in unseen.finish():
+            unseen_found[(family, base)] = max(count, unseen_found.get((family, base), 0))
+        lines += [unseen.warning(f, b, n) for (f, b), n in sorted(unseen_found.items())]
+    elif not configured and not _is_xdist_worker(config) and not _auto_families(config):
         lines.insert(0, NOTHING_CONFIGURED)
     if lines:
         terminalreporter.section("dagz")
@@ -490,7 +521,7 @@ class _XdistHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         out = getattr(node, "workeroutput", None) or {}
-        startup = out.get(_STARTUP_ERROR) or _dagz_startup_error(error)
+        startup = out.get(_STARTUP_ERROR) or _startup.dagz_startup_error(error)
         if startup is not None:
             # A worker that cannot start would be replaced and fail again, up to xdist's
             # restart limit: end the run with the one line that says why.
@@ -502,17 +533,10 @@ class _XdistHooks:
         families.update(out.get("dagz_families", []))
         left = self.config.stash.setdefault(_LEFTOVERS, [])
         left += [(str(obj), str(during)) for obj, during in out.get("dagz_leftovers", [])]
-
-
-def _dagz_startup_error(error: Any) -> str | None:
-    """The `dagz:` line of a worker that died raising dagz's usage error while starting."""
-    if not error:
-        return None
-    for line in reversed(str(error).splitlines()):
-        for marker in ("UsageError: dagz:", "ShimError: dagz:"):
-            if marker in line:
-                return line[line.index(marker) + len(marker) - len("dagz:") :].strip()
-    return None
+        self.config.stash.setdefault(_WORKER_AUTO, set()).update(out.get("dagz_auto", []))
+        found = self.config.stash.setdefault(_UNSEEN, {})
+        for family, base, count in out.get("dagz_unseen", []):
+            found[(family, base)] = max(count, found.get((family, base), 0))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -545,6 +569,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _is_xdist_worker(config):
         config.workeroutput["dagz_summary"] = list(STATE.summary)
         config.workeroutput["dagz_families"] = _configured_families()
+        config.workeroutput["dagz_auto"] = sorted(AUTO.used)
+        config.workeroutput["dagz_unseen"] = [list(x) for x in unseen.finish()]
 
 
 __all__ = ["log"]

@@ -39,7 +39,9 @@ def _dagz_lines(text: str) -> list[str]:
 
 
 def test_no_family_configured_says_so_at_start_and_in_summary(sample: SampleProject) -> None:
-    run = sample.run("--dagz-workers", "2", files=ROWS, families="")
+    """With auto mode off (``--dagz-no-auto``), a run where no conftest configured a family
+    says at start and at the end that it reroutes nothing."""
+    run = sample.run("--dagz-workers", "2", "--dagz-no-auto", files=ROWS, families="")
     lines = run.stdout.splitlines()
     said = [i for i, line in enumerate(lines) if OFF in line]
     assert len(said) == 2, run.describe()

@@ -6,17 +6,34 @@ hooked C connect) or the shim's own conninfo rewriter. Installed once, idempoten
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from dagz import _bypass, _callbacks, _shim
 from dagz._state import STATE
-from dagz.config import MYSQL_CONFIG, PG_CONFIG, DagzError
+from dagz.auto import settings_of
+from dagz.config import MYSQL_CONFIG, PG_CONFIG, DagzError, DbConfig
 
 _MARK = "__dagz_wrapped__"
 
 
 def _wrapped(obj: Any) -> bool:
     return bool(getattr(obj, _MARK, False))
+
+
+def _reroute(cfg: DbConfig, name: str, settings: Mapping[str, str]) -> str:
+    """`cfg.maybe_reroute(name)`, giving auto mode the connect's settings."""
+    new = cfg.resolve(name, settings)
+    return name if new is None else new
+
+
+def _rewrite_conninfo(conninfo: str) -> str:
+    """The shim's libpq rewrite (decision, callback with the settings) of a conninfo or URI."""
+    try:
+        return _shim.pg_rewrite_conninfo(conninfo)
+    except _shim.ShimError as exc:
+        raise DagzError(str(exc)) from None
 
 
 def install_psycopg_python() -> None:
@@ -35,12 +52,7 @@ def install_psycopg_python() -> None:
             @functools.wraps(orig)
             def hook(cls: Any, conninfo: bytes) -> Any:
                 if _shim.PRELOADED or PG_CONFIG.configured:
-                    try:
-                        text = _shim.pg_rewrite_conninfo(
-                            conninfo.decode("utf-8", "surrogateescape")
-                        )
-                    except _shim.ShimError as exc:
-                        raise DagzError(str(exc)) from None
+                    text = _rewrite_conninfo(conninfo.decode("utf-8", "surrogateescape"))
                     conninfo = text.encode("utf-8", "surrogateescape")
                 return orig(conninfo)
 
@@ -64,13 +76,56 @@ def install_asyncpg() -> None:
     @functools.wraps(original)
     def hook(*args: Any, **kwargs: Any) -> Any:
         addrs, params, config = original(*args, **kwargs)
-        new = PG_CONFIG.maybe_reroute(params.database) if params.database else params.database
+        new = (
+            _reroute(PG_CONFIG, params.database, _asyncpg_settings(addrs, params))
+            if params.database
+            else params.database
+        )
         if new != params.database:
             params = params._replace(database=new)
         return addrs, params, config
 
     setattr(hook, _MARK, True)
     connect_utils._parse_connect_arguments = hook
+
+
+def _asyncpg_settings(addrs: Any, params: Any) -> dict[str, str]:
+    """libpq-style settings of an asyncpg connect: its first address, user, password, sslmode."""
+    host = port = None
+    if addrs:
+        first = addrs[0]
+        if isinstance(first, tuple) and len(first) >= 2:
+            host, port = first[0], first[1]
+        elif isinstance(first, str):  # a Unix socket path: directory and port suffix
+            host = os.path.dirname(first)
+            port = first.rsplit(".", 1)[-1] if first.rsplit(".", 1)[-1].isdigit() else None
+    password = params.password if isinstance(params.password, str) else None
+    mode = getattr(getattr(params, "sslmode", None), "name", None)
+    return settings_of(host=host, port=port, user=params.user, password=password, sslmode=mode)
+
+
+def _pymysql_settings(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, str]:
+    """The server settings of `pymysql.connect(host, user, password, database, …)`."""
+    positional = dict(zip(("host", "user", "passwd"), args[:3], strict=False))
+    password = kwargs.get("password", kwargs.get("passwd", positional.get("passwd")))
+    return settings_of(
+        host=kwargs.get("host", positional.get("host")),
+        user=kwargs.get("user", positional.get("user")),
+        passwd=password.decode() if isinstance(password, bytes) else password,
+        port=kwargs.get("port"),
+        unix_socket=kwargs.get("unix_socket"),
+    )
+
+
+def _pymysql_conn_settings(conn: Any) -> dict[str, str]:
+    password = getattr(conn, "password", None)
+    return settings_of(
+        host=getattr(conn, "host", None),
+        user=getattr(conn, "user", None),
+        passwd=password.decode() if isinstance(password, bytes) else password,
+        port=getattr(conn, "port", None),
+        unix_socket=getattr(conn, "unix_socket", None),
+    )
 
 
 def install_pymysql() -> None:
@@ -86,17 +141,19 @@ def install_pymysql() -> None:
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        settings = _pymysql_settings(args, kwargs)
         for key in ("database", "db"):
             if kwargs.get(key):
-                kwargs[key] = MYSQL_CONFIG.maybe_reroute(kwargs[key])
+                kwargs[key] = _reroute(MYSQL_CONFIG, kwargs[key], settings)
         # PyMySQL's positional order: host, user, password, database
         if len(args) >= 4 and args[3]:
-            args = (*args[:3], MYSQL_CONFIG.maybe_reroute(args[3]), *args[4:])
+            args = (*args[:3], _reroute(MYSQL_CONFIG, args[3], settings), *args[4:])
         init(self, *args, **kwargs)
 
     @functools.wraps(select_db)
     def _select_db(self: Any, db: str) -> Any:
-        return select_db(self, MYSQL_CONFIG.maybe_reroute(db) if db else db)
+        new = _reroute(MYSQL_CONFIG, db, _pymysql_conn_settings(self)) if db else db
+        return select_db(self, new)
 
     @functools.wraps(query)
     def _query(self: Any, sql: Any, unbuffered: bool = False) -> Any:
@@ -108,7 +165,7 @@ def install_pymysql() -> None:
             data = bytes(sql)
         else:
             return query(self, sql, unbuffered)
-        new = _use_target(data)
+        new = _use_target(data, _pymysql_conn_settings(self))
         return query(self, sql if new is None else new, unbuffered)
 
     for fn in (__init__, _select_db, _query):
@@ -129,7 +186,7 @@ def _rerouting_here() -> bool:
     )
 
 
-def _use_target(data: bytes) -> bytes | None:
+def _use_target(data: bytes, settings: Mapping[str, str]) -> bytes | None:
     """The MySQL hooks' rule (the shim's classifier) applied to one PyMySQL statement: the
     statement to send instead (None: unchanged). A single `USE` is rewritten exactly; a statement
     that could change the database in a way dagz cannot rewrite (`USE` among several statements,
@@ -139,7 +196,7 @@ def _use_target(data: bytes) -> bytes | None:
         kind, name = _shim.mysql_statement(data)
         if kind == _shim.STMT_OTHER:
             return None
-        new = MYSQL_CONFIG.maybe_reroute(name) if name else ""
+        new = _reroute(MYSQL_CONFIG, name, settings) if name else ""
         if kind == _shim.STMT_USE:
             return None if new == name else _shim.mysql_rewrite_statement(data, new)
         if (name and new == name) or (not name and not _rerouting_here()):
@@ -150,9 +207,31 @@ def _use_target(data: bytes) -> bytes | None:
     raise DagzError("dagz: PyMySQL: statement refused")
 
 
+def install_adbc_postgresql() -> None:
+    """The ADBC PostgreSQL driver links libpq statically (the shim cannot see it): rewrite the
+    URI of `adbc_driver_postgresql.connect`, which its DB-API `connect` and the low-level
+    `AdbcDatabase` both go through."""
+    try:
+        import adbc_driver_postgresql as adbc
+    except ImportError:
+        return
+    original = adbc.connect
+    if _wrapped(original):
+        return
+
+    @functools.wraps(original)
+    def hook(uri: str, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(uri, str) and (_shim.PRELOADED or PG_CONFIG.configured):
+            uri = _rewrite_conninfo(uri)
+        return original(uri, *args, **kwargs)
+
+    setattr(hook, _MARK, True)
+    adbc.connect = hook
+
+
 #: The Python-level hooks of each family's drivers (engine id -> installers).
 _FAMILY_HOOKS = {
-    _shim.ENGINE_POSTGRES: (install_psycopg_python, install_asyncpg),
+    _shim.ENGINE_POSTGRES: (install_psycopg_python, install_asyncpg, install_adbc_postgresql),
     _shim.ENGINE_MYSQL: (install_pymysql,),
 }
 

@@ -77,6 +77,7 @@ mod quote;
 mod redact;
 mod rewrite;
 mod service;
+mod settings;
 #[cfg(test)]
 mod tests;
 mod uri;
@@ -94,4 +95,5 @@ pub use keywords::recognized_connection_string;
 pub use parse::parse_options;
 pub use redact::redact;
 pub use rewrite::{rewrite_conninfo, rewrite_params, rewrite_setdb};
+pub use settings::{settings_of_conninfo, settings_of_params, settings_of_setdb, Settings};
 pub use url::{url_get_db, url_set_db};
