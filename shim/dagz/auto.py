@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.util
+import os
 import re
 import sys
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dagz import _bypass, _callbacks, _shim
+from dagz import _bypass, _callbacks, _shim, envvars
 from dagz._state import STATE, log
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
 
 #: pytest-django's per-xdist-worker test databases: made and dropped by Django itself.
 DJANGO_WORKER_DB = re.compile(r"test_.+_gw\d+")
+
+
+def _is_this_workers(name: str) -> bool:
+    """A name already made for this xdist worker (`…_gw3` on gw3: pytest-django's `TEST["NAME"]`
+    suffixing, or a suite's own per-worker naming) is not suffixed again."""
+    worker = os.environ.get(envvars.XDIST_WORKER, "")
+    return bool(worker) and name.endswith("_" + worker)
+
 
 #: The drivers of each family whose presence turns its auto mode on (any one of them).
 DRIVERS: dict[int, tuple[str, ...]] = {
@@ -110,7 +119,13 @@ class AutoMode:
 
     def target(self, cfg: DbConfig, name: str) -> str | None:
         """The worker database for `name`, or None when auto mode leaves it alone."""
-        if not name or DJANGO_WORKER_DB.fullmatch(name) or not cfg.default_should_reroute(name):
+        if (
+            not name
+            or name in cfg.kept_names  # made per worker by another tool (dagz.integ.django)
+            or DJANGO_WORKER_DB.fullmatch(name)
+            or _is_this_workers(name)
+            or not cfg.default_should_reroute(name)
+        ):
             return None
         new = cfg._checked_name(cfg.default_rewrite_db_name(name, cfg.session()), name)
         return None if new == name else new

@@ -32,6 +32,9 @@ from support import (
     drop_everything_named,
 )
 
+#: A project the auto-mode tests run in a subprocess (it needs their environment).
+collect_ignore = ["auto_project"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if not RUN_PREFIX_RE.fullmatch(RUN_PREFIX):

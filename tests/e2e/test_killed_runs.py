@@ -65,7 +65,8 @@ def pg_2pc() -> Iterator[dict[str, Any]]:
     if allowed > 0:
         yield dict(PG)
         return
-    home = Path(tempfile.mkdtemp(prefix="dz_pg2pc_"))
+    # In /tmp itself: the suite's own TMPDIR is private to root, and initdb runs as postgres.
+    home = Path(tempfile.mkdtemp(prefix="dz_pg2pc_", dir="/tmp"))
     data = home / "data"
     port = _free_port()
     shutil.chown(home, "postgres") if os.geteuid() == 0 else None
