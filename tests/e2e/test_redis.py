@@ -78,10 +78,16 @@ def _keyspace(port: int) -> dict[int, int]:
     return {int(k[2:]): int(v["keys"]) for k, v in info.items()}
 
 
-PLAYBOOK_CONFTEST = """
+#: DAGZ's integration playbook, unchanged: PostgreSQL is not configured, so it runs in auto mode.
+PLAYBOOK = """
 from dagz.integ.psycopg import PG_CONFIG
 from dagz.integ.redis import REDIS_CONFIG
 REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
+"""
+
+PLAYBOOK_CONFTEST = (
+    PLAYBOOK
+    + """
 PG_CONFIG.configure(
     PG_CONFIG.default_rewrite_db_name,
     PG_CONFIG.default_should_reroute,
@@ -91,6 +97,7 @@ PG_CONFIG.configure(
     ),
 )
 """
+)
 
 ISOLATION_TESTS = (
     BARRIER
@@ -142,8 +149,11 @@ def pg_base() -> Iterator[str]:
         drop_everything_named(base)
 
 
+@pytest.mark.parametrize(
+    "pg_configured", [False, True], ids=["playbook-unchanged", "pg-configured"]
+)
 def test_playbook_conftest_reroutes_postgres_and_redis_per_worker(
-    tmp_path: Path, private_redis: int, pg_base: str
+    tmp_path: Path, private_redis: int, pg_base: str, pg_configured: bool
 ) -> None:
     """4 workers SET the same key, FLUSHALL and PUBLISH/SUBSCRIBE the same channel at the same
     time: each sees only its own key and messages, on its own index (CLIENT INFO), and its own
@@ -153,7 +163,11 @@ def test_playbook_conftest_reroutes_postgres_and_redis_per_worker(
     sentinel = f"dz_sentinel_{uuid.uuid4().hex[:8]}"
     for index in (0, 15):  # the application's own index, and one no worker is given
         redis.Redis(port=port, db=index).set(sentinel, "keep")
-    conftest = PLAYBOOK_CONFTEST.format(base=pg_base, host=PG_HOST, pg_port=PG_PORT, user=PG_USER)
+    conftest = (
+        PLAYBOOK_CONFTEST.format(base=pg_base, host=PG_HOST, pg_port=PG_PORT, user=PG_USER)
+        if pg_configured
+        else PLAYBOOK
+    )
     env = {"DZ_REDIS_PORT": str(port), "DZ_BASE": pg_base, "XDG_CACHE_HOME": str(tmp_path / "c")}
     rc, out, events = run_inline_project(
         tmp_path,
