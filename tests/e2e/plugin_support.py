@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -280,6 +281,8 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_PREFIXES)}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PGCONNECT_TIMEOUT"] = "10"
+    # Machine-local lease files of inner runs go under the suite's TMPDIR, not /tmp/dagz-leases.
+    env["DAGZ_LEASE_DIR"] = os.path.join(tempfile.gettempdir(), "dagz-leases")
     env.update(extra or {})
     return env
 
