@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make demo`: the example suite (examples/shop) serially, then on 4 dagz workers with the
-# OpenTelemetry trace on, then on 4 plain xdist workers without dagz (where it collides).
+# OpenTelemetry trace on, then on 4 plain xdist workers without dagz (where it collides), then a
+# copy of it without the dagz part of its conftest on 4 dagz workers (zero-config auto mode).
 #
 # Needs what `make build venv` made (the Makefile runs them first). Starts PostgreSQL and MariaDB if
 # they are down (same commands as .ci/run), installs the dagz package into .venv (editable) if it is
-# not there, migrates the example's base databases, then runs the three suites. Exits 0 when the
-# serial run and the dagz run both passed; the run without dagz is expected to fail and only shown.
+# not there, migrates the example's base databases, then runs the four suites. Exits 0 when the
+# serial run, the dagz run and the zero-config run passed; the run without dagz is expected to fail and only shown.
 #
 # It leaves the example's databases on the servers (kept for a warm next run: the base `shop` on
 # PostgreSQL and `shop_audit` on MariaDB, and the worker copies dagz made of them, *_jw00..; the
@@ -198,7 +199,7 @@ run() {
     local t0 t1
     t0=$(date +%s.%N)
     set +e
-    (cd "$SUITE" && timeout 1200 "$PY" -m pytest "${PYTEST_ARGS[@]}" "$@") >"$OUT/$name.log" 2>&1
+    (cd "${RUN_IN:-$SUITE}" && timeout 1200 "$PY" -m pytest "${PYTEST_ARGS[@]}" "$@") >"$OUT/$name.log" 2>&1
     RC=$?
     set -e
     t1=$(date +%s.%N)
@@ -214,18 +215,18 @@ count() { # count WORD "RESULT" -> the number before WORD, or 0
     echo "${n:-0}"
 }
 
-say "1/3 serial: pytest (one process, the base databases, cleaned before each test)"
+say "1/4 serial: pytest (one process, the base databases, cleaned before each test)"
 run serial
 SERIAL_RC=$RC SERIAL_SECS=$SECS SERIAL_RESULT=$RESULT
 echo "$SERIAL_RESULT  (exit $SERIAL_RC, wall ${SERIAL_SECS}s)"
 
-say "2/3 dagz: pytest --dagz-workers $WORKERS --dagz-trace=$TRACE"
+say "2/4 dagz: pytest --dagz-workers $WORKERS --dagz-trace=$TRACE"
 run dagz --dagz-workers "$WORKERS" --dagz-trace="$TRACE"
 DAGZ_RC=$RC DAGZ_SECS=$SECS DAGZ_RESULT=$RESULT
 echo "$DAGZ_RESULT  (exit $DAGZ_RC, wall ${DAGZ_SECS}s)"
 sed -n '/dagz otel/,/^trace:/p' "$OUT/dagz.log" | sed -n '1,16p'
 
-say "3/3 without dagz: pytest -n $WORKERS -p no:dagz (every worker on the same databases, Redis index and vhost)"
+say "3/4 without dagz: pytest -n $WORKERS -p no:dagz (every worker on the same databases, Redis index and vhost)"
 run plain -n "$WORKERS" -p no:dagz
 PLAIN_RC=$RC PLAIN_RESULT=$RESULT
 PLAIN_FAILED=$(($(count failed "$PLAIN_RESULT") + $(count error "$PLAIN_RESULT")))
@@ -235,19 +236,27 @@ else
     echo "without dagz: no collision this time ($PLAIN_RESULT, exit $PLAIN_RC)"
 fi
 
+say "4/4 zero-config: the suite without the dagz part of its conftest, pytest --dagz-workers $WORKERS"
+AUTO_DIR=$OUT/shop-without-dagz
+"$PY" "$ROOT/scripts/shop_without_dagz.py" "$AUTO_DIR"
+RUN_IN=$AUTO_DIR run auto --dagz-workers "$WORKERS"
+AUTO_RC=$RC AUTO_SECS=$SECS AUTO_RESULT=$RESULT
+echo "$AUTO_RESULT  (exit $AUTO_RC, wall ${AUTO_SECS}s; no conftest configured a family: auto mode)"
+
 # --- summary -------------------------------------------------------------------------------------------
 SPEEDUP=$(awk -v s="$SERIAL_SECS" -v p="$DAGZ_SECS" 'BEGIN { if (p > 0) printf "%.2f", s / p; else print "n/a" }')
 say "summary ($(nproc) cores)"
 printf '  %-34s %-34s %8ss\n' "serial (pytest)" "$SERIAL_RESULT" "$SERIAL_SECS"
 printf '  %-34s %-34s %8ss\n' "dagz (--dagz-workers $WORKERS)" "$DAGZ_RESULT" "$DAGZ_SECS"
 printf '  %-34s %-34s\n' "no dagz (pytest -n $WORKERS)" "$PLAIN_RESULT"
+printf '  %-34s %-34s %8ss\n' "zero-config (no dagz in conftest)" "$AUTO_RESULT" "$AUTO_SECS"
 echo "  speedup serial / dagz: ${SPEEDUP}x (wall time of the whole pytest command)"
 if [[ -s $TRACE ]]; then
     echo "  trace: $TRACE  (open it in https://ui.perfetto.dev: one lane per worker)"
 else
     echo "  trace: none written (see $OUT/dagz.log)"
 fi
-echo "  logs:  $OUT/{serial,dagz,plain}.log"
+echo "  logs:  $OUT/{serial,dagz,plain,auto}.log"
 # What stays behind (kept for a warm next run), and the one command that removes it.
 echo "  left on the servers (kept for a warm next run):"
 demo_dbs list | grep -v '^BASES ' | sed 's/^/    /'
@@ -257,6 +266,11 @@ status=0
 if ((SERIAL_RC != 0)); then
     echo "demo: the serial run failed (exit $SERIAL_RC); see $OUT/serial.log" >&2
     tail -n 30 "$OUT/serial.log" >&2
+    status=1
+fi
+if ((AUTO_RC != 0)); then
+    echo "demo: the zero-config run failed (exit $AUTO_RC); see $OUT/auto.log" >&2
+    tail -n 30 "$OUT/auto.log" >&2
     status=1
 fi
 if ((DAGZ_RC != 0)); then

@@ -8,19 +8,32 @@ an extra test file in the copy records, per test, where the server says its conn
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from plugin_support import SampleDatabases, child_env, run_process
 
 from support import REPO_ROOT, VENV_PYTHON, unique_name
 
-SHOP = REPO_ROOT / "examples" / "shop"
+
+def _load_script() -> ModuleType:
+    """scripts/shop_without_dagz.py: the copy of the example without dagz (also `make demo`'s)."""
+    path = REPO_ROOT / "scripts" / "shop_without_dagz.py"
+    spec = importlib.util.spec_from_file_location("shop_without_dagz", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_without_dagz = _load_script()
 
 LANDING_TEST = '''
 """Where this worker's connections are, as the servers say (added by dagz's e2e suite)."""
@@ -50,21 +63,6 @@ def test_landing(n):
 '''
 
 
-def strip_dagz(conftest: str) -> str:
-    """The example's root conftest without its dagz part: the configure() calls and the
-    dagz.otel block go; `_not_rerouted` has nothing to bypass; the clean-up before each test
-    always runs (a serial suite does not know whether it was rerouted)."""
-    start = conftest.index("try:\n    from dagz.integ")
-    end = conftest.index("# -- the base databases")
-    out = conftest[:start] + "PG_CONFIG = None\nMYSQL_CONFIG = None\n\n\n" + conftest[end:]
-    for prop in ("pg", "mysql"):
-        old = f"return self.{prop}_database != SETTINGS.{prop}_database"
-        assert out.count(old) == 1, f"examples/shop/conftest.py changed: no {old!r}"
-        out = out.replace(old, "return False")
-    assert not re.search(r"^\s*(import|from) dagz", out, re.MULTILINE), out
-    return out
-
-
 @dataclass
 class Shop:
     dir: Path
@@ -89,15 +87,8 @@ class Shop:
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[Shop]:
-    target = tmp_path / "shop"
-    shutil.copytree(SHOP, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    conftest = target / "conftest.py"
-    conftest.write_text(strip_dagz(conftest.read_text()))
+    target = _without_dagz.copy_without_dagz(tmp_path / "shop")
     (target / "tests" / "test_zz_landing.py").write_text(LANDING_TEST)
-    # Auto mode covers the SQL families; the example's Redis cache and RabbitMQ queue tests need
-    # their DAGZ configuration (REDIS_CONFIG / RABBITMQ_CONFIG), which the strip removed.
-    for name in ("test_cache.py", "test_tasks.py"):
-        (target / "tests" / name).unlink(missing_ok=True)
     pg, mysql = SampleDatabases(unique_name("shop")), SampleDatabases(unique_name("shopa"))
     try:
         yield Shop(target, pg, mysql)
