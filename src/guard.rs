@@ -1,7 +1,7 @@
 //! Thread-local state of the shim: the caller address noted by the TLS trampolines, the
 //! user-visible bypass depth, the "inside the real function" marker (libpq/libmariadb call their
-//! own exports through the PLT, notes §4), the re-entrancy guard around the decision callback
-//! (notes §9).
+//! own exports through the PLT), the re-entrancy guard around the decision callback
+//! (a connect made by the callback itself is not decided again).
 //!
 //! One `const`-initialised struct of `Cell`s without destructors: access never allocates, never
 //! registers a TLS destructor and never panics, even while a thread is exiting; hot hooks fetch it

@@ -1,7 +1,7 @@
 //! The skeleton every hook body shares (libpq and the MySQL client alike):
 //!
 //! 1. inside a real function of a library copy (libpq and libmariadb call their own exports
-//!    through the PLT, notes §4): pass straight through to that same copy;
+//!    through the PLT): pass straight through to that same copy;
 //! 2. find the copy this call site uses (`resolve`); none that is safe to call: refuse;
 //! 3. under the thread's bypass: pass through;
 //! 4. else compute the rewrite behind the panic boundary: `Ok(None)` passes through, `Ok(Some(r))`

@@ -1,4 +1,4 @@
-//! MySQL/MariaDB client hooks (SPEC §2, issue 3): the `db` of `mysql_real_connect`,
+//! MySQL/MariaDB client hooks (issue 3): the `db` of `mysql_real_connect`,
 //! `mysql_select_db`, `mysql_change_user` and their non-blocking `*_start` variants. The statement
 //! hooks (`USE` and everything else that can change the database) are in `hooks_mysql_stmt`.
 //! Same resolution (sibling `mysql_close`), policy, bypass, callback and fail-closed rules as libpq.

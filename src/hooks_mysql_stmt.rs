@@ -1,4 +1,4 @@
-//! MySQL/MariaDB statement hooks (SPEC §2, issue 12): every statement sent through `mysql_query`,
+//! MySQL/MariaDB statement hooks (issue 12): every statement sent through `mysql_query`,
 //! `mysql_real_query`, `mysql_send_query`, `mysql_stmt_prepare` and libmariadb's
 //! `mariadb_stmt_execute_direct` (the non-blocking `*_start` variants call these through the
 //! library's PLT) is classified by [`mysql_sql::classify`]: a single `USE` is rewritten exactly,

@@ -1,4 +1,4 @@
-//! Finding the *real* function behind a hooked call (interposition-notes §1–3).
+//! Finding the *real* function behind a hooked call.
 //!
 //! A Python process may hold several copies of libpq/libmariadb (psycopg2-binary's, psycopg-binary's,
 //! the system's); a connection made by one copy and used by another crashes. The only strategy that

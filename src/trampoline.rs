@@ -1,5 +1,5 @@
 //! Exported hook entry points: naked x86_64 stubs that hand the hook body their return address
-//! (the call site inside the caller, which the resolution of the real function needs, notes §3)
+//! (the call site inside the caller, which the resolution of the real function needs)
 //! and tail-jump to it with the caller's argument registers and stack untouched, so the body is an
 //! ordinary `extern "C"` function of the hooked signature.
 //!
@@ -11,8 +11,7 @@
 //!   [`crate::guard::caller`].
 //!
 //! This replaces `redhook`'s `hook!` macro: same declarative idea, but redhook resolves the real
-//! function only through RTLD_NEXT, which is NULL inside Python extensions and then panics (notes
-//! §2), and its hooks cannot see their caller.
+//! function only through RTLD_NEXT, which is NULL inside Python extensions and then panics, and its hooks cannot see their caller.
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("dagz hooks are implemented for x86_64 only");

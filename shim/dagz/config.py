@@ -1,4 +1,4 @@
-"""`PG_CONFIG` / `MYSQL_CONFIG`: the DB-rerouting API of a database family (SPEC §3).
+"""`PG_CONFIG` / `MYSQL_CONFIG`: the DB-rerouting API of a database family.
 
 The decision and the lifecycle (`worker_init` once per worker and family, `prepare` once per test
 and rerouted database) live in `DbConfig.resolve`, which both the shim's decision callback (every

@@ -1,4 +1,4 @@
-"""Several libpq copies in one Python process (see interposition-notes.md §3).
+"""Several libpq copies in one Python process.
 
 psycopg2-binary bundles libpq 17, psycopg-binary libpq 18, psycopg2 from source uses the system
 libpq 15. A hook that hands a connect to the wrong copy crashes the process, so every test here

@@ -3,7 +3,7 @@ before any test runs, with one error that says how to preload the shim (``--dagz
 ``LD_PRELOAD``) — never a run in which the workers silently share the base databases.
 
 A plain ``pytest -n 2`` of a project whose conftest configures a family (``pytest --dagz -n 2``
-preloads the shim into its workers itself: test_newcomer) (SPEC §4, issue 4: "a clear stop
+preloads the shim into its workers itself: test_newcomer) (issue 4: "a clear stop
 ... when a family is configured, the run has more than one worker, and the shim is not
 preloaded in a worker").
 """

@@ -1,4 +1,4 @@
-"""Python-level hooks for drivers the shim cannot see (interposition-notes §6-7): PyMySQL and
+"""Python-level hooks for drivers the shim cannot see: PyMySQL and
 asyncpg speak the protocol in Python; psycopg's pure-Python implementation calls libpq through
 ctypes. Each hook asks the family config (`maybe_reroute`, the same decision and lifecycle as a
 hooked C connect) or the shim's own conninfo rewriter. Installed once, idempotently."""

@@ -1,5 +1,5 @@
-//! Which MySQL/MariaDB statements can change a connection's current database, and how (SPEC §2,
-//! issue 12). Pure. Every statement a hooked client sends goes through [`classify`], so a
+//! Which MySQL/MariaDB statements can change a connection's current database, and how
+//! (issue 12). Pure. Every statement a hooked client sends goes through [`classify`], so a
 //! statement that cannot change the database must be turned away quickly: [`may_change_db`]
 //! looks for the only words that can (`USE`, `EXECUTE`, `PREPARE`) in a few instructions per 16
 //! bytes, and only statements that contain one are lexed.

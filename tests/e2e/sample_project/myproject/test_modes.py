@@ -40,7 +40,7 @@ def test_unmarked(i: int) -> None:
 
 
 def test_psql_child() -> None:
-    """A psql started by the test lands where the test's own connects land (SPEC §2)."""
+    """A psql started by the test lands where the test's own connects land."""
     if "pg" not in FAMILIES:
         return
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
