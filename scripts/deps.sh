@@ -9,13 +9,14 @@
 #   libmariadb-dev libmariadb3           mysqlclient builds against it (pkg-config libmariadb)
 #   mariadb-client                       mariadb, mariadb-admin, mariadb-dump (tests, demo, bench)
 #   procps ca-certificates libc-bin      ps/pkill in tests; TLS roots for pip; ldd/ldconfig
+#   curl redis-tools                     .ci/run: RabbitMQ management API and Redis checks
 set -euo pipefail
 
 PACKAGES=(
     build-essential gcc make pkg-config
     libpq-dev libpq5 postgresql-client
     libmariadb-dev libmariadb3 mariadb-client
-    procps ca-certificates libc-bin
+    procps ca-certificates libc-bin curl redis-tools
 )
 # DEPS_EXTRA: more packages to require (space-separated), e.g. for a project's own tools.
 read -r -a extra <<<"${DEPS_EXTRA:-}"
