@@ -3,6 +3,9 @@ vhost through `RABBITMQ_CONFIG` for one connect, failing closed with a `dagz:` e
 
 from __future__ import annotations
 
+import functools
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from dagz._state import STATE
@@ -31,3 +34,18 @@ def reroute_vhost(vhost: str | None, kw: dict[str, Any]) -> str | None:
 
 def wrapped(obj: Any) -> bool:
     return bool(getattr(obj, MARK, False))
+
+
+def patch_connection(module: str, method: str, make: Callable[[Any], Callable[..., Any]]) -> None:
+    """Replaces `<module>.Connection.<method>` by `make(original)`, once; a driver that is not
+    installed is skipped."""
+    try:
+        cls = importlib.import_module(module).Connection
+    except ImportError:
+        return
+    original = getattr(cls, method)
+    if wrapped(original):
+        return
+    hook = functools.wraps(original)(make(original))
+    setattr(hook, MARK, True)
+    setattr(cls, method, hook)

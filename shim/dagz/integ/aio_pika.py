@@ -8,24 +8,13 @@ task's context.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from dagz.families import RABBITMQ_CONFIG
-from dagz.integ._amqp import MARK, DagzAmqpError, reroute_vhost, wrapped
+from dagz.integ._amqp import DagzAmqpError, patch_connection, reroute_vhost
 
 
-def install() -> None:
-    try:
-        from aiormq import connection
-    except ImportError:
-        return
-    cls = connection.Connection
-    init = cls.__init__
-    if wrapped(init):
-        return
-
-    @functools.wraps(init)
+def _hooked(init: Any) -> Any:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         url = self.url
@@ -39,8 +28,11 @@ def install() -> None:
         if new is not None:
             self.vhost = new
 
-    setattr(__init__, MARK, True)
-    cls.__init__ = __init__
+    return __init__
+
+
+def install() -> None:
+    patch_connection("aiormq.connection", "__init__", _hooked)
 
 
 install()

@@ -8,11 +8,10 @@ caller's thread and context; a reconnect (a new `amqp.Connection`) is rerouted a
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from dagz.families import RABBITMQ_CONFIG
-from dagz.integ._amqp import MARK, DagzAmqpError, reroute_vhost, wrapped
+from dagz.integ._amqp import DagzAmqpError, patch_connection, reroute_vhost
 
 
 def _endpoint(conn: Any) -> dict[str, Any]:
@@ -27,25 +26,18 @@ def _endpoint(conn: Any) -> dict[str, Any]:
     return {"host": host, "port": int(port), "user": user, "password": password}
 
 
-def install() -> None:
-    try:
-        from amqp import connection
-    except ImportError:
-        return
-    cls = connection.Connection
-    connect = cls.connect
-    if wrapped(connect):
-        return
-
-    @functools.wraps(connect)
+def _hooked(connect: Any) -> Any:
     def _connect(self: Any, callback: Any = None) -> Any:
         logical = self.__dict__.setdefault("_dagz_vhost", self.virtual_host)
         new = reroute_vhost(logical, _endpoint(self))
         self.virtual_host = logical if new is None else new
         return connect(self, callback)
 
-    setattr(_connect, MARK, True)
-    cls.connect = _connect
+    return _connect
+
+
+def install() -> None:
+    patch_connection("amqp.connection", "connect", _hooked)
 
 
 install()

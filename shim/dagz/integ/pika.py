@@ -9,24 +9,13 @@ caller's parameters object is left as it was.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from dagz.families import RABBITMQ_CONFIG
-from dagz.integ._amqp import MARK, DagzAmqpError, reroute_vhost, wrapped
+from dagz.integ._amqp import DagzAmqpError, patch_connection, reroute_vhost
 
 
-def install() -> None:
-    try:
-        from pika import connection
-    except ImportError:
-        return
-    cls = connection.Connection
-    init = cls.__init__
-    if wrapped(init):
-        return
-
-    @functools.wraps(init)
+def _hooked(init: Any) -> Any:
     def __init__(self: Any, parameters: Any = None, *args: Any, **kwargs: Any) -> None:
         if parameters is not None:
             creds = getattr(parameters, "credentials", None)
@@ -43,8 +32,11 @@ def install() -> None:
             return
         init(self, parameters, *args, **kwargs)
 
-    setattr(__init__, MARK, True)
-    cls.__init__ = __init__
+    return __init__
+
+
+def install() -> None:
+    patch_connection("pika.connection", "__init__", _hooked)
 
 
 install()
