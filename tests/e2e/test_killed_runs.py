@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 from dagz.config import MYSQL_CONFIG, PG_CONFIG
 from dagz.engines import mysql as _mysql
@@ -209,7 +210,8 @@ def test_session_left_in_a_worker_database_is_ended_before_a_rebuild() -> None:
     failing the worker."""
     base = unique_name("base")
     target = MYSQL_CONFIG.reroute_db(base)
-    holder = _mysql.connect(None, **MY)
+    # Not dagz's own connection: a session of another process (the killed run's child).
+    holder = pymysql.connect(autocommit=True, **MY)
     try:
         _my_run(None, f"CREATE DATABASE `{base}`")
         _my_run(

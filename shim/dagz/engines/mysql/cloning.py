@@ -16,7 +16,14 @@ from typing import Any
 from dagz.engines.base import DbConnection, dependency_order
 from dagz.engines.mysql import batch
 from dagz.engines.mysql.batch import _batch_error, _BatchError, _lock_waits, _rows_union
-from dagz.engines.mysql.connection import _connection, _errno, _literal, _q, quote_ident
+from dagz.engines.mysql.connection import (
+    _connection,
+    _errno,
+    _literal,
+    _q,
+    own_session_ids,
+    quote_ident,
+)
 from dagz.errors import EngineError
 
 #: ER_NO_SUCH_THREAD: `KILL` of a session that ended meanwhile.
@@ -62,7 +69,10 @@ def end_sessions(conn: DbConnection, db_name: str) -> list[int]:
         ],
     )
     ended = []
+    own = own_session_ids()
     for (sid,) in rows:
+        if int(sid) in own:
+            continue
         try:
             batch._run(conn, [f"KILL {int(sid)}"])
         except _BatchError as err:

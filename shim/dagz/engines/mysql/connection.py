@@ -5,6 +5,7 @@ connect otherwise, ~50 ms), connect, errors, quoting."""
 from __future__ import annotations
 
 import re
+import weakref
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -64,7 +65,26 @@ def _open(db: str | None, multi: bool, user_kwargs: dict[str, object]) -> Any:
 
             kwargs["client_flag"] = int(kwargs.get("client_flag", 0)) | CLIENT.MULTI_STATEMENTS
     with hard_bypass():
-        return mod.connect(autocommit=True, **kwargs)
+        conn = mod.connect(autocommit=True, **kwargs)
+    _OWN.add(conn)
+    return conn
+
+
+#: The connections dagz itself has open in this process (`cloning.end_sessions` never ends one
+#: of them: a rebuild's own earlier connection may still have the target as its database).
+_OWN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def own_session_ids() -> set[int]:
+    """Server session ids of dagz's own open connections in this process (no round trip)."""
+    ids = set()
+    for conn in list(_OWN):
+        try:
+            if conn.open:
+                ids.add(int(conn.thread_id()))
+        except Exception:
+            continue
+    return ids
 
 
 def connect(db: str | None, /, **connect_kwargs: object) -> Any:
