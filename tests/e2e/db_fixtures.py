@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,6 +20,23 @@ PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY: dict[str, Any] = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 NameFactory = Callable[[str], str]
+
+
+def run_sql(
+    engine: ModuleType, db: str | None, kw: dict[str, Any], *statements: str
+) -> list[tuple[Any, ...]]:
+    """Runs `statements` on a fresh connection of dagz's `engine` package (`_pg`, `_mysql`) to
+    `db`; the rows of the last one."""
+    conn = engine.connect(db, **kw)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        cur = conn.cursor()
+        for statement in statements:
+            cur.execute(statement)
+            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+    finally:
+        conn.close()
+    return rows
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,7 +26,7 @@ from dagz.engines import postgres as _pg
 from dagz.engines import warm as _warm
 from dagz.engines.postgres import connection as _pg_connection
 from dagz.errors import DagzError
-from db_fixtures import MY, PG, pg_databases  # noqa: F401 - fixture used by name
+from db_fixtures import MY, PG, pg_databases, run_sql  # noqa: F401 - fixture used by name
 
 from support import unique_name
 
@@ -47,18 +47,8 @@ class Server:
         return f'"{name}"' if self.family == "pg" else f"`{name}`"
 
     def run(self, db: str | None, *statements: str) -> list[tuple[Any, ...]]:
-        conn = self.engine.connect(
-            db if db is not None or self.family == "mysql" else "postgres", **self.kw
-        )
-        rows: list[tuple[Any, ...]] = []
-        try:
-            cur = conn.cursor()
-            for statement in statements:
-                cur.execute(statement)
-                rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
-        finally:
-            conn.close()
-        return rows
+        where = db if db is not None or self.family == "mysql" else "postgres"
+        return run_sql(self.engine, where, self.kw, *statements)
 
     def create(self, name: str, comment: str | None = None, rows: int = 3) -> str:
         self.made.append(name)

@@ -30,7 +30,7 @@ import pytest
 from dagz.config import MYSQL_CONFIG, PG_CONFIG
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
-from db_fixtures import MY, PG, pg_databases  # noqa: F401 - fixture used by name
+from db_fixtures import MY, PG, pg_databases, run_sql  # noqa: F401 - fixture used by name
 
 from support import unique_name
 
@@ -104,16 +104,7 @@ def pg_2pc() -> Iterator[dict[str, Any]]:
 
 
 def _pg_run(kw: dict[str, Any], db: str, *statements: str) -> list[tuple[Any, ...]]:
-    conn = _pg.connect(db, **kw)
-    rows: list[tuple[Any, ...]] = []
-    try:
-        cur = conn.cursor()
-        for statement in statements:
-            cur.execute(statement)
-            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
-    finally:
-        conn.close()
-    return rows
+    return run_sql(_pg, db, kw, *statements)
 
 
 def _prepared(kw: dict[str, Any], db: str) -> list[str]:
@@ -192,16 +183,7 @@ def test_db_drop_rolls_back_prepared_transactions_first(
 
 
 def _my_run(db: str | None, *statements: str) -> list[tuple[Any, ...]]:
-    conn = _mysql.connect(db, **MY)
-    rows: list[tuple[Any, ...]] = []
-    try:
-        cur = conn.cursor()
-        for statement in statements:
-            cur.execute(statement)
-            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
-    finally:
-        conn.close()
-    return rows
+    return run_sql(_mysql, db, MY, *statements)
 
 
 def test_session_left_in_a_worker_database_is_ended_before_a_rebuild() -> None:
