@@ -183,7 +183,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--engines", default="pg,mysql")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions (proves it runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.reps = 3
     for engine in args.engines.split(","):
         times = _run(engine, args.reps)
         label = "PostgreSQL" if engine == "pg" else "MariaDB"

@@ -135,7 +135,9 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-run", action="store_true", help="only the computed figures")
+    parser.add_argument("--quick", action="store_true", help="= --no-run (proves it runs)")
     args = parser.parse_args()
+    args.no_run = args.no_run or args.quick
     if not SUITE.is_dir():
         print(f"shard_balance: {SUITE} is missing: nothing measured")
         return 0
