@@ -3,15 +3,18 @@
 Plain and hooked are measured in the same process, in alternating rounds (the hooks are taken
 off redis-py's connection class for the plain rounds), so machine load hits both alike:
 
-* connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, the hooked
-  one rerouted to a worker index (target: at most 20 µs more per connection);
+* connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, three ways
+  in rotated order each round: plain to index 0 (redis-py sends no ``SELECT``), plain to the
+  worker's index k (what an application connecting to that index pays: one ``SELECT`` round
+  trip), and hooked to index 0, rerouted to k. dagz's own part is hooked - plain-to-k (target:
+  at most 20 µs per connection); hooked - plain-to-0 is what the index itself costs on top;
 * per command: ``send_command("GET", "k")`` with the socket write replaced by a no-op (packing
   only), on a rerouted connection: the fast path (target: at most 1 µs more);
 * prepare on Redis: ``REDIS_CONFIG.truncate`` of an index holding 100 keys (target 1 ms);
 * prepare on RabbitMQ: emptying a vhost (delete its 3 queues and 1 exchange) vs deleting and
   recreating it (management API of 127.0.0.1:15672).
 
-Run: ``.venv/bin/python bench/redis_hook_cost.py`` (needs redis-server and RabbitMQ).
+Run: ``.venv/bin/python bench/redis_hook_cost.py [--quick]`` (needs redis-server and RabbitMQ).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +33,7 @@ from collections.abc import Callable
 import redis
 from dagz._state import STATE
 from dagz.engines import rabbitmq
-from dagz.integ.redis import REDIS_CONFIG, _resolve
+from dagz.integ.redis import _MEMO, REDIS_CONFIG, _endpoint_of, _Route, _route_on_connect
 from redis.connection import AbstractConnection
 
 _HOOKED = ("on_connect_check_health", "send_command", "pack_commands")
@@ -65,16 +69,111 @@ def _side_by_side(fn: Callable[[], object], n: int, rounds: int = 15) -> tuple[f
     return best_plain, best_hooked
 
 
-def _connect(port: int) -> Callable[[], None]:
+def _connect(port: int, db: int = 0) -> Callable[[], None]:
     def run() -> None:
-        conn = redis.Connection(port=port, db=0)
+        conn = redis.Connection(port=port, db=db)
         conn.connect()
         conn.disconnect()
 
     return run
 
 
+def _hooks(on: bool) -> None:
+    for name in _HOOKED:
+        fn = AbstractConnection.__dict__[name]
+        original = getattr(fn, "__wrapped__", fn)
+        if on and not hasattr(fn, "__wrapped__"):
+            setattr(AbstractConnection, name, _HOOKS[name])
+        elif not on and hasattr(fn, "__wrapped__"):
+            setattr(AbstractConnection, name, original)
+
+
+_HOOKS: dict[str, Callable[..., object]] = {}
+
+
+def _connect_three(port: int, index: int, n: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per connect of each way, one sample per round, the order rotated each round
+    (plain index 0, plain index `index`, hooked index 0 rerouted to `index`)."""
+    _HOOKS.update({name: AbstractConnection.__dict__[name] for name in _HOOKED})
+    ways: list[tuple[str, bool, Callable[[], None]]] = [
+        ("plain 0", False, _connect(port, 0)),
+        (f"plain {index}", False, _connect(port, index)),
+        (f"dagz 0->{index}", True, _connect(port, 0)),
+    ]
+    out: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    for _, on, fn in ways:  # warm-up, uncounted
+        _hooks(on)
+        _time(fn, n // 4)
+    for r in range(rounds):
+        for name, on, fn in ways[r % 3 :] + ways[: r % 3]:
+            _hooks(on)
+            out[name].append(_time(fn, n))
+    _hooks(True)
+    return out
+
+
+def _hook_work(port: int) -> dict[str, float]:
+    """The CPU work the connect hook adds (what runs besides redis-py's own on_connect): the
+    decision for a connection object, with and without the per-test memo."""
+    conn = redis.Connection(port=port, db=0)
+
+    def later() -> None:
+        _Route(_endpoint_of(conn), _route_on_connect(conn) or 0, conn._dagz_prefix)
+
+    def first() -> None:
+        _MEMO.clear()
+        later()
+
+    return {
+        "first connect to an index in a test": min(_time(first, 2000) for _ in range(10)),
+        "later connects in the same test": min(_time(later, 2000) for _ in range(10)),
+    }
+
+
+def _commands_per_connect(admin: redis.Redis, fn: Callable[[], None], on: bool) -> dict[str, float]:
+    """INFO commandstats: the commands (and so round trips) the server got per connect."""
+    n = 50
+    _hooks(on)
+    admin.config_resetstat()
+    for _ in range(n):
+        fn()
+    stats = admin.info("commandstats")
+    _hooks(True)
+    return {
+        k.removeprefix("cmdstat_"): v["calls"] / n
+        for k, v in stats.items()
+        if not k.startswith(("cmdstat_info", "cmdstat_config"))
+    }
+
+
+def _report_connect(samples: dict[str, list[float]]) -> None:
+    names = list(samples)
+    print("redis connect raw (us per connect, per round; order rotated each round):")
+    for name in names:
+        print(f"  {name:12} " + " ".join(f"{x * 1e6:6.1f}" for x in samples[name]))
+    for name in names:
+        xs = samples[name]
+        print(
+            f"redis connect {name:12} median {statistics.median(xs) * 1e6:7.1f} us   "
+            f"spread {min(xs) * 1e6:7.1f}-{max(xs) * 1e6:7.1f} us"
+        )
+    plain0, plaink, hooked = (samples[n] for n in names)
+    own = [h - k for h, k in zip(hooked, plaink, strict=True)]
+    idx = [k - z for k, z in zip(plaink, plain0, strict=True)]
+    print(
+        f"redis connect dagz's own part (dagz - plain to the same index, per round) median "
+        f"{statistics.median(own) * 1e6:6.1f} us spread {min(own) * 1e6:6.1f}-"
+        f"{max(own) * 1e6:6.1f} us (target <= 20 us); the index's SELECT (plain k - plain 0) "
+        f"median {statistics.median(idx) * 1e6:6.1f} us"
+    )
+
+
 def main() -> None:
+    quick = "--quick" in sys.argv[1:]
+    print(
+        "method: plain and hooked redis-py in one process, alternating rounds (connect: three "
+        "ways, rotated order, median and min-max over rounds; command: minimum over rounds)"
+    )
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="dz_bench_redis_")
     os.environ["XDG_CACHE_HOME"] = tmp
@@ -87,12 +186,12 @@ def main() -> None:
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
         client = redis.Redis(port=port)
         assert client.client_info()["db"] == 6, "not rerouted"  # blocks of 3: worker 1 -> 6
-        connect = _side_by_side(_connect(port), 200)
+        connects = _connect_three(port, 6, 40 if quick else 200, 3 if quick else 15)
         conn = redis.Connection(port=port, db=0)
         conn.connect()
         assert conn._dagz_r is not None, "not rerouted"
         conn.send_packed_command = lambda *a, **k: None  # type: ignore[method-assign]
-        command = _side_by_side(lambda: conn.send_command("GET", "k"), 50_000)
+        command = _side_by_side(lambda: conn.send_command("GET", "k"), 5000 if quick else 50_000)
 
         def truncate_after_fill(n: int) -> float:
             total = 0.0
@@ -105,22 +204,27 @@ def main() -> None:
 
         prepare = min(truncate_after_fill(100) for _ in range(5))
         # the hook's own added work per connect: the decision and lifecycle checks of resolve
-        kw = {"host": "127.0.0.1", "port": port}
-        resolve = min(_time(lambda: _resolve(kw, 0), 2000) for _ in range(10))
+        work = _hook_work(port)
+        per_connect = {
+            "plain 6": _commands_per_connect(client, _connect(port, 6), on=False),
+            "dagz 0->6": _commands_per_connect(client, _connect(port, 0), on=True),
+        }
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    for what, (plain, hooked), target in (
-        ("connect", connect, 20),
-        ("command", command, 1),
-    ):
+    _report_connect(connects)
+    for what, (plain, hooked), target in (("command", command, 1),):
         print(
             f"redis {what:8} plain {plain * 1e6:9.3f} us   hooked {hooked * 1e6:9.3f} us   "
             f"overhead {(hooked - plain) * 1e6:7.3f} us   ratio {hooked / plain:5.3f}   "
             f"(target <= {target} us)"
         )
-    print(f"redis resolve  per connect (hook's added work) {resolve * 1e6:8.2f} us")
+    for what, secs in work.items():
+        print(f"redis hook's own work per connect, {what:34} {secs * 1e6:7.2f} us (min of rounds)")
+    for name, calls in per_connect.items():
+        text = ", ".join(f"{c} {n:.2f}" for c, n in sorted(calls.items()))
+        print(f"redis commands the server got per connect, {name:10}: {text}")
     print(f"redis prepare  truncate of 100 keys {prepare * 1e6:8.1f} us (target <= 1000 us)")
     _rabbit()
 
