@@ -8,6 +8,10 @@ A worker process holds a *lease* on every worker database it uses, for as long a
   name)``), MariaDB/MySQL ``GET_LOCK('dagz:worker:<name>', 0)`` (`mysql_lock_name`), each on
   one connection per server that the worker keeps open; the server ends the lease when that
   connection ends, so a killed worker leaves none behind;
+* Redis and RabbitMQ (`dagz.lease.service`), on the server of the connect being resolved: a
+  connection per leased index named ``dagz-lease:i<index>:p<pid>`` (``CLIENT SETNAME``, checked
+  with ``CLIENT LIST``), an exclusive queue ``dagz.lease`` in each leased vhost; also ended by
+  the server with the worker's connections;
 * otherwise (a family whose `worker_init` dagz did not make, so the server is unknown) an
   ``flock`` on a file per database in ``/tmp/dagz-leases`` (``DAGZ_LEASE_DIR``; sticky and
   world-writable, made 0o1777): machine-local only, which the log says. A lock file is removed
@@ -346,11 +350,17 @@ def hold(cfg: DbConfig, target: str) -> None:
         if (cfg.family, target) in leases.names:
             return
         if not leases.take(cfg, target):
+            hint = (
+                "Name every base in create_worker_init([...]) so that the worker number is "
+                "chosen for all of them at once."
+                if cfg.engine not in _SERVICES
+                else "The other run uses this number for this family only; run it with the "
+                "other families too, or one run at a time."
+            )
             raise DagzError(
                 f"dagz: {cfg.family}: {target} is in use by a live run (another process holds "
                 f"its worker lease); this worker is worker {leases.number} already, for the "
-                "databases it met first. Name every base in create_worker_init([...]) so that "
-                "the worker number is chosen for all of them at once."
+                f"databases it met first. {hint}"
             )
         leases.names.add((cfg.family, target))
 
