@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,10 @@ from typing import Any
 
 import pytest
 import redis
+from dagz.engines import rabbitmq
+from dagz.engines import redis as engine_redis
+from dagz.families import RABBITMQ_CONFIG
+from dagz.lease.service import AmqpLease, RedisLease
 from plugin_support import child_env, run_process
 from test_rabbitmq import _api, vhost_prefix  # noqa: F401 - the fixture
 from test_redis import pg_base, private_redis  # noqa: F401 - the fixtures
@@ -187,3 +192,55 @@ def test_two_runs_sharing_redis_and_rabbitmq_use_disjoint_indexes_and_vhosts(
     assert not [c for c in clients if c["name"].startswith("dagz-lease:")], clients
     queues = _api("GET", "/api/queues?columns=name,vhost")
     assert not [q for q in queues if q["vhost"].startswith(vhost_prefix) and "lease" in q["name"]]
+
+
+def _dagz_db(env: dict[str, str], *args: str) -> str:
+    argv = [str(VENV_PYTHON), "-m", "dagz.cli", "db", "drop", *args]
+    done = subprocess.run(
+        argv, env=child_env(env), capture_output=True, text=True, timeout=120, check=False
+    )
+    return done.stdout + done.stderr
+
+
+def test_db_drop_spares_an_index_and_a_vhost_a_live_run_holds(
+    tmp_path: Path,
+    private_redis: int,  # noqa: F811 - the fixture
+    vhost_prefix: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``dagz db drop`` leaves a Redis index and a vhost whose worker lease a live process
+    holds (the lease connections of `dagz.lease.service`, as a worker takes them), drops the
+    unleased ones, and drops the others once the holder is gone."""
+    port = private_redis
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    kw = {"host": "127.0.0.1", "port": port}
+    for index in (2, 3):
+        engine_redis.claim(kw, index, index - 1, "0")
+        redis.Redis(port=port, db=index).set("k", "v")
+    mq = {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest"}
+    held_vh, free_vh = f"{vhost_prefix}_jw00", f"{vhost_prefix}_jw01"
+    for n, vh in enumerate((held_vh, free_vh)):
+        rabbitmq.ensure_vhost(mq, vh, vhost_prefix, n)
+    redis_lease, amqp_lease = RedisLease(kw), AmqpLease(mq, mq, RABBITMQ_CONFIG)
+    try:
+        assert redis_lease.try_take("2")
+        assert amqp_lease.try_take(held_vh)
+        out = _dagz_db(env, "--engine", "redis", "--port", str(port), "--all")
+        out += _dagz_db(env, "--engine", "rabbitmq", "--base", vhost_prefix)
+        for said in ("skipped redis 2", "dropped redis 3", f"skipped rabbitmq {held_vh}"):
+            assert said in out, out
+        assert f"dropped rabbitmq {free_vh}" in out, out
+        assert redis.Redis(port=port, db=2).dbsize() == 1
+        assert redis.Redis(port=port, db=3).dbsize() == 0
+        names = {v["name"] for v in _api("GET", "/api/vhosts")}
+        assert held_vh in names
+        assert free_vh not in names
+    finally:
+        redis_lease.close()
+        amqp_lease.close()
+    out = _dagz_db(env, "--engine", "redis", "--port", str(port), "--all")
+    out += _dagz_db(env, "--engine", "rabbitmq", "--base", vhost_prefix)
+    assert "dropped redis 2" in out, out
+    assert f"dropped rabbitmq {held_vh}" in out, out
+    assert redis.Redis(port=port, db=2).dbsize() == 0

@@ -55,7 +55,7 @@ from dagz._state import STATE, log
 from dagz.errors import DagzError, EngineError
 from dagz.lease.files import _file_free, _Files, lease_dir
 from dagz.lease.server import _engine_name, _Server, _server_id, mysql_lock_name, pg_key
-from dagz.lease.service import AmqpLease, RedisLease, Unsupported
+from dagz.lease.service import AmqpLease, RedisLease, Unsupported, held_elsewhere
 
 if TYPE_CHECKING:
     from dagz.config import DbConfig
@@ -381,6 +381,8 @@ def in_use_elsewhere(engine: int | str, name: str, connect_kwargs: dict[str, Any
     eng = _engine_name(engine)
     if held(eng, name):
         return False
+    if eng in _SERVICES.values():
+        return held_elsewhere(eng, name, connect_kwargs)
     if not _file_free(eng, name):
         return True
     from dagz._bypass import hard_bypass

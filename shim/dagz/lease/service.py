@@ -222,3 +222,29 @@ class AmqpLease(_ServiceLease):
             return bool(conn.is_open)
         except Exception:
             return False
+
+
+def held_elsewhere(engine: str, name: str, connect_kwargs: dict[str, Any]) -> bool:
+    """Whether a live process holds the lease on Redis index / RabbitMQ vhost `name` (the guard
+    of ``dagz db drop``): a connection named for it in ``CLIENT LIST``, or the vhost's
+    exclusive lease queue (it exists only while its connection lives)."""
+    if engine == "redis":
+        from dagz.engines import redis as engine_redis
+
+        kw = engine_redis._kwargs(connect_kwargs)
+        mine = f"{REDIS_PREFIX}{int(name)}:"
+        with engine_redis.admin(kw, "listing the Redis lease connections failed") as client:
+            clients = client.client_list(_type="normal")
+        return any(str(c.get("name", "")).startswith(mine) for c in clients)
+    import urllib.error
+
+    from dagz.engines import rabbitmq
+
+    api = rabbitmq._Api(dict(connect_kwargs))
+    try:
+        api.call("GET", f"/api/queues/{rabbitmq._q(name)}/{rabbitmq._q(AMQP_QUEUE)}")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return True
