@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -244,3 +245,50 @@ def test_db_drop_spares_an_index_and_a_vhost_a_live_run_holds(
     assert "dropped redis 2" in out, out
     assert f"dropped rabbitmq {held_vh}" in out, out
     assert redis.Redis(port=port, db=2).dbsize() == 0
+
+
+HOLDER = """
+import sys, time
+from dagz.families import RABBITMQ_CONFIG
+from dagz.lease.service import AmqpLease, RedisLease
+port, vhost = int(sys.argv[1]), sys.argv[2]
+mq = {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest"}
+r, a = RedisLease({"host": "127.0.0.1", "port": port}), AmqpLease(mq, mq, RABBITMQ_CONFIG)
+assert r.try_take("4") and a.try_take(vhost)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_holder_frees_its_leases(
+    tmp_path: Path,
+    private_redis: int,  # noqa: F811 - the fixture
+    vhost_prefix: str,  # noqa: F811 - the fixture
+) -> None:
+    """A process holding a Redis index and a vhost lease is killed (SIGKILL: no cleanup runs):
+    the servers end its connections, and the leases can be taken again, with nothing to sweep.
+    While it lives, they cannot."""
+    port, vhost = private_redis, f"{vhost_prefix}_jw04"
+    mq = {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest"}
+    argv = [str(VENV_PYTHON), "-c", HOLDER, str(port), vhost]
+    env = child_env({"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    holder = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    r, a = RedisLease({"host": "127.0.0.1", "port": port}), AmqpLease(mq, mq, RABBITMQ_CONFIG)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        assert not r.try_take("4")
+        assert not a.try_take(vhost)
+        holder.kill()
+        holder.wait(timeout=30)
+        deadline = time.monotonic() + 30  # the servers notice the closed sockets
+        while not (r.try_take("4") and a.try_take(vhost)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert r.held == {"4"}
+        assert a.held == {vhost}
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=30)
+        r.close()
+        a.close()
