@@ -12,6 +12,7 @@ the end (`test_rabbitmq.vhost_prefix`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -292,3 +293,25 @@ def test_a_killed_holder_frees_its_leases(
             holder.wait(timeout=30)
         r.close()
         a.close()
+
+
+def test_a_lease_connection_the_server_closed_is_taken_again(
+    private_redis: int,  # noqa: F811 - the fixture
+) -> None:
+    """The server closes a Redis lease connection (``CLIENT KILL``): the check after each test
+    (`refresh`) sees the lease gone, not a connection redis-py quietly made again without its
+    name, and takes it again (CLIENT LIST shows the name once more)."""
+    port = private_redis
+    admin = redis.Redis(port=port)
+    lease = RedisLease({"host": "127.0.0.1", "port": port})
+    mine = f"dagz-lease:i5:p{os.getpid()}"
+    try:
+        assert lease.try_take("5")
+        ids = [c["id"] for c in admin.client_list() if c["name"] == mine]
+        assert len(ids) == 1
+        admin.execute_command("CLIENT", "KILL", "ID", ids[0])
+        assert not [c for c in admin.client_list() if c["name"] == mine]
+        assert lease.refresh() == set()
+        assert [c["name"] for c in admin.client_list() if c["name"] == mine] == [mine]
+    finally:
+        lease.close()

@@ -134,11 +134,14 @@ class RedisLease(_ServiceLease):
         return conn
 
     def _alive(self, conn: Any) -> bool:
+        # The name, not a PING: a connection redis-py silently made again has lost it.
         try:
             with bypass():
-                return bool(conn.ping())
+                name = conn.client_getname()
         except Exception:
             return False
+        text = name.decode() if isinstance(name, bytes) else str(name or "")
+        return text.startswith(REDIS_PREFIX) and text.endswith(f":p{os.getpid()}")
 
 
 class AmqpLease(_ServiceLease):
