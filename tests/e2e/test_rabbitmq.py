@@ -54,7 +54,17 @@ def rewrite(vhost, session):
 RABBITMQ_CONFIG.configure(rewrite, RABBITMQ_CONFIG.default_should_reroute, RABBITMQ_CONFIG.truncate)
 """
 
-TESTS = """
+#: The management API for the inner runs' tests (``api("/api/queues")``).
+INNER_API = """
+def api(path):
+    import base64, json, urllib.request
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+    req = urllib.request.Request("http://127.0.0.1:15672" + path, headers={"Authorization": auth})
+    return json.loads(urllib.request.urlopen(req, timeout=15).read())
+"""
+
+TESTS = (
+    """
 import base64, json, os, time, urllib.request
 from pathlib import Path
 import kombu, pika, pytest
@@ -67,11 +77,9 @@ def barrier(name, n=4, timeout=60):
     while len(list(d.iterdir())) < n and time.monotonic() < deadline:
         time.sleep(0.02)
 
-def api(path):
-    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
-    req = urllib.request.Request("http://127.0.0.1:15672" + path, headers={"Authorization": auth})
-    return json.loads(urllib.request.urlopen(req, timeout=15).read())
-
+"""
+    + INNER_API
+    + """
 @pytest.mark.parametrize("i", range(4))
 def test_tasks_stay_with_their_worker(i):
     me = os.environ["PYTEST_XDIST_WORKER"]
@@ -102,6 +110,7 @@ def test_tasks_stay_with_their_worker(i):
         event = {"worker": me, "got": got, "vhost": vhost, "hosts": sorted(hosts)}
         fh.write(json.dumps(event) + "\\n")
 """
+)
 
 
 def test_kombu_tasks_consumed_by_the_worker_that_published_them(

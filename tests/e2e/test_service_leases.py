@@ -28,7 +28,7 @@ from dagz.engines import redis as engine_redis
 from dagz.families import RABBITMQ_CONFIG
 from dagz.lease.service import AmqpLease, RedisLease
 from plugin_support import child_env, run_process
-from test_rabbitmq import _api, vhost_prefix  # noqa: F401 - the fixture
+from test_rabbitmq import INNER_API, _api, vhost_prefix  # noqa: F401 - the fixture
 from test_redis import pg_base, private_redis  # noqa: F401 - the fixtures
 
 from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON
@@ -61,8 +61,9 @@ if os.environ.get("DZ_BASE"):
     )
 """
 
-TESTS = """
-import base64, json, os, time, urllib.request
+TESTS = (
+    """
+import json, os, time
 import kombu, pytest, redis
 
 RUN, SYNC = os.environ["DZ_RUN"], os.environ["DZ_SYNC"]
@@ -74,11 +75,9 @@ def wait_for(predicate, seconds):
         time.sleep(0.05)
 
 
-def api(path):
-    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
-    req = urllib.request.Request("http://127.0.0.1:15672" + path, headers={"Authorization": auth})
-    return json.loads(urllib.request.urlopen(req, timeout=15).read())
-
+"""
+    + INNER_API
+    + """
 
 @pytest.mark.parametrize("n", range(2))
 def test_services(n):
@@ -110,6 +109,7 @@ def test_services(n):
     os.write(fd, (json.dumps(event) + "\\n").encode())
     os.close(fd)
 """
+)
 
 _MOVED = re.compile(r"gw(\d+) → worker (\d+) \(worker (\d+) is leased by another run\)")
 

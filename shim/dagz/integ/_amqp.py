@@ -68,17 +68,8 @@ def check(conn: Any) -> None:
 
 def patch_channel(module: str, cls_name: str, *methods: str) -> None:
     """Wraps `<module>.<cls_name>.<method>` so that `check(self.connection)` runs first."""
-    try:
-        cls = getattr(importlib.import_module(module), cls_name)
-    except (ImportError, AttributeError):
-        return
     for method in methods:
-        original = getattr(cls, method)
-        if wrapped(original):
-            continue
-        hook = functools.wraps(original)(_checked(original))
-        setattr(hook, MARK, True)
-        setattr(cls, method, hook)
+        _patch(module, cls_name, method, _checked)
 
 
 def _checked(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,9 +87,15 @@ def wrapped(obj: Any) -> bool:
 def patch_connection(module: str, method: str, make: Callable[[Any], Callable[..., Any]]) -> None:
     """Replaces `<module>.Connection.<method>` by `make(original)`, once; a driver that is not
     installed is skipped."""
+    _patch(module, "Connection", method, make)
+
+
+def _patch(
+    module: str, cls_name: str, method: str, make: Callable[[Any], Callable[..., Any]]
+) -> None:
     try:
-        cls = importlib.import_module(module).Connection
-    except ImportError:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):
         return
     original = getattr(cls, method)
     if wrapped(original):
