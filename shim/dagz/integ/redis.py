@@ -103,8 +103,9 @@ def _resolve(kw: dict[str, Any], index: object) -> int | None:
 
 
 #: (server, logical index) -> (test generation, configuration, leased worker number, physical
-#: index or None, channel prefix): a connect in the same test as an earlier one to the same
-#: index skips the lifecycle (`REDIS_CONFIG.resolve`), which ran for it in this test already.
+#: index or None, channel prefix). The decision depends on none of what changes between tests:
+#: a later connect to the same index (same configuration and worker number) reuses it; in the
+#: test it was made in, the lifecycle ran already, in a later test only `prepare` is left.
 _MEMO: dict[tuple[object, ...], tuple[int, object, int | None, int | None, str]] = {}
 
 
@@ -116,14 +117,29 @@ def _route_on_connect(conn: Any) -> int | None:
     index = conn.db or 0
     key = (getattr(conn, "path", None), getattr(conn, "host", None), conn.port, index)
     hit = _MEMO.get(key)
-    if hit is not None and hit[0] == _CFG.gen and hit[1] is conf and hit[2] == lease.number():
+    if hit is not None and hit[1] is conf and hit[2] == lease.number():
+        gen = _CFG.gen
+        if hit[0] != gen and hit[3] is not None:
+            _prepare(_endpoint_of(conn), str(hit[3]))
+        if hit[0] != gen:
+            _MEMO[key] = (gen, *hit[1:])
         conn._dagz_prefix = hit[4]
         return hit[3]
+    gen = _CFG.gen  # read first: a test starting meanwhile gets its prepare next time
     new = _resolve(_endpoint_of(conn), index)
     prefix = _CFG.channel_prefix() if new is not None else ""
-    _MEMO[key] = (_CFG.gen, conf, lease.number(), new, prefix)
+    _MEMO[key] = (gen, conf, lease.number(), new, prefix)
     conn._dagz_prefix = prefix
     return new
+
+
+def _prepare(kw: dict[str, Any], new: str) -> None:
+    """`prepare` of index `new` once in this test (what is left of the lifecycle)."""
+    try:
+        with endpoint(kw):
+            _CFG._maybe_prepare(new)
+    except DagzError as exc:
+        raise DagzRedisError(str(exc)) from None
 
 
 def _new_test(r: _Route) -> None:
