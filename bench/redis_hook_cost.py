@@ -19,6 +19,7 @@ Run: ``.venv/bin/python bench/redis_hook_cost.py [--quick]`` (needs redis-server
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Callable
 
 import redis
+from dagz import lease
 from dagz._state import STATE
 from dagz.engines import rabbitmq
 from dagz.integ.redis import _MEMO, REDIS_CONFIG, _endpoint_of, _Route, _route_on_connect
@@ -91,25 +93,37 @@ def _hooks(on: bool) -> None:
 _HOOKS: dict[str, Callable[..., object]] = {}
 
 
-def _connect_three(port: int, index: int, n: int, rounds: int) -> dict[str, list[float]]:
-    """Seconds per connect of each way, one sample per round, the order rotated each round
-    (plain index 0, plain index `index`, hooked index 0 rerouted to `index`)."""
+def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """(wall, this process's CPU) seconds per call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+
+
+def _connect_three(port: int, index: int, n: int, rounds: int) -> list[dict[str, list[float]]]:
+    """Wall and CPU seconds per connect of each way, one sample per round, the order rotated
+    each round (plain index 0, plain index `index`, hooked index 0 rerouted to `index`; the
+    hooked connects after the first are later connects of one test: the remembered decision)."""
     _HOOKS.update({name: AbstractConnection.__dict__[name] for name in _HOOKED})
     ways: list[tuple[str, bool, Callable[[], None]]] = [
         ("plain 0", False, _connect(port, 0)),
         (f"plain {index}", False, _connect(port, index)),
         (f"dagz 0->{index}", True, _connect(port, 0)),
     ]
-    out: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    wall: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in ways}
     for _, on, fn in ways:  # warm-up, uncounted
         _hooks(on)
         _time(fn, n // 4)
     for r in range(rounds):
         for name, on, fn in ways[r % 3 :] + ways[: r % 3]:
             _hooks(on)
-            out[name].append(_time(fn, n))
+            w, c = _both(fn, n)
+            wall[name].append(w)
+            cpu[name].append(c)
     _hooks(True)
-    return out
+    return [wall, cpu]
 
 
 def _hook_work(port: int) -> dict[str, float]:
@@ -155,23 +169,23 @@ def _commands_per_connect(admin: redis.Redis, fn: Callable[[], None], on: bool) 
     }
 
 
-def _report_connect(samples: dict[str, list[float]]) -> None:
+def _report_connect(samples: dict[str, list[float]], what: str) -> None:
     names = list(samples)
-    print("redis connect raw (us per connect, per round; order rotated each round):")
+    print(f"redis connect raw {what} (us per connect, per round; order rotated each round):")
     for name in names:
         print(f"  {name:12} " + " ".join(f"{x * 1e6:6.1f}" for x in samples[name]))
     for name in names:
         xs = samples[name]
         print(
-            f"redis connect {name:12} median {statistics.median(xs) * 1e6:7.1f} us   "
+            f"redis connect {what} {name:12} median {statistics.median(xs) * 1e6:7.1f} us   "
             f"spread {min(xs) * 1e6:7.1f}-{max(xs) * 1e6:7.1f} us"
         )
     plain0, plaink, hooked = (samples[n] for n in names)
     own = [h - k for h, k in zip(hooked, plaink, strict=True)]
     idx = [k - z for k, z in zip(plaink, plain0, strict=True)]
     print(
-        f"redis connect dagz's own part (dagz - plain to the same index, per round) median "
-        f"{statistics.median(own) * 1e6:6.1f} us spread {min(own) * 1e6:6.1f}-"
+        f"redis connect {what} dagz's own part (dagz - plain to the same index, per round) "
+        f"median {statistics.median(own) * 1e6:6.1f} us spread {min(own) * 1e6:6.1f}-"
         f"{max(own) * 1e6:6.1f} us (target <= 20 us); the index's SELECT (plain k - plain 0) "
         f"median {statistics.median(idx) * 1e6:6.1f} us"
     )
@@ -218,11 +232,23 @@ def main() -> None:
             "plain 6": _commands_per_connect(client, _connect(port, 6), on=False),
             "dagz 0->6": _commands_per_connect(client, _connect(port, 0), on=True),
         }
+        lease.release()  # the children lease worker 1's index themselves
+        instructions = _instructions(port, 20 if quick else 200)
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    _report_connect(connects)
+    _report_connect(connects[0], "wall")
+    for mode, ir in instructions.items():
+        print(f"redis connect instructions (callgrind Ir per connect) {mode:28} {ir:12.0f}")
+    if instructions:
+        base = instructions["plain 6"]
+        for mode in _MODES[2:]:
+            print(
+                f"redis connect instructions dagz adds ({mode} - plain 6) "
+                f"{instructions[mode] - base:10.0f} Ir"
+            )
+    _report_connect(connects[1], "cpu")
     for what, (plain, hooked), target in (("command", command, 1),):
         print(
             f"redis {what:8} plain {plain * 1e6:9.3f} us   hooked {hooked * 1e6:9.3f} us   "
@@ -270,5 +296,50 @@ def _rabbit() -> None:
     )
 
 
+_MODES = ("plain 0", "plain 6", "dagz 0->6, same test", "dagz 0->6, each a new test")
+
+
+def _child(mode: str, n: int, port: int) -> None:
+    """`n` connects of one way (under callgrind: `_instructions`), after one uncounted."""
+    index = 6 if mode == "plain 6" else 0
+    gc.disable()  # collections at other moments on each side would be counted as noise
+    if mode.startswith("plain"):
+        _hooks(False)
+    else:
+        STATE.reroute, STATE.current_test = True, "bench"
+        REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
+    new_test = mode.endswith("new test")
+    for _ in range(n + 1):
+        if new_test:
+            REDIS_CONFIG.gen += 1
+        _connect(port, index)()
+
+
+def _instructions(port: int, n: int) -> dict[str, float]:
+    """Instructions (callgrind Ir) per connect of each way: deterministic, unlike time; the
+    run with n + 1 connects minus the run with 1, over n (start-up and the first connect's
+    one-time work cancel)."""
+    if shutil.which("valgrind") is None:
+        return {}
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="dz_bench_cg_") as tmp:
+        for mode in _MODES:
+            totals = []
+            for count in (0, n):
+                f = os.path.join(tmp, "cg.out")
+                argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={f}"]
+                argv += [sys.executable, __file__, "--child", mode, str(count), str(port)]
+                env = {**os.environ, "PYTHONHASHSEED": "0"}
+                subprocess.run(argv, env=env, check=True, capture_output=True)
+                with open(f) as fh:
+                    line = next(x for x in fh if x.startswith(("summary:", "totals:")))
+                totals.append(int(line.split()[1]))
+            out[mode] = (totals[1] - totals[0]) / n
+    return out
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()
