@@ -27,9 +27,9 @@ from dagz.engines import rabbitmq
 from dagz.engines import redis as engine_redis
 from dagz.families import RABBITMQ_CONFIG
 from dagz.lease.service import AmqpLease, RedisLease
-from plugin_support import child_env, run_process
+from plugin_support import child_env, run_inline_project, run_process
 from test_rabbitmq import INNER_API, _api, vhost_prefix  # noqa: F401 - the fixture
-from test_redis import pg_base, private_redis  # noqa: F401 - the fixtures
+from test_redis import _keyspace, pg_base, private_redis  # noqa: F401 - the fixtures
 
 from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON
 
@@ -315,3 +315,41 @@ def test_a_lease_connection_the_server_closed_is_taken_again(
         assert [c["name"] for c in admin.client_list() if c["name"] == mine] == [mine]
     finally:
         lease.close()
+
+
+LIMITED_CONFTEST = """
+from dagz.integ.redis import REDIS_CONFIG
+REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
+"""
+
+LIMITED_TESTS = """
+import os, redis
+
+def test_limited_user():
+    r = redis.Redis(port=int(os.environ["DZ_REDIS_PORT"]), username="dz_limited", password="pw")
+    r.set("k", "v")
+"""
+
+
+def test_a_user_without_client_rights_falls_back_to_lease_files(
+    tmp_path: Path,
+    private_redis: int,  # noqa: F811 - the fixture
+) -> None:
+    """A Redis user that may not run ``CLIENT`` (ACL ``-client``): the
+    lease cannot live on the server, so it is a machine-local lease file, which the summary
+    says; the test still runs on its worker's index."""
+    port = private_redis
+    admin = redis.Redis(port=port)
+    acl = ("on", ">pw", "~*", "&*", "+@all", "-client")
+    admin.execute_command("ACL", "SETUSER", "dz_limited", *acl)
+    leases = tmp_path / "leases"
+    env = {"DZ_REDIS_PORT": str(port), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    env["DAGZ_LEASE_DIR"] = str(leases)
+    files = {"conftest.py": LIMITED_CONFTEST, "test_limited.py": LIMITED_TESTS}
+    rc, out, _ = run_inline_project(tmp_path, files, "--dagz-workers", "1", env=env)
+    assert rc == 0, out
+    assert "REDIS_CONFIG: its server cannot hold them" in out, out
+    assert "worker leases are lock files in" in out, out
+    assert _keyspace(port) == {8: 1}  # 1 worker: blocks of 16 // 2 = 8, worker 0's index 0 -> 8
+    assert not [c for c in admin.client_list() if c["name"].startswith("dagz-lease:")]
+    assert not (list(leases.iterdir()) if leases.exists() else []), "lease files left"
