@@ -239,6 +239,7 @@ def main() -> None:
         server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     _report_connect(connects[0], "wall")
+    _report_connect(connects[1], "cpu")
     for mode, ir in instructions.items():
         print(f"redis connect instructions (callgrind Ir per connect) {mode:28} {ir:12.0f}")
     if instructions:
@@ -248,7 +249,6 @@ def main() -> None:
                 f"redis connect instructions dagz adds ({mode} - plain 6) "
                 f"{instructions[mode] - base:10.0f} Ir"
             )
-    _report_connect(connects[1], "cpu")
     for what, (plain, hooked), target in (("command", command, 1),):
         print(
             f"redis {what:8} plain {plain * 1e6:9.3f} us   hooked {hooked * 1e6:9.3f} us   "
