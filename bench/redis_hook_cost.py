@@ -3,33 +3,39 @@
 Plain and hooked are measured in the same process, in alternating rounds (the hooks are taken
 off redis-py's connection class for the plain rounds), so machine load hits both alike:
 
-* connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, the hooked
-  one rerouted to a worker index (target: at most 20 µs more per connection);
+* connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, three ways
+  in rotated order each round: plain to index 0 (redis-py sends no ``SELECT``), plain to the
+  worker's index k (what an application connecting to that index pays: one ``SELECT`` round
+  trip), and hooked to index 0, rerouted to k. dagz's own part is hooked - plain-to-k (target:
+  at most 20 µs per connection); hooked - plain-to-0 is what the index itself costs on top;
 * per command: ``send_command("GET", "k")`` with the socket write replaced by a no-op (packing
   only), on a rerouted connection: the fast path (target: at most 1 µs more);
 * prepare on Redis: ``REDIS_CONFIG.truncate`` of an index holding 100 keys (target 1 ms);
 * prepare on RabbitMQ: emptying a vhost (delete its 3 queues and 1 exchange) vs deleting and
   recreating it (management API of 127.0.0.1:15672).
 
-Run: ``.venv/bin/python bench/redis_hook_cost.py`` (needs redis-server and RabbitMQ).
+Run: ``.venv/bin/python bench/redis_hook_cost.py [--quick]`` (needs redis-server and RabbitMQ).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 
 import redis
+from dagz import lease
 from dagz._state import STATE
 from dagz.engines import rabbitmq
-from dagz.integ.redis import REDIS_CONFIG, _resolve
+from dagz.integ.redis import _MEMO, REDIS_CONFIG, _endpoint_of, _Route, _route_on_connect
 from redis.connection import AbstractConnection
 
 _HOOKED = ("on_connect_check_health", "send_command", "pack_commands")
@@ -65,16 +71,132 @@ def _side_by_side(fn: Callable[[], object], n: int, rounds: int = 15) -> tuple[f
     return best_plain, best_hooked
 
 
-def _connect(port: int) -> Callable[[], None]:
+def _connect(port: int, db: int = 0) -> Callable[[], None]:
     def run() -> None:
-        conn = redis.Connection(port=port, db=0)
+        conn = redis.Connection(port=port, db=db)
         conn.connect()
         conn.disconnect()
 
     return run
 
 
+def _hooks(on: bool) -> None:
+    for name in _HOOKED:
+        fn = AbstractConnection.__dict__[name]
+        original = getattr(fn, "__wrapped__", fn)
+        if on and not hasattr(fn, "__wrapped__"):
+            setattr(AbstractConnection, name, _HOOKS[name])
+        elif not on and hasattr(fn, "__wrapped__"):
+            setattr(AbstractConnection, name, original)
+
+
+_HOOKS: dict[str, Callable[..., object]] = {}
+
+
+def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """(wall, this process's CPU) seconds per call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+
+
+def _connect_three(port: int, index: int, n: int, rounds: int) -> list[dict[str, list[float]]]:
+    """Wall and CPU seconds per connect of each way, one sample per round, the order rotated
+    each round (plain index 0, plain index `index`, hooked index 0 rerouted to `index`; the
+    hooked connects after the first are later connects of one test: the remembered decision)."""
+    _HOOKS.update({name: AbstractConnection.__dict__[name] for name in _HOOKED})
+    ways: list[tuple[str, bool, Callable[[], None]]] = [
+        ("plain 0", False, _connect(port, 0)),
+        (f"plain {index}", False, _connect(port, index)),
+        (f"dagz 0->{index}", True, _connect(port, 0)),
+    ]
+    wall: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    for _, on, fn in ways:  # warm-up, uncounted
+        _hooks(on)
+        _time(fn, n // 4)
+    for r in range(rounds):
+        for name, on, fn in ways[r % 3 :] + ways[: r % 3]:
+            _hooks(on)
+            w, c = _both(fn, n)
+            wall[name].append(w)
+            cpu[name].append(c)
+    _hooks(True)
+    return [wall, cpu]
+
+
+def _hook_work(port: int) -> dict[str, float]:
+    """The CPU work the connect hook adds (what runs besides redis-py's own on_connect): the
+    decision for a connection object, made anew (the first connect to an index in the
+    process), remembered from an earlier test (only the per-test lifecycle step runs), and
+    remembered from this test."""
+    conn = redis.Connection(port=port, db=0)
+
+    def same_test() -> None:
+        _Route(_endpoint_of(conn), _route_on_connect(conn) or 0, conn._dagz_prefix)
+
+    def later_test() -> None:
+        REDIS_CONFIG.gen += 1  # what a test start does to the hooks
+        same_test()
+
+    def anew() -> None:
+        _MEMO.clear()
+        same_test()
+
+    return {
+        "decided anew (first in the process)": min(_time(anew, 2000) for _ in range(10)),
+        "first connect to the index in a later test": min(
+            _time(later_test, 2000) for _ in range(10)
+        ),
+        "later connects in the same test": min(_time(same_test, 2000) for _ in range(10)),
+    }
+
+
+def _commands_per_connect(admin: redis.Redis, fn: Callable[[], None], on: bool) -> dict[str, float]:
+    """INFO commandstats: the commands (and so round trips) the server got per connect."""
+    n = 50
+    _hooks(on)
+    admin.config_resetstat()
+    for _ in range(n):
+        fn()
+    stats = admin.info("commandstats")
+    _hooks(True)
+    return {
+        k.removeprefix("cmdstat_"): v["calls"] / n
+        for k, v in stats.items()
+        if not k.startswith(("cmdstat_info", "cmdstat_config"))
+    }
+
+
+def _report_connect(samples: dict[str, list[float]], what: str) -> None:
+    names = list(samples)
+    print(f"redis connect raw {what} (us per connect, per round; order rotated each round):")
+    for name in names:
+        print(f"  {name:12} " + " ".join(f"{x * 1e6:6.1f}" for x in samples[name]))
+    for name in names:
+        xs = samples[name]
+        print(
+            f"redis connect {what} {name:12} median {statistics.median(xs) * 1e6:7.1f} us   "
+            f"spread {min(xs) * 1e6:7.1f}-{max(xs) * 1e6:7.1f} us"
+        )
+    plain0, plaink, hooked = (samples[n] for n in names)
+    own = [h - k for h, k in zip(hooked, plaink, strict=True)]
+    idx = [k - z for k, z in zip(plaink, plain0, strict=True)]
+    print(
+        f"redis connect {what} dagz's own part (dagz - plain to the same index, per round) "
+        f"median {statistics.median(own) * 1e6:6.1f} us spread {min(own) * 1e6:6.1f}-"
+        f"{max(own) * 1e6:6.1f} us (target <= 20 us); the index's SELECT (plain k - plain 0) "
+        f"median {statistics.median(idx) * 1e6:6.1f} us"
+    )
+
+
 def main() -> None:
+    quick = "--quick" in sys.argv[1:]
+    print(
+        "method: plain and hooked redis-py in one process, alternating rounds (connect: three "
+        "ways, rotated order, median and min-max over rounds; command: minimum over rounds)"
+    )
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="dz_bench_redis_")
     os.environ["XDG_CACHE_HOME"] = tmp
@@ -87,12 +209,12 @@ def main() -> None:
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
         client = redis.Redis(port=port)
         assert client.client_info()["db"] == 6, "not rerouted"  # blocks of 3: worker 1 -> 6
-        connect = _side_by_side(_connect(port), 200)
+        connects = _connect_three(port, 6, 40 if quick else 200, 3 if quick else 15)
         conn = redis.Connection(port=port, db=0)
         conn.connect()
         assert conn._dagz_r is not None, "not rerouted"
         conn.send_packed_command = lambda *a, **k: None  # type: ignore[method-assign]
-        command = _side_by_side(lambda: conn.send_command("GET", "k"), 50_000)
+        command = _side_by_side(lambda: conn.send_command("GET", "k"), 5000 if quick else 50_000)
 
         def truncate_after_fill(n: int) -> float:
             total = 0.0
@@ -105,22 +227,39 @@ def main() -> None:
 
         prepare = min(truncate_after_fill(100) for _ in range(5))
         # the hook's own added work per connect: the decision and lifecycle checks of resolve
-        kw = {"host": "127.0.0.1", "port": port}
-        resolve = min(_time(lambda: _resolve(kw, 0), 2000) for _ in range(10))
+        work = _hook_work(port)
+        per_connect = {
+            "plain 6": _commands_per_connect(client, _connect(port, 6), on=False),
+            "dagz 0->6": _commands_per_connect(client, _connect(port, 0), on=True),
+        }
+        lease.release()  # the children lease worker 1's index themselves
+        instructions = _instructions(port, 20 if quick else 200)
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    for what, (plain, hooked), target in (
-        ("connect", connect, 20),
-        ("command", command, 1),
-    ):
+    _report_connect(connects[0], "wall")
+    _report_connect(connects[1], "cpu")
+    for mode, ir in instructions.items():
+        print(f"redis connect instructions (callgrind Ir per connect) {mode:28} {ir:12.0f}")
+    if instructions:
+        base = instructions["plain 6"]
+        for mode in _MODES[2:]:
+            print(
+                f"redis connect instructions dagz adds ({mode} - plain 6) "
+                f"{instructions[mode] - base:10.0f} Ir"
+            )
+    for what, (plain, hooked), target in (("command", command, 1),):
         print(
             f"redis {what:8} plain {plain * 1e6:9.3f} us   hooked {hooked * 1e6:9.3f} us   "
             f"overhead {(hooked - plain) * 1e6:7.3f} us   ratio {hooked / plain:5.3f}   "
             f"(target <= {target} us)"
         )
-    print(f"redis resolve  per connect (hook's added work) {resolve * 1e6:8.2f} us")
+    for what, secs in work.items():
+        print(f"redis hook's own work per connect, {what:42} {secs * 1e6:7.2f} us (min of rounds)")
+    for name, calls in per_connect.items():
+        text = ", ".join(f"{c} {n:.2f}" for c, n in sorted(calls.items()))
+        print(f"redis commands the server got per connect, {name:10}: {text}")
     print(f"redis prepare  truncate of 100 keys {prepare * 1e6:8.1f} us (target <= 1000 us)")
     _rabbit()
 
@@ -157,5 +296,50 @@ def _rabbit() -> None:
     )
 
 
+_MODES = ("plain 0", "plain 6", "dagz 0->6, same test", "dagz 0->6, each a new test")
+
+
+def _child(mode: str, n: int, port: int) -> None:
+    """`n` connects of one way (under callgrind: `_instructions`), after one uncounted."""
+    index = 6 if mode == "plain 6" else 0
+    gc.disable()  # collections at other moments on each side would be counted as noise
+    if mode.startswith("plain"):
+        _hooks(False)
+    else:
+        STATE.reroute, STATE.current_test = True, "bench"
+        REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
+    new_test = mode.endswith("new test")
+    for _ in range(n + 1):
+        if new_test:
+            REDIS_CONFIG.gen += 1
+        _connect(port, index)()
+
+
+def _instructions(port: int, n: int) -> dict[str, float]:
+    """Instructions (callgrind Ir) per connect of each way: deterministic, unlike time; the
+    run with n + 1 connects minus the run with 1, over n (start-up and the first connect's
+    one-time work cancel)."""
+    if shutil.which("valgrind") is None:
+        return {}
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="dz_bench_cg_") as tmp:
+        for mode in _MODES:
+            totals = []
+            for count in (0, n):
+                f = os.path.join(tmp, "cg.out")
+                argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={f}"]
+                argv += [sys.executable, __file__, "--child", mode, str(count), str(port)]
+                env = {**os.environ, "PYTHONHASHSEED": "0"}
+                subprocess.run(argv, env=env, check=True, capture_output=True)
+                with open(f) as fh:
+                    line = next(x for x in fh if x.startswith(("summary:", "totals:")))
+                totals.append(int(line.split()[1]))
+            out[mode] = (totals[1] - totals[0]) / n
+    return out
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()

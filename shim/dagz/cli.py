@@ -203,8 +203,7 @@ def _drop(args: argparse.Namespace, rows: list[tuple[str, Any, dict[str, object]
             print(f"would drop {engine} {item.name} ({words})")
             continue
         try:
-            # Only the SQL families have worker leases (Redis indexes and vhosts have none).
-            if engine in ("pg", "mysql") and in_use_elsewhere(engine, item.name, kwargs):
+            if in_use_elsewhere(engine, item.name, kwargs):
                 print(f"skipped {engine} {item.name} ({words}): in use by a live run (its lease)")
                 continue
             for_engine(engine).drop(item.name, **kwargs)

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from dagz import _bypass, _callbacks, _shim
+from dagz import _bypass, _callbacks, _shim, lease
 from dagz._state import STATE, log
 from dagz.config import (
     CONFIGS,
@@ -113,17 +113,20 @@ class ServiceConfig(DbConfig):
         return self._last if self._last is not None else dict(self.default_endpoint)
 
     def _target(self, name: str) -> str | None:
-        # As DbConfig._target, without the SQL families' worker leases (dagz.lease keys them on
-        # the shim's engine ids and database names; these families have neither).
+        # As DbConfig._target: the worker number is leased first (with the SQL families' names
+        # when they are known), then the name made for it is leased on this server
+        # (`dagz.lease.service`).
         conf = self._conf
         if conf is None or not STATE.reroute or self.disabled_here():
             return None
         if not name or not conf.should_reroute(name):
             return None
+        lease.ensure(self, name)
         new = self._checked_name(conf.rewrite_db_name(name, self.session()), name)
         if new == name:
             return None
         self._logical[new] = name
+        lease.hold(self, new)
         return new
 
     def logical_of(self, new: str) -> str | None:
@@ -240,22 +243,39 @@ class RedisConfig(ServiceConfig):
 
         return address(kw)
 
+    #: Indexes per worker block; None: D // (N + 1). Set it (before the first connect) when
+    #: several runs share one server: a worker that took another number than its own because a
+    #: concurrent run leases its indexes (`dagz.lease`) uses block ``number + 1``, which must
+    #: be below D.
+    block_size: int | None = None
+
     def block(self, session: Session) -> tuple[int, int]:
         """(B, D): indexes per block and the server's `databases`."""
         from dagz.engines.redis import databases
 
         kw = self.endpoint_kwargs()
         total = databases(kw)
+        if self.block_size is not None:
+            return max(int(self.block_size), 1), total
         return total // (max(session.worker_count, 1) + 1), total
 
     def default_rewrite_db_name(self, db_name: str, session: Session) -> str:
         index = _redis_index(db_name)
         size, total = self.block(session)
         workers = max(session.worker_count, 1)
-        if session.worker_num >= workers:
+        new = size * (session.worker_num + 1) + index
+        if index < size and new >= total:  # a worker number beyond the run's (a lease moved it)
             raise DagzError(
-                f"REDIS_CONFIG: worker {session.worker_num} is outside the run's {workers} "
-                "workers (DAGZ_WORKER / DAGZ_WORKER_COUNT disagree)"
+                f"REDIS_CONFIG: worker {session.worker_num}'s copy of Redis index {index} would "
+                f"be index {new}, the server at {self.address(self.endpoint_kwargs())} has "
+                f"databases={total} (blocks of {size}{_moved(session)}). Set "
+                "REDIS_CONFIG.block_size to the indexes the application uses, or raise "
+                "`databases` in redis.conf"
+            )
+        if index >= size and self.block_size is not None:
+            raise DagzError(
+                f"REDIS_CONFIG: Redis index {index} is outside the worker blocks: "
+                f"REDIS_CONFIG.block_size is {size}; raise it to at least {index + 1}"
             )
         if index >= size:
             need = (workers + 1) * (index + 1)
@@ -267,7 +287,7 @@ class RedisConfig(ServiceConfig):
                 f"databases={total}. Raise it (`databases {need}` in redis.conf, then restart "
                 "redis-server) or run fewer workers"
             )
-        return str(size * (session.worker_num + 1) + index)
+        return str(new)
 
     def default_should_reroute(self, db_name: str) -> bool:
         """Every index (a name that is a non-negative integer)."""
@@ -313,6 +333,15 @@ class RedisConfig(ServiceConfig):
         return urllib.parse.urlunsplit(
             parts._replace(path=f"/{name}", query=urllib.parse.urlencode(query))
         )
+
+
+def _moved(session: Session) -> str:
+    if session.worker_num < max(session.worker_count, 1):
+        return ""
+    return (
+        f"; this worker took number {session.worker_num}, beyond the run's "
+        f"{session.worker_count}, because lower ones are leased by other live runs"
+    )
 
 
 def _redis_index(name: str) -> int:

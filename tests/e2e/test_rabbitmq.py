@@ -54,7 +54,17 @@ def rewrite(vhost, session):
 RABBITMQ_CONFIG.configure(rewrite, RABBITMQ_CONFIG.default_should_reroute, RABBITMQ_CONFIG.truncate)
 """
 
-TESTS = """
+#: The management API for the inner runs' tests (``api("/api/queues")``).
+INNER_API = """
+def api(path):
+    import base64, json, urllib.request
+    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+    req = urllib.request.Request("http://127.0.0.1:15672" + path, headers={"Authorization": auth})
+    return json.loads(urllib.request.urlopen(req, timeout=15).read())
+"""
+
+TESTS = (
+    """
 import base64, json, os, time, urllib.request
 from pathlib import Path
 import kombu, pika, pytest
@@ -67,11 +77,9 @@ def barrier(name, n=4, timeout=60):
     while len(list(d.iterdir())) < n and time.monotonic() < deadline:
         time.sleep(0.02)
 
-def api(path):
-    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
-    req = urllib.request.Request("http://127.0.0.1:15672" + path, headers={"Authorization": auth})
-    return json.loads(urllib.request.urlopen(req, timeout=15).read())
-
+"""
+    + INNER_API
+    + """
 @pytest.mark.parametrize("i", range(4))
 def test_tasks_stay_with_their_worker(i):
     me = os.environ["PYTEST_XDIST_WORKER"]
@@ -102,6 +110,7 @@ def test_tasks_stay_with_their_worker(i):
         event = {"worker": me, "got": got, "vhost": vhost, "hosts": sorted(hosts)}
         fh.write(json.dumps(event) + "\\n")
 """
+)
 
 
 def test_kombu_tasks_consumed_by_the_worker_that_published_them(
@@ -198,3 +207,73 @@ def test_refused():
     rc, out, _ = run_inline_project(tmp_path, files, "--dagz-workers", "1", env=env)
     assert rc == 0, out
     assert not [v for v in _api("GET", "/api/vhosts") if v["name"].startswith(vhost_prefix)]
+
+
+KEPT_TESTS = """
+import asyncio, json, os
+import aio_pika, amqp, kombu, pika
+
+Q = os.environ["DZ_QUEUE"]
+KEPT = {}
+LOOP = asyncio.new_event_loop()
+
+
+def emit(**event):
+    with open(os.environ["DZ_OUT"], "a") as fh:
+        fh.write(json.dumps(event) + "\\n")
+
+
+async def aio_open():
+    conn = await aio_pika.connect("amqp://guest:guest@127.0.0.1/")
+    return conn, await conn.channel()
+
+
+def test_a_fill_over_connections_kept_for_the_next_test():
+    k = kombu.Connection("amqp://guest@127.0.0.1//")
+    k.connect()
+    kc = k.default_channel
+    kc.queue_declare(Q + "_k")
+    kc.basic_publish(amqp.Message("x"), routing_key=Q + "_k")
+    p = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    pc = p.channel()
+    pc.queue_declare(Q + "_p")
+    pc.basic_publish("", Q + "_p", b"x")
+    ac, ach = LOOP.run_until_complete(aio_open())
+    LOOP.run_until_complete(ach.declare_queue(Q + "_a"))
+    LOOP.run_until_complete(
+        ach.default_exchange.publish(aio_pika.Message(b"x"), routing_key=Q + "_a")
+    )
+    KEPT.update(k=k, kc=kc, p=p, pc=pc, ac=ac, ach=ach)
+    a = LOOP.run_until_complete(ach.declare_queue(Q + "_a", passive=True))
+    emit(test="a", kombu=kc.queue_declare(Q + "_k", passive=True).message_count,
+         pika=pc.queue_declare(Q + "_p", passive=True).method.message_count,
+         aio=a.declaration_result.message_count, vhost=k.connection.virtual_host)
+
+
+def test_b_kept_connections_are_prepared_before_first_use():
+    kc, pc, ach = KEPT["kc"], KEPT["pc"], KEPT["ach"]
+    a = LOOP.run_until_complete(ach.declare_queue(Q + "_a"))
+    emit(test="b", kombu=kc.queue_declare(Q + "_k").message_count,
+         pika=pc.queue_declare(Q + "_p").method.message_count,
+         aio=a.declaration_result.message_count)
+    KEPT["k"].release()
+    KEPT["p"].close()
+    LOOP.run_until_complete(KEPT["ac"].close())
+"""
+
+
+def test_prepare_runs_over_connections_kept_from_an_earlier_test(
+    tmp_path: Path, vhost_prefix: str
+) -> None:
+    """A kombu/py-amqp, a pika and an aio-pika connection made by one test and used again by
+    the next: `prepare` (RABBITMQ_CONFIG.truncate) empties the worker vhost before the second
+    test's first AMQP method, as it does over a new connection (the management API confirms
+    the messages were there)."""
+    queue = f"{vhost_prefix}_kq"
+    files = {"conftest.py": CONFTEST, "test_kept.py": KEPT_TESTS}
+    env = {"DZ_PREFIX": vhost_prefix, "DZ_QUEUE": queue}
+    rc, out, events = run_inline_project(tmp_path, files, "--dagz-workers", "1", env=env)
+    assert rc == 0, out
+    ev = {e.pop("test"): e for e in events}
+    assert ev["a"] == {"kombu": 1, "pika": 1, "aio": 1, "vhost": f"{vhost_prefix}_jw00"}, ev
+    assert ev["b"] == {"kombu": 0, "pika": 0, "aio": 0}, ev

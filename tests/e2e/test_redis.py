@@ -283,3 +283,37 @@ def test_default_mappings_documented() -> None:
     assert RABBITMQ_CONFIG.default_rewrite_db_name("/", Session(3, 4, "_jw03")) == "dz_jw03"
     assert RABBITMQ_CONFIG.default_rewrite_db_name("shop", Session(3, 4, "_jw03")) == "shop_jw03"
     assert not RABBITMQ_CONFIG.default_should_reroute("shop_jw03")
+
+
+NEW_CONNECTION_TESTS = """
+import os, redis
+
+PORT = int(os.environ["DZ_REDIS_PORT"])
+
+def test_a_leaves_keys_on_new_connections():
+    for db in (0, 1):
+        r = redis.Redis(port=PORT, db=db)
+        r.set("left", "over")
+        r.close()
+
+def test_b_a_new_connection_to_the_same_index_is_prepared():
+    seen = {}
+    for db in (0, 1, 0):
+        r = redis.Redis(port=PORT, db=db)
+        seen[db] = (r.get("left"), r.client_info()["db"])
+        r.set("mine", "b")
+        r.close()
+    assert seen[0][0] is None and seen[1][0] is None, seen
+    assert redis.Redis(port=PORT, db=0).get("mine") == b"b"  # prepared once per test, not again
+"""
+
+
+def test_new_connections_in_a_later_test_are_prepared(tmp_path: Path, private_redis: int) -> None:
+    """A new connection (no pool shared between tests) to an index an earlier test used: the
+    decision is remembered between tests, `prepare` (truncate) still runs before the later
+    test's first command on it, once per test and index."""
+    env = {"DZ_REDIS_PORT": str(private_redis), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    files = {"conftest.py": POOL_CONFTEST, "test_new.py": NEW_CONNECTION_TESTS}
+    rc, out, _ = run_inline_project(tmp_path, files, "--dagz-workers", "1", env=env)
+    assert rc == 0, out
+    assert "2 passed" in out, out

@@ -1,5 +1,13 @@
 """What the AMQP driver hooks (`dagz.integ.pika`, `.kombu`, `.aio_pika`) share: resolving a
-vhost through `RABBITMQ_CONFIG` for one connect, failing closed with a `dagz:` error."""
+vhost through `RABBITMQ_CONFIG` for one connect, failing closed with a `dagz:` error, and
+`prepare` over a connection kept from an earlier test.
+
+The last is the Redis hooks' mechanism (`dagz.integ.redis`): a rerouted connection carries the
+test generation it last ran `prepare` for (`remember`); each driver's per-method entry point
+(pika ``Channel._send_method``, py-amqp ``AbstractChannel.send_method``, aiormq
+``Channel.rpc``/``basic_publish``) compares it with `RABBITMQ_CONFIG.gen` (`check`) and, in a
+new test, resolves the connection's vhost again first, which runs `prepare` once per test.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +40,46 @@ def reroute_vhost(vhost: str | None, kw: dict[str, Any]) -> str | None:
         raise DagzAmqpError(str(exc)) from None
 
 
+class _Kept:
+    """A rerouted connection's application vhost, server, and test generation."""
+
+    __slots__ = ("gen", "kw", "logical")
+
+    def __init__(self, logical: str | None, kw: dict[str, Any]) -> None:
+        self.gen = RABBITMQ_CONFIG.gen
+        self.logical = logical
+        self.kw = kw
+
+
+def remember(conn: Any, logical: str | None, kw: dict[str, Any]) -> None:
+    """Marks `conn` (a driver's connection object) as rerouted in the current test."""
+    conn._dagz_mq = _Kept(logical, kw)
+
+
+def check(conn: Any) -> None:
+    """Before a method on `conn`: in a test after the one it last prepared for, `prepare`
+    runs first (the fast path is one attribute read and one comparison)."""
+    kept = getattr(conn, "_dagz_mq", None)
+    if kept is None or kept.gen == RABBITMQ_CONFIG.gen:
+        return
+    kept.gen = RABBITMQ_CONFIG.gen
+    reroute_vhost(kept.logical, kept.kw)
+
+
+def patch_channel(module: str, cls_name: str, *methods: str) -> None:
+    """Wraps `<module>.<cls_name>.<method>` so that `check(self.connection)` runs first."""
+    for method in methods:
+        _patch(module, cls_name, method, _checked)
+
+
+def _checked(original: Callable[..., Any]) -> Callable[..., Any]:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check(self.connection)
+        return original(self, *args, **kwargs)
+
+    return hook
+
+
 def wrapped(obj: Any) -> bool:
     return bool(getattr(obj, MARK, False))
 
@@ -39,9 +87,15 @@ def wrapped(obj: Any) -> bool:
 def patch_connection(module: str, method: str, make: Callable[[Any], Callable[..., Any]]) -> None:
     """Replaces `<module>.Connection.<method>` by `make(original)`, once; a driver that is not
     installed is skipped."""
+    _patch(module, "Connection", method, make)
+
+
+def _patch(
+    module: str, cls_name: str, method: str, make: Callable[[Any], Callable[..., Any]]
+) -> None:
     try:
-        cls = importlib.import_module(module).Connection
-    except ImportError:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):
         return
     original = getattr(cls, method)
     if wrapped(original):

@@ -3,7 +3,8 @@
 
 The hook sits on `aiormq.Connection.__init__` (aio-pika's `connect`, `connect_robust` and their
 reconnects all make one): the vhost parsed from the URL is rerouted there, in the connecting
-task's context.
+task's context. A channel's methods go through ``Channel.rpc`` or ``Channel.basic_publish``:
+a connection kept from an earlier test runs `prepare` first there (`dagz.integ._amqp.check`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from dagz.families import RABBITMQ_CONFIG
-from dagz.integ._amqp import DagzAmqpError, patch_connection, reroute_vhost
+from dagz.integ._amqp import (
+    DagzAmqpError,
+    patch_channel,
+    patch_connection,
+    remember,
+    reroute_vhost,
+)
 
 
 def _hooked(init: Any) -> Any:
@@ -24,15 +31,18 @@ def _hooked(init: Any) -> Any:
             "user": url.user or "guest",
             "password": url.password or "guest",
         }
-        new = reroute_vhost(self.vhost, kw)
+        logical = self.vhost
+        new = reroute_vhost(logical, kw)
         if new is not None:
             self.vhost = new
+            remember(self, logical, kw)
 
     return __init__
 
 
 def install() -> None:
     patch_connection("aiormq.connection", "__init__", _hooked)
+    patch_channel("aiormq.channel", "Channel", "rpc", "basic_publish")
 
 
 install()

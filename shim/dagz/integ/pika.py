@@ -4,7 +4,9 @@
 The hook sits on `pika.connection.Connection.__init__`, which every adapter (BlockingConnection,
 SelectConnection, AsyncioConnection, …) runs with its own (deep) copy of the parameters
 (``ConnectionParameters`` or ``URLParameters``): that copy's ``virtual_host`` is rerouted, the
-caller's parameters object is left as it was.
+caller's parameters object is left as it was. Every AMQP method goes through
+``Channel._send_method``: a connection kept from an earlier test runs `prepare` first there
+(`dagz.integ._amqp.check`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from dagz.families import RABBITMQ_CONFIG
-from dagz.integ._amqp import DagzAmqpError, patch_connection, reroute_vhost
+from dagz.integ._amqp import (
+    DagzAmqpError,
+    patch_channel,
+    patch_connection,
+    remember,
+    reroute_vhost,
+)
 
 
 def _hooked(init: Any) -> Any:
@@ -29,6 +37,7 @@ def _hooked(init: Any) -> Any:
             init(self, parameters, *args, **kwargs)
             if new is not None:
                 self.params.virtual_host = new  # pika's own copy; the caller's is unchanged
+                remember(self, parameters.virtual_host, kw)
             return
         init(self, parameters, *args, **kwargs)
 
@@ -37,6 +46,7 @@ def _hooked(init: Any) -> Any:
 
 def install() -> None:
     patch_connection("pika.connection", "__init__", _hooked)
+    patch_channel("pika.channel", "Channel", "_send_method")
 
 
 install()

@@ -25,6 +25,9 @@ import functools
 import itertools
 from typing import Any
 
+from dagz import lease
+from dagz._bypass import is_bypassed
+from dagz._callbacks import owned_by_callback
 from dagz._state import STATE
 from dagz.engines.redis import FLUSH_SCRIPT, address
 from dagz.errors import DagzError
@@ -64,11 +67,11 @@ class _Route:
 
     __slots__ = ("bprefix", "cur", "gen", "kw", "prefix")
 
-    def __init__(self, kw: dict[str, Any], cur: int) -> None:
+    def __init__(self, kw: dict[str, Any], cur: int, prefix: str | None = None) -> None:
         self.kw = kw
         self.cur = cur
         self.gen = _CFG.gen
-        self.prefix = _CFG.channel_prefix()
+        self.prefix = _CFG.channel_prefix() if prefix is None else prefix
         self.bprefix = self.prefix.encode()
 
 
@@ -99,11 +102,44 @@ def _resolve(kw: dict[str, Any], index: object) -> int | None:
     return None if new is None else int(new)
 
 
+#: (server, logical index) -> (test generation, configuration, leased worker number, physical
+#: index or None, channel prefix). The decision depends on none of what changes between tests:
+#: a later connect to the same index (same configuration and worker number) reuses it; in the
+#: test it was made in, the lifecycle ran already, in a later test only `prepare` is left.
+_MEMO: dict[tuple[object, ...], tuple[int, object, int | None, int | None, str]] = {}
+
+
 def _route_on_connect(conn: Any) -> int | None:
     conn._dagz_r = None
-    if _CFG._conf is None or not STATE.reroute:
+    conf = _CFG._conf
+    if conf is None or not STATE.reroute or is_bypassed() or owned_by_callback():
         return None
-    return _resolve(_endpoint_of(conn), conn.db or 0)
+    index = conn.db or 0
+    key = (getattr(conn, "path", None), getattr(conn, "host", None), conn.port, index)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[1] is conf and hit[2] == lease.number():
+        gen = _CFG.gen
+        if hit[0] != gen and hit[3] is not None:
+            _prepare(_endpoint_of(conn), str(hit[3]))
+        if hit[0] != gen:
+            _MEMO[key] = (gen, *hit[1:])
+        conn._dagz_prefix = hit[4]
+        return hit[3]
+    gen = _CFG.gen  # read first: a test starting meanwhile gets its prepare next time
+    new = _resolve(_endpoint_of(conn), index)
+    prefix = _CFG.channel_prefix() if new is not None else ""
+    _MEMO[key] = (gen, conf, lease.number(), new, prefix)
+    conn._dagz_prefix = prefix
+    return new
+
+
+def _prepare(kw: dict[str, Any], new: str) -> None:
+    """`prepare` of index `new` once in this test (what is left of the lifecycle)."""
+    try:
+        with endpoint(kw):
+            _CFG._maybe_prepare(new)
+    except DagzError as exc:
+        raise DagzRedisError(str(exc)) from None
 
 
 def _new_test(r: _Route) -> None:
@@ -259,7 +295,7 @@ def _hook_sync(cls: Any) -> None:
             on_connect(self, check_health)
         finally:
             self.db = logical
-        self._dagz_r = _Route(_endpoint_of(self), new)
+        self._dagz_r = _Route(_endpoint_of(self), new, self._dagz_prefix)
 
     @functools.wraps(send_command)
     def _send_command(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -314,7 +350,7 @@ def _hook_async(cls: Any) -> None:
             await on_connect(self, check_health)
         finally:
             self.db = logical
-        self._dagz_r = _Route(_endpoint_of(self), new)
+        self._dagz_r = _Route(_endpoint_of(self), new, self._dagz_prefix)
 
     @functools.wraps(send_command)
     async def _send_command(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -343,6 +379,7 @@ def _install(cls: Any, **fns: Any) -> None:
         setattr(fn, _MARK, True)
         setattr(cls, name, fn)
     cls._dagz_r = None
+    cls._dagz_prefix = None
 
 
 def _hook_pubsub(cls: Any, is_async: bool) -> None:

@@ -8,6 +8,10 @@ A worker process holds a *lease* on every worker database it uses, for as long a
   name)``), MariaDB/MySQL ``GET_LOCK('dagz:worker:<name>', 0)`` (`mysql_lock_name`), each on
   one connection per server that the worker keeps open; the server ends the lease when that
   connection ends, so a killed worker leaves none behind;
+* Redis and RabbitMQ (`dagz.lease.service`), on the server of the connect being resolved: a
+  connection per leased index named ``dagz-lease:i<index>:p<pid>`` (``CLIENT SETNAME``, checked
+  with ``CLIENT LIST``), an exclusive queue ``dagz.lease`` in each leased vhost; also ended by
+  the server with the worker's connections;
 * otherwise (a family whose `worker_init` dagz did not make, so the server is unknown) an
   ``flock`` on a file per database in ``/tmp/dagz-leases`` (``DAGZ_LEASE_DIR``; sticky and
   world-writable, made 0o1777): machine-local only, which the log says. A lock file is removed
@@ -51,6 +55,7 @@ from dagz._state import STATE, log
 from dagz.errors import DagzError, EngineError
 from dagz.lease.files import _file_free, _Files, lease_dir
 from dagz.lease.server import _engine_name, _Server, _server_id, mysql_lock_name, pg_key
+from dagz.lease.service import AmqpLease, RedisLease, Unsupported, held_elsewhere
 
 if TYPE_CHECKING:
     from dagz.config import DbConfig
@@ -59,6 +64,8 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 64
 
 _ENGINES = {_shim.ENGINE_POSTGRES: "postgres", _shim.ENGINE_MYSQL: "mysql"}
+#: The families the shim does not see (`dagz.families`), by their `CONFIGS` ids.
+_SERVICES = {101: "redis", 102: "rabbitmq"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,6 +84,8 @@ class _Leases:
         self.servers: dict[str, _Server] = {}
         self.files = _Files()
         self.fallback_said: set[str] = set()
+        #: Service servers (`_service_of` keys) that refused leases, and why.
+        self.unsupported: dict[str, str] = {}
         self.exported = False
         #: The summary's words when this worker took another number than its own.
         self.moved_line: str | None = None
@@ -86,9 +95,11 @@ class _Leases:
     def sources(self, cfg: DbConfig) -> list[tuple[list[str], dict[str, Any]]]:
         return list(getattr(cfg, "_lease_sources", []))
 
-    def servers_of(self, cfg: DbConfig) -> list[_Server]:
+    def servers_of(self, cfg: DbConfig) -> list[Any]:
+        if cfg.engine in _SERVICES:
+            return self._service_of(cfg)
         engine = _ENGINES[cfg.engine]
-        out = []
+        out: list[Any] = []
         for _names, kwargs in self.sources(cfg):
             key = _server_id(engine, kwargs)
             server = self.servers.get(key)
@@ -98,40 +109,73 @@ class _Leases:
                 out.append(server)
         return out
 
+    def _service_of(self, cfg: DbConfig) -> list[Any]:
+        """The Redis server / RabbitMQ broker of the connect being resolved (none when it
+        cannot hold leases: lease files then)."""
+        kw = cfg.endpoint_kwargs()  # type: ignore[attr-defined]
+        key = f"{_SERVICES[cfg.engine]} {cfg.address(kw)}"  # type: ignore[attr-defined]
+        if key in self.unsupported:
+            return []
+        server = self.servers.get(key)
+        if server is None:
+            if cfg.engine == 101:
+                server = RedisLease(kw)
+            else:
+                server = AmqpLease(kw, cfg._admin_kwargs(kw), cfg)  # type: ignore[attr-defined]
+            self.servers[key] = server
+        return [server]
+
     def take(self, cfg: DbConfig, name: str) -> bool:
         """Leases `name` (a worker database of `cfg`'s family) on each server of the family (a
         lease file when none is known); False, with nothing kept, when any says it is taken."""
-        engine = _ENGINES[cfg.engine]
+        engine = _family_engine(cfg)
         servers = self.servers_of(cfg)
         got: list[Callable[[], None]] = []
         ok = True
         if servers:
             for server in servers:
                 had = name in server.held
-                if not server.try_take(name):
+                try:
+                    taken = server.try_take(name)
+                except Unsupported as exc:
+                    self._unsupported(cfg, server, str(exc))
+                    return self.take(cfg, name) if not got else False
+                if not taken:
                     ok = False
                     break
                 if not had:
                     got.append(lambda s=server: s.give_back(name))
         else:
             self._say_fallback(cfg)
-            had = (engine, name) in self.files.held
-            ok = self.files.try_take(engine, name)
+            fname = _file_name(cfg, name)
+            had = (engine, fname) in self.files.held
+            ok = self.files.try_take(engine, fname)
             if ok and not had:
-                got.append(lambda: self.files.give_back(engine, name))
+                got.append(lambda: self.files.give_back(engine, fname))
         if not ok:
             for undo in got:
                 undo()
         return ok
 
+    def _unsupported(self, cfg: DbConfig, server: Any, why: str) -> None:
+        key = next(k for k, s in self.servers.items() if s is server)
+        self.servers.pop(key)
+        self.unsupported[key] = why
+
     def _say_fallback(self, cfg: DbConfig) -> None:
         if cfg.family in self.fallback_said:
             return
         self.fallback_said.add(cfg.family)
+        why = next(iter(self.unsupported.values()), "") if cfg.engine in _SERVICES else ""
+        reason = (
+            f"its server cannot hold them ({why})"
+            if why
+            else "its worker_init is not dagz's create_worker_init, so dagz does not know its "
+            "server"
+        )
         line = (
-            f"{cfg.family}: its worker_init is not dagz's create_worker_init, so dagz does not "
-            f"know its server: worker leases are lock files in {lease_dir()} (this machine "
-            "only; runs on other machines sharing the server are not kept apart)"
+            f"{cfg.family}: {reason}: worker leases are lock files in {lease_dir()} (this "
+            "machine only; runs on other machines sharing the server are not kept apart)"
         )
         log(line)
         with STATE.lock:
@@ -139,6 +183,18 @@ class _Leases:
 
 
 _LEASES = _Leases()
+
+
+def _family_engine(cfg: DbConfig) -> str:
+    return _SERVICES.get(cfg.engine) or _ENGINES[cfg.engine]
+
+
+def _file_name(cfg: DbConfig, name: str) -> str:
+    """What a lease file is keyed on: the name, and for Redis/RabbitMQ also the server (an
+    index number alone would be the same on every server)."""
+    if cfg.engine in _SERVICES:
+        return f"{cfg.address(cfg.endpoint_kwargs())} {name}"  # type: ignore[attr-defined]
+    return name
 
 
 def forget_inherited() -> None:
@@ -166,14 +222,16 @@ def _targets(cfg: DbConfig, bases: list[str], num: int, count: int) -> list[str]
     conf = cfg._conf
     if conf is None:
         return []
-    # Families the shim does not know (Redis, RabbitMQ) have no policy suffix.
-    suffix = _shim.policy_suffix(cfg.engine, num) if cfg.engine in _ENGINES else ""
+    # Families the shim does not know (Redis, RabbitMQ) name workers `_jwNN` themselves.
+    suffix = _shim.policy_suffix(cfg.engine, num) if cfg.engine in _ENGINES else f"_jw{num:02}"
     session = Session(num, count, suffix)
     names = []
     for base in bases:
         new = cfg._checked_name(conf.rewrite_db_name(base, session), base)
         if new != base and new not in names:
             names.append(new)
+            if cfg.engine in _SERVICES:
+                cfg._logical[new] = base  # type: ignore[attr-defined]
     return names
 
 
@@ -250,7 +308,7 @@ def _give_back(cfg: DbConfig, target: str) -> None:
     for server in servers:
         server.give_back(target)
     if not servers:
-        _LEASES.files.give_back(_ENGINES[cfg.engine], target)
+        _LEASES.files.give_back(_family_engine(cfg), _file_name(cfg, target))
 
 
 def _settle(
@@ -292,11 +350,17 @@ def hold(cfg: DbConfig, target: str) -> None:
         if (cfg.family, target) in leases.names:
             return
         if not leases.take(cfg, target):
+            hint = (
+                "Name every base in create_worker_init([...]) so that the worker number is "
+                "chosen for all of them at once."
+                if cfg.engine not in _SERVICES
+                else "The other run uses this number for this family only; run it with the "
+                "other families too, or one run at a time."
+            )
             raise DagzError(
                 f"dagz: {cfg.family}: {target} is in use by a live run (another process holds "
                 f"its worker lease); this worker is worker {leases.number} already, for the "
-                "databases it met first. Name every base in create_worker_init([...]) so that "
-                "the worker number is chosen for all of them at once."
+                f"databases it met first. {hint}"
             )
         leases.names.add((cfg.family, target))
 
@@ -317,6 +381,8 @@ def in_use_elsewhere(engine: int | str, name: str, connect_kwargs: dict[str, Any
     eng = _engine_name(engine)
     if held(eng, name):
         return False
+    if eng in _SERVICES.values():
+        return held_elsewhere(eng, name, connect_kwargs)
     if not _file_free(eng, name):
         return True
     from dagz._bypass import hard_bypass

@@ -5,9 +5,10 @@ user's credentials) with the tag ``dagz`` and a description naming its applicati
 worker; when the API cannot be reached, ``rabbitmqctl`` on this machine does the same. A vhost
 without the ``dagz`` tag is never changed or deleted.
 
-Emptying a vhost (`truncate`, the body of `prepare`) deletes its queues and the exchanges
-declared in it (not the default and ``amq.*`` ones): connections stay open. Deleting and
-recreating the vhost is the other way (`recreate`); bench/amqp_prepare.py measures both.
+Emptying a vhost (`truncate`, the body of `prepare`) deletes its queues (not the worker's lease
+queue ``dagz.lease``) and the exchanges declared in it (not the default and ``amq.*`` ones):
+connections stay open. Deleting and recreating the vhost is the other way (`recreate`);
+bench/redis_hook_cost.py measures both.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from dagz.errors import EngineError
 NAME = "rabbitmq"
 TAG = "dagz"
 MANAGEMENT_PORT = 15672
+#: The exclusive queue that holds a worker vhost's lease (`dagz.lease.service`).
+LEASE_QUEUE = "dagz.lease"
 _LOCAL = ("127.0.0.1", "localhost", "::1", "")
 
 
@@ -170,6 +173,8 @@ def empty(kw: dict[str, Any], vhost: str) -> list[str]:
     gone: list[str] = []
     try:
         for q in api.call("GET", f"/api/queues/{_q(vhost)}?columns=name") or []:
+            if q["name"] == LEASE_QUEUE:
+                continue  # the worker's lease (dagz.lease.service), not the tests'
             api.call("DELETE", f"/api/queues/{_q(vhost)}/{_q(q['name'])}")
             gone.append(q["name"])
         for ex in api.call("GET", f"/api/exchanges/{_q(vhost)}?columns=name") or []:
