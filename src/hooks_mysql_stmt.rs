@@ -144,6 +144,35 @@ unsafe fn rewrite_stmt(
     }
 }
 
+/// The `CALL`s of the statement at `q`, on a `MYSQL` handle (not a statement handle, which has
+/// no connection to ask): `Err` when one may leave the connection in another database
+/// (`hooks_mysql_call`).
+///
+/// # Safety
+/// As [`rewrite_stmt`]; `mysql` is NULL or an initialised handle of `real`'s copy.
+unsafe fn check_calls(
+    real: &'static MyReal,
+    mysql: *mut Mysql,
+    q: *const c_char,
+    len: Option<c_ulong>,
+    via: &'static str,
+) -> Result<(), String> {
+    if q.is_null() || mysql.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the function's contract.
+    let s = unsafe { stmt_at(q, len) };
+    // SAFETY: the decider is dropped at once.
+    if !mysql_sql::has_call_word(s) || unsafe { Decider::start(Engine::Mysql, via) }.is_none() {
+        return Ok(());
+    }
+    // SAFETY: the function's contract.
+    match unsafe { crate::hooks_mysql_call::check(real, mysql, s) } {
+        None => Ok(()),
+        Some((reason, name)) => refusal(reason, name, via, mysql),
+    }
+}
+
 /// Shared slow path of the statement hooks, on the skeleton of `hook.rs`. `run(real, q, len)`
 /// calls the real function; `refuse` fails the call on its handle.
 ///
@@ -169,7 +198,9 @@ unsafe fn stmt_hook(
         |real| {
             // SAFETY: the function's contract.
             let Some(new) = (unsafe { rewrite_stmt(q, len, via, mysql) })? else {
-                return Ok(None);
+                // SAFETY: as above; a statement is only sent on an idle connection, so the
+                // check's own query runs on one too.
+                return unsafe { check_calls(real, mysql, q, len, via) }.map(|()| None);
             };
             let l = (new.len() - 1) as c_ulong;
             Ok(Some(call(real, || run(real, new.as_ptr().cast(), l))))

@@ -193,8 +193,10 @@ def test_statement_that_cannot_reach_the_base_passes_unchanged(
 
 # --- stored routines ---------------------------------------------------------------------------
 # On MariaDB (checked on 10.11) a procedure may run `EXECUTE IMMEDIATE 'USE x'` or
-# `PREPARE s FROM 'USE x'`, and the caller's current database is x after CALL returns: the server
-# does not restore it. The hook cannot see a routine's body at CALL; it refuses the CREATE.
+# `PREPARE s FROM 'USE x'`, and the caller's current database is x after CALL returns when the
+# procedure lives in the caller's current database (the server restores the caller's database
+# only when it switched to the procedure's on entry). dagz refuses the CREATE through a rerouted
+# connection, and before a CALL reads the body of each procedure it names (hooks_mysql_call).
 
 SWITCHING_ROUTINES = [
     ("execute_immediate", "EXECUTE IMMEDIATE 'USE {db}'"),
@@ -232,29 +234,66 @@ def test_routine_that_switches_database_cannot_be_created_through_a_rerouted_con
     assert seen == [], f"sessions seen in the base {base}: {seen}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 12): a routine that switches the database, copied from the base or made "
-    "under bypass(), moves a rerouted connection to the base at CALL; the hook cannot see its body",
-)
-def test_call_of_a_routine_that_switches_database_stays_in_the_worker_database(
-    launcher: Launcher, mysql_use: Path, base: str
-) -> None:
-    conn = admin()  # as a clone of a base that has the routine would make it
+def _admin_run(*statements: str) -> None:
+    conn = admin()
     try:
-        conn.cursor().execute(
-            f"CREATE PROCEDURE `{base}_jw03`.dz_switch() EXECUTE IMMEDIATE 'USE `{base}`'"
-        )
+        for statement in statements:
+            conn.cursor().execute(statement)
     finally:
         conn.close()
-    result, _ = run_watched(
-        launcher, [str(mysql_use), "multi", "CALL dz_switch()"], base, connect_db=base
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param("CALL dz_switch()", id="direct"),
+        pytest.param("CALL dz_outer()", id="nested"),
+        pytest.param("SELECT 1; CALL dz_switch()", id="after_another_statement"),
+    ],
+)
+def test_call_of_a_routine_that_switches_database_is_refused(
+    launcher: Launcher, mysql_use: Path, base: str, call: str
+) -> None:
+    """The procedure exists in the worker database (as a clone of a base that has it makes it):
+    before, CALL left the rerouted connection in the base (SELECT DATABASE() = the base)."""
+    worker = f"{base}_jw03"
+    _admin_run(
+        f"CREATE PROCEDURE `{worker}`.dz_switch() EXECUTE IMMEDIATE 'USE `{base}`'",
+        f"CREATE PROCEDURE `{worker}`.dz_outer() CALL dz_switch()",
     )
+    result, seen = run_watched(launcher, [str(mysql_use), "multi", call], base, connect_db=base)
     assert result.rc == 0, result.describe()
     out = result.kv()
-    assert out.get("db") == f"{base}_jw03" or out.get("error", "").startswith("dagz:"), (
-        result.describe()
+    assert out.get("rc") != "0", result.describe()
+    assert out.get("error", "").startswith("dagz:"), result.describe()
+    assert "CALL" in out["error"], result.describe()
+    assert out.get("db") == worker, result.describe()
+    assert seen == [], f"sessions seen in the base {base}: {seen}"
+
+
+def test_call_of_a_harmless_routine_or_one_of_another_database_passes(
+    launcher: Launcher, mysql_use: Path, base: str
+) -> None:
+    """A procedure without dynamic SQL runs; one of another database that switches runs too: the
+    server switches back to the caller's database after it (checked: DATABASE() afterwards)."""
+    worker, other = f"{base}_jw03", unique_name("other")
+    _drop([other])
+    _admin_run(
+        f"CREATE PROCEDURE `{worker}`.dz_ok() SELECT 1",
+        f"CREATE DATABASE `{other}`",
+        f"CREATE PROCEDURE `{other}`.dz_switch() EXECUTE IMMEDIATE 'USE `{other}`'",
     )
+    try:
+        for call in ("CALL dz_ok()", f"CALL `{other}`.dz_switch()"):
+            result, seen = run_watched(
+                launcher, [str(mysql_use), "multi", call], base, connect_db=base
+            )
+            assert result.rc == 0, result.describe()
+            assert result.kv().get("rc") == "0", result.describe()
+            assert result.kv().get("db") == worker, result.describe()
+            assert seen == []
+    finally:
+        _drop([other])
 
 
 # --- PyMySQL: the same rule in the Python hook -------------------------------------------------

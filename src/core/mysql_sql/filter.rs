@@ -4,14 +4,14 @@
 //!
 //! * [`safe_single_statement`]: the statement's first keyword (after whitespace and ordinary
 //!   comments) is `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `REPLACE`, and nothing after its first
-//!   `;` (if any) has a `USE`, `EXECUTE` or `PREPARE` word. Such a statement cannot change the
+//!   `;` (if any) has a `USE`, `EXECUTE`, `PREPARE` or `CALL` word. Such a statement cannot change the
 //!   database on the server: the first keyword fixes what the first statement is (none of these
 //!   can contain a `USE`, `EXECUTE IMMEDIATE` or `PREPARE`: a stored function or trigger they call
 //!   may run neither `USE` nor dynamic SQL), and every later statement lies after the first `;`
 //!   byte in every reading (strings, comments and `sql_mode` only decide which `;` ends it).
 //!   Words of the first statement are not looked at, so `SELECT use FROM t` (a syntax error on
 //!   the server) passes here while [`super::classify_full`] refuses it.
-//! * [`may_change_db`]: `false` when the statement has no `USE`, `EXECUTE` or `PREPARE` word at
+//! * [`may_change_db`]: `false` when the statement has no `USE`, `EXECUTE`, `PREPARE` or `CALL` word at
 //!   all (a few instructions per 16 bytes); it never changes the classification.
 
 use super::lex;
@@ -20,7 +20,7 @@ use super::lex;
 const SAFE_FIRST: [&[u8]; 5] = [b"select", b"insert", b"update", b"delete", b"replace"];
 
 /// Whether the statement cannot change the database: [`safe_single_statement`], or no
-/// `USE`/`EXECUTE`/`PREPARE` word at all.
+/// `USE`/`EXECUTE`/`PREPARE`/`CALL` word at all.
 pub fn not_use(s: &[u8]) -> bool {
     not_use_by(s, |from| memchr::memchr(b';', &s[from..]).map(|p| from + p))
 }
@@ -44,7 +44,7 @@ fn not_use_slow(s: &[u8], semi_from: impl Fn(usize) -> Option<usize>) -> bool {
     safe_single_statement_by(s, semi_from) || !may_change_db(s)
 }
 
-/// Whether `s[p..]` has no `USE`/`EXECUTE`/`PREPARE` word.
+/// Whether `s[p..]` has no `USE`/`EXECUTE`/`PREPARE`/`CALL` word.
 #[inline(never)]
 fn no_keyword_from(s: &[u8], p: usize) -> bool {
     !may_change_db(&s[p..])
@@ -170,21 +170,28 @@ fn word_at(s: &[u8], i: usize, word: &[u8]) -> bool {
         && s.get(i + word.len()).is_none_or(|&b| !lex::is_ident(b))
 }
 
-/// A `u`/`p` byte at `i`: the start of `use`/`prepare`, or the `u` of `execute`.
+/// Whether `s` has a `CALL` word (anywhere: strings and comments included).
+pub fn has_call_word(s: &[u8]) -> bool {
+    memchr::memchr2_iter(b'c', b'C', s).any(|i| word_at(s, i, b"call"))
+}
+
+/// A `u`/`p`/`c` byte at `i`: the start of `use`/`prepare`/`call`, or the `u` of `execute`.
 fn keyword_around(s: &[u8], i: usize) -> bool {
     let low = |k: usize| s.get(k).map_or(0, |b| b | 0x20);
-    if s[i] | 0x20 == b'p' {
-        low(i + 1) == b'r' && word_at(s, i, b"prepare")
-    } else {
-        (low(i + 1) == b's' && word_at(s, i, b"use"))
-            || (i >= 4 && low(i - 1) == b'c' && word_at(s, i - 4, b"execute"))
+    match s[i] | 0x20 {
+        b'p' => low(i + 1) == b'r' && word_at(s, i, b"prepare"),
+        b'c' => low(i + 1) == b'a' && word_at(s, i, b"call"),
+        _ => {
+            (low(i + 1) == b's' && word_at(s, i, b"use"))
+                || (i >= 4 && low(i - 1) == b'c' && word_at(s, i - 4, b"execute"))
+        }
     }
 }
 
 #[inline(always)]
 fn is_up(b: u8) -> bool {
     let l = b | 0x20;
-    l == b'u' || l == b'p'
+    l == b'u' || l == b'p' || l == b'c'
 }
 
 /// Whether a 16-byte block has a `u`/`p` byte (any case): compiles to a few SSE2 instructions.
@@ -203,13 +210,15 @@ fn zero_bytes(v: u64) -> u64 {
     !(((v & LO7) + LO7) | v | LO7)
 }
 
-/// The high bit of every `u`/`p` byte (any case) of the 8 bytes in `w`.
+/// The high bit of every `u`/`p`/`c` byte (any case) of the 8 bytes in `w`.
 fn up_bytes(w: u64) -> u64 {
     let x = w | 0x2020_2020_2020_2020;
-    zero_bytes(x ^ 0x7575_7575_7575_7575) | zero_bytes(x ^ 0x7070_7070_7070_7070)
+    zero_bytes(x ^ 0x7575_7575_7575_7575)
+        | zero_bytes(x ^ 0x7070_7070_7070_7070)
+        | zero_bytes(x ^ 0x6363_6363_6363_6363)
 }
 
-/// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE` or `PREPARE` word — then no
+/// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE`, `PREPARE` or `CALL` word — then no
 /// reading of it can change the database (keywords cannot be split by comments or escapes).
 #[inline(always)]
 pub fn may_change_db(s: &[u8]) -> bool {

@@ -27,12 +27,16 @@
 //! anything after the name, a quoted-string name, `USE` in an executable comment, an unterminated
 //! quote or comment) → [`Class::Refuse`].
 
+mod calls;
 mod filter;
 mod lex;
 #[cfg(test)]
 mod tests;
 
-pub use filter::{first_keyword_end, may_change_db, not_use, not_use_by, safe_single_statement};
+pub use calls::{call_targets, CallTarget};
+pub use filter::{
+    first_keyword_end, has_call_word, may_change_db, not_use, not_use_by, safe_single_statement,
+};
 use lex::{Kind, Lexed, Mode, Tok};
 
 /// A `USE` statement dagz can rewrite exactly: the database name and the byte range of its token
@@ -61,6 +65,12 @@ pub enum Reason {
     ModeDependent,
     /// The database name is not UTF-8.
     NotUtf8,
+    /// `CALL` of a procedure whose body can change the database.
+    Call,
+    /// `CALL` of a procedure whose body dagz cannot read, or whose name the text does not say.
+    CallUnknown,
+    /// `CALL` inside `EXECUTE IMMEDIATE` / `PREPARE … FROM`.
+    CallInDynamicSql,
 }
 
 impl Reason {
@@ -77,6 +87,16 @@ impl Reason {
                 "a statement whose USE depends on the server's sql_mode or version (backslashes in quotes, /*!NNNNN */)"
             }
             Reason::NotUtf8 => "USE of a database name that is not UTF-8",
+            Reason::Call => {
+                "CALL of a procedure of the current database whose body runs EXECUTE IMMEDIATE / \
+                 PREPARE ... FROM that can change it (MariaDB keeps the change after CALL)"
+            }
+            Reason::CallUnknown => {
+                "CALL of a procedure whose body dagz cannot read (it could change the current database)"
+            }
+            Reason::CallInDynamicSql => {
+                "CALL inside EXECUTE IMMEDIATE / PREPARE ... FROM (the procedure could change the current database)"
+            }
         }
     }
 }
@@ -240,6 +260,11 @@ fn dynamic(s: &[u8], t: &[Tok], mut k: usize, mode: Mode, depth: u8) -> Option<C
     if depth >= MAX_DEPTH {
         return Some(Class::refuse(Reason::InDynamicSql, None));
     }
+    if !call_targets(&value).is_empty() {
+        // A CALL in dynamic SQL: its procedure's body is not read (the hook reads those of
+        // plain CALL statements only).
+        return Some(Class::refuse(Reason::CallInDynamicSql, None));
+    }
     match classify_inner(&value, depth + 1) {
         Class::NotUse => None,
         Class::Use(u) => Some(Class::refuse(Reason::InDynamicSql, Some(u.name))),
@@ -270,6 +295,18 @@ pub fn rewrite(stmt: &[u8], u: &UseStmt, new: &str) -> Vec<u8> {
 /// `target`: the database it would switch to and the one dagz would use instead, when known.
 pub fn refusal_message(via: &str, reason: Reason, target: Option<(&str, &str)>) -> String {
     let what = reason.text();
+    if matches!(
+        reason,
+        Reason::Call | Reason::CallUnknown | Reason::CallInDynamicSql
+    ) {
+        let into = target.map_or(String::new(), |(name, new)| {
+            format!(" (into the shared database {name:?} instead of {new:?})")
+        });
+        return format!(
+            "{via}: refused {what}: it could move this connection out of its worker database{into}; \
+             run it under dagz.bypass() / dagz_bypass_enter() if it must run"
+        );
+    }
     match target {
         Some((name, new)) => format!(
             "{via}: refused {what}: it would switch this connection to the shared database {name:?} \

@@ -272,6 +272,46 @@ fn issue12_fast_path_does_not_hide_a_later_use() {
     }
 }
 
+fn target(db: Option<&str>, name: &str) -> CallTarget {
+    CallTarget {
+        db: db.map(|d| d.as_bytes().to_vec()),
+        name: name.as_bytes().to_vec(),
+    }
+}
+
+/// Issue 12: the procedures a statement calls, whose bodies the hook reads before sending it.
+#[test]
+fn issue12_call_targets() {
+    for (s, want) in [
+        ("CALL p()", vec![target(None, "p")]),
+        (
+            "call `my db`.`p q`(1, 'x')",
+            vec![target(Some("my db"), "p q")],
+        ),
+        ("SELECT 1; CALL p", vec![target(None, "p")]),
+        (
+            "BEGIN NOT ATOMIC CALL a(); CALL b.c(); END",
+            vec![target(None, "a"), target(Some("b"), "c")],
+        ),
+        ("/* c */ CALL p() -- x", vec![target(None, "p")]),
+        ("CALL", vec![target(None, "")]),
+        ("SELECT 'CALL p()'", vec![]),
+        ("SELECT t.call FROM t", vec![]),
+        ("SELECT * FROM recall", vec![]),
+    ] {
+        assert_eq!(call_targets(s.as_bytes()), want, "{s:?}");
+        // The quick filters never hide one.
+        assert!(want.is_empty() || may_change_db(s.as_bytes()), "{s:?}");
+        assert!(want.is_empty() || has_call_word(s.as_bytes()), "{s:?}");
+    }
+    // A CALL in dynamic SQL: its body is not read, so it is refused.
+    assert_eq!(
+        refused("EXECUTE IMMEDIATE 'CALL p()'"),
+        Some((Reason::CallInDynamicSql, None))
+    );
+    assert_eq!(class("CALL p()"), Class::NotUse); // the hook reads the body
+}
+
 #[test]
 fn rewrite_quotes_the_new_name() {
     assert_eq!(rewritten(b"USE myapp", "a`b"), b"USE `a``b`");
