@@ -3,16 +3,19 @@
 //! away in a few dozen instructions, however many `users`/`updates`/`payments` words it has.
 //!
 //! * [`safe_single_statement`]: the statement's first keyword (after whitespace and ordinary
-//!   comments) is `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `REPLACE`, and nothing after its first
-//!   `;` (if any) has a `USE`, `EXECUTE`, `PREPARE` or `CALL` word. Such a statement cannot change the
-//!   database on the server: the first keyword fixes what the first statement is (none of these
-//!   can contain a `USE`, `EXECUTE IMMEDIATE` or `PREPARE`: a stored function or trigger they call
-//!   may run neither `USE` nor dynamic SQL), and every later statement lies after the first `;`
-//!   byte in every reading (strings, comments and `sql_mode` only decide which `;` ends it).
+//!   comments) is `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `REPLACE`, and nothing after its
+//!   first `;` (if any) has a `USE`, `EXECUTE`, `PREPARE` or `CALL` word. Such a statement cannot
+//!   change the database on the server: the first keyword fixes what the first statement is (none
+//!   of these can contain a `USE`, `EXECUTE IMMEDIATE`, `PREPARE` or `CALL`: a stored function or
+//!   trigger they call may run neither `USE` nor dynamic SQL), and every later statement lies
+//!   after the first `;` byte in every reading (strings, comments and `sql_mode` only decide
+//!   which `;` ends it).
 //!   Words of the first statement are not looked at, so `SELECT use FROM t` (a syntax error on
 //!   the server) passes here while [`super::classify_full`] refuses it.
-//! * [`may_change_db`]: `false` when the statement has no `USE`, `EXECUTE`, `PREPARE` or `CALL` word at
-//!   all (a few instructions per 16 bytes); it never changes the classification.
+//! * [`may_change_db`]: `false` when the statement has no `USE`, `EXECUTE`, `PREPARE` or `CALL`
+//!   word at all (a few instructions per 16 bytes); it never changes the classification (a
+//!   `CALL` is `NotUse` for the classifier: the hook reads the procedure's body, see
+//!   `hooks_mysql_call`).
 
 use super::lex;
 
@@ -218,8 +221,8 @@ fn up_bytes(w: u64) -> u64 {
         | zero_bytes(x ^ 0x6363_6363_6363_6363)
 }
 
-/// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE`, `PREPARE` or `CALL` word — then no
-/// reading of it can change the database (keywords cannot be split by comments or escapes).
+/// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE`, `PREPARE` or `CALL` word — then
+/// no reading of it can change the database (keywords cannot be split by comments or escapes).
 #[inline(always)]
 pub fn may_change_db(s: &[u8]) -> bool {
     let n = s.len();

@@ -92,10 +92,12 @@ impl Reason {
                  PREPARE ... FROM that can change it (MariaDB keeps the change after CALL)"
             }
             Reason::CallUnknown => {
-                "CALL of a procedure whose body dagz cannot read (it could change the current database)"
+                "CALL of a procedure whose body dagz cannot read (it could change the current \
+                 database)"
             }
             Reason::CallInDynamicSql => {
-                "CALL inside EXECUTE IMMEDIATE / PREPARE ... FROM (the procedure could change the current database)"
+                "CALL inside EXECUTE IMMEDIATE / PREPARE ... FROM (the procedure could change the \
+                 current database)"
             }
         }
     }
@@ -303,8 +305,8 @@ pub fn refusal_message(via: &str, reason: Reason, target: Option<(&str, &str)>) 
             format!(" (into the shared database {name:?} instead of {new:?})")
         });
         return format!(
-            "{via}: refused {what}: it could move this connection out of its worker database{into}; \
-             run it under dagz.bypass() / dagz_bypass_enter() if it must run"
+            "{via}: refused {what}: it could move this connection out of its worker \
+             database{into}; run it under dagz.bypass() / dagz_bypass_enter() if it must run"
         );
     }
     match target {

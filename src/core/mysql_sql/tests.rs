@@ -436,10 +436,12 @@ proptest! {
     /// A statement behind one of the first keywords, then anything: the first-keyword path
     /// passes it only when nothing after its first `;` could be a USE.
     #[test]
-    fn first_keyword_then_anything(kw in prop_oneof![Just("SELECT"), Just("insert"), Just("Update"),
-                                                     Just("DELETE"), Just("replace")],
-                                   sep in prop_oneof![Just(" "), Just("\n"), Just("/**/"), Just("(")],
-                                   rest in sqlish()) {
+    fn first_keyword_then_anything(
+        kw in prop_oneof![Just("SELECT"), Just("insert"), Just("Update"), Just("DELETE"),
+                          Just("replace")],
+        sep in prop_oneof![Just(" "), Just("\n"), Just("/**/"), Just("(")],
+        rest in sqlish(),
+    ) {
         let mut s = format!("{kw}{sep}").into_bytes();
         s.extend_from_slice(&rest);
         same_or_first_keyword(&s)?;
