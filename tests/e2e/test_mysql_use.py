@@ -345,6 +345,23 @@ def test_statements():
         conn.close()
 
 
+def test_calls():
+    for case, stmt in json.loads(os.environ.get("DZ_CALLS", "[]")):
+        conn = pymysql.connect(host="127.0.0.1", user="root", password="", database=DB)
+        error = None
+        try:
+            with conn.cursor() as cur:
+                cur.execute(stmt)
+                while cur.nextset():
+                    pass
+        except Exception as exc:
+            error = type(exc).__name__ + ": " + str(exc)
+        with conn.cursor() as cur:
+            cur.execute("SELECT DATABASE()")
+            record(case=case, db=cur.fetchone()[0], error=error)
+        conn.close()
+
+
 def test_connect():
     conn = pymysql.connect(host="127.0.0.1", user="root", password="", database=DB)
     with conn.cursor() as cur:
@@ -355,15 +372,24 @@ def test_connect():
 
 
 def _run_pymysql(
-    launcher: Launcher, tmp_path: Path, db: str, cases: list[tuple[str, str]]
+    launcher: Launcher,
+    tmp_path: Path,
+    db: str,
+    cases: list[tuple[str, str]],
+    setup: tuple[str, ...] = (),
+    calls: tuple[tuple[str, str], ...] = (),
 ) -> tuple[int, str, list[dict[str, Any]], int]:
-    """Runs PY_TESTS on 2 dagz workers against the base `db` (created here); every database of
-    its name is dropped afterwards. (rc, output, events, tables left in the base)."""
+    """Runs PY_TESTS on 2 dagz workers against the base `db` (created here, then `setup` run in
+    it; `calls` for test_calls); every database of its name is dropped afterwards. (rc, output,
+    events, tables left in the base)."""
     names = [db, *(f"{db}_jw{n:02}" for n in range(4))]
     _drop(names)
     conn = admin()
     try:
         conn.cursor().execute(f"CREATE DATABASE `{db}`")
+        conn.select_db(db)
+        for statement in setup:
+            conn.cursor().execute(statement)
     finally:
         conn.close()
     try:
@@ -372,7 +398,12 @@ def _run_pymysql(
             {"conftest.py": PY_CONFTEST, "test_stmts.py": PY_TESTS},
             "--dagz-workers",
             "2",
-            env={"DZ_DB": db, "DZ_CASES": json.dumps(cases), "DAGZ_SHIM": str(launcher.shim)},
+            env={
+                "DZ_DB": db,
+                "DZ_CASES": json.dumps(cases),
+                "DZ_CALLS": json.dumps(calls),
+                "DAGZ_SHIM": str(launcher.shim),
+            },
             timeout=180,
         )
         server = admin()
@@ -408,6 +439,34 @@ def test_pymysql_follows_the_same_statement_rule(launcher: Launcher, tmp_path: P
             assert got["error"], (case, got)
             assert "dagz:" in got["error"], (case, got)
     assert base_tables == 0
+
+
+def test_pymysql_refuses_a_call_of_a_routine_that_switches_database(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """The base has the procedures, so each worker's copy has them (the clone copies routines).
+    Before: PyMySQL's CALL dz_switch() left the connection in the base."""
+    db = unique_name("pycall")
+    setup = (
+        f"CREATE PROCEDURE dz_switch() EXECUTE IMMEDIATE 'USE `{db}`'",
+        "CREATE PROCEDURE dz_outer() CALL dz_switch()",
+        "CREATE PROCEDURE dz_ok() SELECT 1",
+    )
+    calls = (
+        ("call_switch", "CALL dz_switch()"),
+        ("call_nested", "CALL dz_outer()"),
+        ("call_ok", "CALL dz_ok()"),
+    )
+    rc, output, events, _ = _run_pymysql(launcher, tmp_path, db, [], setup, calls)
+    assert rc == 0, output
+    by_case = {e["case"]: e for e in events}
+    for case, _ in calls:
+        got = by_case[case]
+        assert got["db"] == f"{db}_jw{got['worker']:02}", (case, got)
+        if case == "call_ok":
+            assert got["error"] is None, (case, got)
+        else:
+            assert "dagz:" in (got["error"] or ""), (case, got)
 
 
 # --- policy ------------------------------------------------------------------------------------
