@@ -1,7 +1,9 @@
 /* Workload for bench/hook_cost: N connects through libpq and libmariadb, and M statements through
  * mysql_query (none of them a USE, on an unconnected handle), so that callgrind can count the instructions the preloaded
  * hooks add, run side by side with and without LD_PRELOAD.
- * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query COUNT DB
+ * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query[:NAME]|mysql_real_query[:NAME] COUNT DB
+ * (mysql_query:NAME sends the statement NAME of the table below, plain mysql_query the first;
+ * mysql_real_query sends it with its length, as Python's mysqlclient does)
  * (pg: a rerouted connect to DB; pg_pass: a pass-through, to the system database postgres;
  * mysql_connect: a connect to DB, which must exist, as DB_jw03 must for the rerouted runs) */
 #include <libpq-fe.h>
@@ -9,6 +11,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Statements an application sends (issue 12: none can change the database; the names users,
+ * updates, products, payments and user_id start with u/p like USE and PREPARE). */
+static const char *const QUERIES[][2] = {
+    {"plain", "SELECT id, name FROM t WHERE id = 1"},
+    {"users", "SELECT id, email FROM users WHERE id = 42"},
+    {"django", "SELECT `auth_user`.`id`, `auth_user`.`password`, `auth_user`.`last_login`, "
+               "`auth_user`.`is_superuser`, `auth_user`.`username`, `auth_user`.`email` "
+               "FROM `auth_user` WHERE `auth_user`.`username` = 'user_17' LIMIT 21"},
+    {"insert", "INSERT INTO payments (user_id, product_id, amount, status) "
+               "VALUES (17, 4, 19.99, 'pending')"},
+    {"update", "UPDATE products SET price = 12.5, updated_at = NOW() WHERE id = 3"},
+    {"long_literal", "INSERT INTO updates (user_id, product_id, body) VALUES (5, 9, 'Please use the "
+                     "new endpoint: users who update products should use it, reuse it and prepare "
+                     "their payments with it. Unused keys expire.')"},
+    {"semicolon_literal", "UPDATE updates SET body = 'use it; then update users; prepare payments' "
+                          "WHERE user_id = 5"},
+    {"trailing_semicolon", "SELECT * FROM users WHERE user_id = 7;"},
+};
 
 int main(int argc, char **argv) {
     if (argc != 4) return 64;
@@ -37,8 +58,17 @@ int main(int argc, char **argv) {
     } else {
         /* An unconnected handle: the real mysql_query fails at once with "server has gone away",
          * without network I/O, so the count is deterministic and the hook's share is visible. */
+        const char *q = NULL, *name = strchr(argv[1], ':');
+        for (size_t k = 0; k < sizeof QUERIES / sizeof *QUERIES; k++)
+            if (!name || !strcmp(name + 1, QUERIES[k][0])) { q = QUERIES[k][1]; break; }
+        if (!q) { fprintf(stderr, "unknown statement %s\n", argv[1]); return 64; }
         MYSQL *m = mysql_init(NULL);
-        for (long i = 0; i < n; i++) mysql_query(m, "SELECT id, name FROM t WHERE id = 1");
+        if (!strncmp(argv[1], "mysql_real_query", 16)) { /* the length known: mysqlclient's path */
+            unsigned long len = strlen(q);
+            for (long i = 0; i < n; i++) mysql_real_query(m, q, len);
+        } else {
+            for (long i = 0; i < n; i++) mysql_query(m, q);
+        }
         mysql_close(m);
     }
     return 0;

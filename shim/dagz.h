@@ -42,6 +42,7 @@ extern "C" {
 #define DAGZ_STMT_OTHER 0  /* cannot change the connection's database: send it unchanged */
 #define DAGZ_STMT_USE 1    /* a single USE that dagz rewrites exactly */
 #define DAGZ_STMT_REFUSE 2 /* may change the database in a way dagz cannot rewrite: refuse it */
+#define DAGZ_STMT_CALL 3   /* calls stored procedures: read their bodies before sending it */
 
 /* The ABI version of the loaded library (DAGZ_ABI_VERSION it was built with). */
 int dagz_abi_version(void);
@@ -112,7 +113,10 @@ ssize_t dagz_pg_rewrite_conninfo(const char *conninfo, char *out, size_t out_len
  *                     with that name replaced by new_db (backtick-quoted), every other byte kept;
  *  DAGZ_STMT_REFUSE - new_db NULL: writes the database it would switch to ("" when unknown);
  *                     else (new_db = the name the caller's decision would use instead, "" when
- *                     unknown) writes the "dagz:" refusal message and returns -1. */
+ *                     unknown) writes the "dagz:" refusal message and returns -1;
+ *  DAGZ_STMT_CALL   - otherwise harmless, but calls procedures whose bodies decide: new_db NULL:
+ *                     writes them as "DB:NAME" pairs, each part hex-encoded (DB empty: the
+ *                     current database), separated by ","; else nothing written, returns 0. */
 ssize_t dagz_mysql_rewrite_statement(const char *sql, size_t len, const char *new_db, int *kind,
                                      char *out, size_t out_len);
 

@@ -352,6 +352,16 @@ pub unsafe extern "C" fn dagz_redact(s: *const c_char, out: *mut c_char, out_len
     }
 }
 
+/// `DAGZ_STMT_CALL`'s text: `DB:NAME` pairs, each part hex-encoded, separated by `,`.
+fn encode_calls(calls: &[crate::mysql_sql::CallTarget]) -> Vec<u8> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let pairs: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{}:{}", hex(c.db.as_deref().unwrap_or(b"")), hex(&c.name)))
+        .collect();
+    pairs.join(",").into_bytes()
+}
+
 /// The MySQL hooks' statement rule for drivers the shim cannot see (PyMySQL): classifies the
 /// statement of `len` bytes at `sql` (`len == (size_t)-1`: NUL-terminated) and sets `*kind`:
 ///
@@ -361,6 +371,8 @@ pub unsafe extern "C" fn dagz_redact(s: *const c_char, out: *mut c_char, out_len
 /// * `DAGZ_STMT_REFUSE`: may change the database in a way dagz cannot rewrite. `new_db` NULL:
 ///   writes the database it would switch to ("" when unknown); else (the name the caller's
 ///   decision would use instead, "" when unknown) writes the refusal message and returns -1.
+/// * `DAGZ_STMT_CALL`: otherwise harmless, but calls stored procedures, whose bodies decide
+///   (`hooks_mysql_call`). `new_db` NULL: writes them ([`encode_calls`]); else nothing.
 ///
 /// # Safety
 /// `sql` is NULL, NUL-terminated (with `len == (size_t)-1`) or readable for `len` bytes;
@@ -375,7 +387,7 @@ pub unsafe extern "C" fn dagz_mysql_rewrite_statement(
     out: *mut c_char,
     out_len: usize,
 ) -> isize {
-    use crate::mysql_sql::{classify, refusal_message, rewrite, Class};
+    use crate::mysql_sql::{call_targets, classify, refusal_message, rewrite, Class};
     // SAFETY: the function's contract.
     unsafe {
         string_result(out, out_len, || {
@@ -393,14 +405,20 @@ pub unsafe extern "C" fn dagz_mysql_rewrite_statement(
                 Some(arg_str(new_db, "new_db")?)
             };
             let class = classify(stmt);
+            let calls = match class {
+                Class::NotUse => call_targets(stmt),
+                _ => Vec::new(),
+            };
             if !kind.is_null() {
                 *kind = match class {
+                    Class::NotUse if !calls.is_empty() => abi::STMT_CALL,
                     Class::NotUse => abi::STMT_OTHER,
                     Class::Use(_) => abi::STMT_USE,
                     Class::Refuse { .. } => abi::STMT_REFUSE,
                 };
             }
             match (class, new) {
+                (Class::NotUse, None) if !calls.is_empty() => Ok(encode_calls(&calls)),
                 (Class::NotUse, _) => Ok(Vec::new()),
                 (Class::Use(u), None) => Ok(u.name.into_bytes()),
                 (Class::Use(u), Some(new)) => Ok(rewrite(stmt, &u, new)),

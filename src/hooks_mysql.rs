@@ -59,6 +59,21 @@ pub(crate) type StmtPrepareFn = unsafe extern "C" fn(*mut c_void, *const c_char,
 pub(crate) type ErrorFn = unsafe extern "C" fn(*mut Mysql) -> *const c_char;
 pub(crate) type ErrnoFn = unsafe extern "C" fn(*mut Mysql) -> c_uint;
 
+/// The result-set entry points the `CALL` check reads a procedure's body with
+/// (`hooks_mysql_call`): `mysql_store_result`, `mysql_fetch_row`, `mysql_fetch_lengths`,
+/// `mysql_free_result` (`MYSQL_RES *` as `*mut c_void`).
+#[derive(Clone, Copy)]
+pub(crate) struct ResultFns {
+    pub store: StoreResultFn,
+    pub fetch_row: FetchRowFn,
+    pub lengths: FetchLengthsFn,
+    pub free: FreeResultFn,
+}
+type StoreResultFn = unsafe extern "C" fn(*mut Mysql) -> *mut c_void;
+type FetchRowFn = unsafe extern "C" fn(*mut c_void) -> *mut *mut c_char;
+type FetchLengthsFn = unsafe extern "C" fn(*mut c_void) -> *mut c_ulong;
+type FreeResultFn = unsafe extern "C" fn(*mut c_void);
+
 /// The real entry points of one client library copy. The `*_start` functions exist only in
 /// libmariadb; a libmysqlclient copy has `None` there.
 pub struct MyReal {
@@ -78,6 +93,7 @@ pub struct MyReal {
     real_connect_start: Option<RealConnectStartFn>,
     select_db_start: Option<SelectDbStartFn>,
     change_user_start: Option<ChangeUserStartFn>,
+    pub(crate) results: Option<ResultFns>,
 }
 
 fn build(lib: &Lib) -> Result<MyReal, String> {
@@ -122,6 +138,14 @@ fn build(lib: &Lib) -> Result<MyReal, String> {
                 .sym("mysql_change_user_start")
                 .ok()
                 .map(|p| t::<usize, ChangeUserStartFn>(p)),
+            results: (|| {
+                Some(ResultFns {
+                    store: t::<usize, StoreResultFn>(lib.sym("mysql_store_result").ok()?),
+                    fetch_row: t::<usize, FetchRowFn>(lib.sym("mysql_fetch_row").ok()?),
+                    lengths: t::<usize, FetchLengthsFn>(lib.sym("mysql_fetch_lengths").ok()?),
+                    free: t::<usize, FreeResultFn>(lib.sym("mysql_free_result").ok()?),
+                })
+            })(),
         })
     }
 }

@@ -29,6 +29,45 @@ crate::trampoline_reg! {
     mariadb_stmt_execute_direct => my_stmt_execute_direct, "rcx";
 }
 
+/// Whether `s` cannot change the database ([`mysql_sql::not_use`]). `semi`: the index of its
+/// first `;` when the caller already knows it (`mysql_query`'s one pass), else `None` to scan with
+/// the C library's `memchr` (the cheapest scan for statements of a few dozen bytes).
+#[inline(always)]
+fn not_use(s: &[u8], semi: Option<Option<usize>>) -> bool {
+    mysql_sql::not_use_by(s, |from| match semi {
+        Some(first) if first.is_none_or(|f| f >= from) => first,
+        _ => {
+            let t = &s[from..];
+            // SAFETY: `t` is a live slice: memchr reads at most its `t.len()` bytes.
+            let p = unsafe { libc::memchr(t.as_ptr().cast(), c_int::from(b';'), t.len()) };
+            (!p.is_null()).then(|| p as usize - s.as_ptr() as usize)
+        }
+    })
+}
+
+/// The NUL-terminated statement at `q` (not NULL) and the index of its first `;`, in one pass
+/// for a statement without `;` (the length `mysql_query` needs anyway).
+///
+/// # Safety
+/// `q` is NUL-terminated.
+#[inline(always)]
+unsafe fn cstmt_at<'a>(q: *const c_char) -> (&'a [u8], Option<usize>) {
+    // SAFETY: `q` is NUL-terminated: strchrnul stops at the NUL at the latest, and `p` points
+    // into the same string, NUL-terminated too.
+    unsafe {
+        let p = libc::strchrnul(q, c_int::from(b';'));
+        let first = p.offset_from(q) as usize;
+        let (len, semi) = if *p == 0 {
+            (first, None)
+        } else if *p.add(1) == 0 {
+            (first + 1, Some(first)) // a trailing `;`
+        } else {
+            (first + libc::strlen(p), Some(first))
+        };
+        (std::slice::from_raw_parts(q.cast::<u8>(), len), semi)
+    }
+}
+
 /// The statement at `q` (not NULL): `len` bytes, or up to its NUL when `len` is `None` or
 /// `(unsigned long)-1` (which libmariadb reads as "NUL-terminated").
 ///
@@ -105,6 +144,35 @@ unsafe fn rewrite_stmt(
     }
 }
 
+/// The `CALL`s of the statement at `q`, on a `MYSQL` handle (not a statement handle, which has
+/// no connection to ask): `Err` when one may leave the connection in another database
+/// (`hooks_mysql_call`).
+///
+/// # Safety
+/// As [`rewrite_stmt`]; `mysql` is NULL or an initialised handle of `real`'s copy.
+unsafe fn check_calls(
+    real: &'static MyReal,
+    mysql: *mut Mysql,
+    q: *const c_char,
+    len: Option<c_ulong>,
+    via: &'static str,
+) -> Result<(), String> {
+    if q.is_null() || mysql.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the function's contract.
+    let s = unsafe { stmt_at(q, len) };
+    // SAFETY: the decider is dropped at once.
+    if !mysql_sql::has_call_word(s) || unsafe { Decider::start(Engine::Mysql, via) }.is_none() {
+        return Ok(());
+    }
+    // SAFETY: the function's contract.
+    match unsafe { crate::hooks_mysql_call::check(real, mysql, s) } {
+        None => Ok(()),
+        Some((reason, name)) => refusal(reason, name, via, mysql),
+    }
+}
+
 /// Shared slow path of the statement hooks, on the skeleton of `hook.rs`. `run(real, q, len)`
 /// calls the real function; `refuse` fails the call on its handle.
 ///
@@ -130,7 +198,9 @@ unsafe fn stmt_hook(
         |real| {
             // SAFETY: the function's contract.
             let Some(new) = (unsafe { rewrite_stmt(q, len, via, mysql) })? else {
-                return Ok(None);
+                // SAFETY: as above; a statement is only sent on an idle connection, so the
+                // check's own query runs on one too.
+                return unsafe { check_calls(real, mysql, q, len, via) }.map(|()| None);
             };
             let l = (new.len() - 1) as c_ulong;
             Ok(Some(call(real, || run(real, new.as_ptr().cast(), l))))
@@ -161,8 +231,8 @@ unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize
     // of its copy (a rewritten statement is NUL-terminated and alive across the call).
     unsafe {
         if !q.is_null() {
-            let s = stmt_at(q, None);
-            if !mysql_sql::may_change_db(s) {
+            let (s, semi) = cstmt_at(q);
+            if not_use(s, Some(semi)) {
                 if let Some(real) = MY.cached(caller) {
                     return (real.real_query)(mysql, q, s.len() as c_ulong);
                 }
@@ -197,7 +267,7 @@ unsafe fn sized_query(
     // SAFETY: the function's contract; forwarding the caller's arguments (or a live rewritten
     // statement with its length) to the real function of its copy.
     unsafe {
-        if !q.is_null() && !mysql_sql::may_change_db(stmt_at(q, Some(len))) {
+        if !q.is_null() && not_use(stmt_at(q, Some(len)), None) {
             if let Some(real) = MY.cached(caller) {
                 return pick(real)(mysql, q, len);
             }
@@ -253,7 +323,7 @@ unsafe fn prepare_hook(
 ) -> c_int {
     // SAFETY: the function's contract, as in `sized_query`.
     unsafe {
-        if !q.is_null() && !mysql_sql::may_change_db(stmt_at(q, Some(len))) {
+        if !q.is_null() && not_use(stmt_at(q, Some(len)), None) {
             if let Some(real) = MY.cached(caller) {
                 return pick(real).map_or(1, |f| f(stmt, q, len));
             }

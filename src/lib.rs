@@ -19,6 +19,7 @@ pub mod ffi;
 pub mod guard;
 mod hook;
 pub mod hooks_mysql;
+mod hooks_mysql_call;
 mod hooks_mysql_stmt;
 pub mod hooks_pg;
 pub mod log;

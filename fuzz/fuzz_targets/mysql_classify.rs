@@ -1,12 +1,17 @@
 //! Fuzzes the MySQL statement classifier (`dagz::mysql_sql`, issue 12): every statement a hooked
-//! client sends goes through it. Properties: no panic; the quick filter never changes the result
-//! (`classify == classify_full`); a rewritable `USE` keeps every byte outside its name and
+//! client sends goes through it. Properties: no panic; the quick filters never change the result
+//! (`classify == classify_full`), except that a statement the first-keyword path passes
+//! (`safe_single_statement`: SELECT/INSERT/UPDATE/DELETE/REPLACE) is `NotUse` and has no
+//! USE/EXECUTE/PREPARE word after its first `;` in any reading; a rewritable `USE` keeps every byte outside its name and
 //! classifies back to the new name; the same `USE` after another statement, or inside
 //! `EXECUTE IMMEDIATE '…'`, is never passed as harmless; a refusal is stable when whitespace is
 //! appended.
 #![no_main]
 
-use dagz::mysql_sql::{classify, classify_full, rewrite, Class};
+use dagz::mysql_sql::{
+    classify, classify_full, first_keyword_end, may_change_db, rewrite, safe_single_statement,
+    Class,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn check_use(data: &[u8], start: usize, end: usize, name: &str) {
@@ -53,12 +58,22 @@ fn check_use(data: &[u8], start: usize, end: usize, name: &str) {
 
 fuzz_target!(|data: &[u8]| {
     let class = classify(data);
-    assert_eq!(
-        class,
-        classify_full(data),
-        "quick filter changed the result for {:?}",
-        String::from_utf8_lossy(data)
-    );
+    if safe_single_statement(data) {
+        assert_eq!(class, Class::NotUse);
+        // Every `;` that can end the first statement is at or after the first `;` byte that
+        // follows its keyword; no keyword starts from that byte on.
+        let end = first_keyword_end(data).expect("a first keyword");
+        if let Some(p) = data[end..].iter().position(|&b| b == b';') {
+            assert!(!may_change_db(&data[end + p..]), "{:?}", String::from_utf8_lossy(data));
+        }
+    } else {
+        assert_eq!(
+            class,
+            classify_full(data),
+            "quick filter changed the result for {:?}",
+            String::from_utf8_lossy(data)
+        );
+    }
     match &class {
         Class::Use(u) if !data.ends_with(b"\0") => check_use(data, u.start, u.end, &u.name),
         Class::Refuse { .. } => {

@@ -29,6 +29,7 @@ CB_ERROR = -1
 STMT_OTHER = 0
 STMT_USE = 1
 STMT_REFUSE = 2
+STMT_CALL = 3
 
 _PKG_DIR = Path(__file__).resolve().parent
 

@@ -20,9 +20,10 @@ pub const CB_ERROR: i32 = -1;
 pub const STMT_OTHER: i32 = 0;
 pub const STMT_USE: i32 = 1;
 pub const STMT_REFUSE: i32 = 2;
+pub const STMT_CALL: i32 = 3;
 
 /// Every constant above under its C name, for `scripts/abi_check.sh` (`DAGZ_` + name).
-pub const ALL: [(&str, i32); 10] = [
+pub const ALL: [(&str, i32); 11] = [
     ("ABI_VERSION", ABI_VERSION),
     ("ENGINE_POSTGRES", ENGINE_POSTGRES),
     ("ENGINE_MYSQL", ENGINE_MYSQL),
@@ -33,6 +34,7 @@ pub const ALL: [(&str, i32); 10] = [
     ("STMT_OTHER", STMT_OTHER),
     ("STMT_USE", STMT_USE),
     ("STMT_REFUSE", STMT_REFUSE),
+    ("STMT_CALL", STMT_CALL),
 ];
 
 pub fn engine_code(e: Engine) -> i32 {

@@ -7,7 +7,8 @@
  *     LEN:  the length passed (default: the decoded statement's length; "-1": (unsigned long)-1)
  * Prints key=value lines: rc (the entry point's return value), error (mysql_error / mysql_stmt_error
  * when rc != 0), db (SELECT DATABASE() afterwards on the same connection, NULL for none).
- * Connection: 127.0.0.1:3306, root, empty password. Exit 2 if the connection itself fails.
+ * Connection: 127.0.0.1:3306, root, empty password, the database $DZ_CONNECT_DB (default none).
+ * Exit 2 if the connection itself fails.
  */
 #include <mysql.h>
 #include <stdio.h>
@@ -55,7 +56,8 @@ int main(int argc, char **argv) {
     if (argc > 3) len = strcmp(argv[3], "-1") ? strtoul(argv[3], NULL, 10) : (unsigned long)-1;
     unsigned long flags = strcmp(mode, "multi") ? 0 : CLIENT_MULTI_STATEMENTS;
     MYSQL *m = mysql_init(NULL);
-    if (!mysql_real_connect(m, "127.0.0.1", "root", "", NULL, 3306, NULL, flags)) {
+    const char *db = getenv("DZ_CONNECT_DB"); /* the database to connect to (default: none) */
+    if (!mysql_real_connect(m, "127.0.0.1", "root", "", db, 3306, NULL, flags)) {
         fprintf(stderr, "connect failed: %s\n", mysql_error(m));
         return 2;
     }

@@ -223,3 +223,60 @@ def test_session_left_in_a_worker_database_is_ended_before_a_rebuild() -> None:
         threading.Thread(target=holder.close, daemon=True).start()
         _mysql.drop(target, **MY)
         _mysql.drop(base, **MY)
+
+
+# --------------------------------------------------------------------------------------------
+# MariaDB: a prepared XA transaction a killed test left
+
+
+def _leave_prepared_xa(db: str, xid: str) -> None:
+    """What the killed test left: an XA transaction prepared on `db`'s table, its session gone
+    (MariaDB keeps it, with its locks, until someone commits or rolls it back)."""
+    _my_run(
+        db,
+        f"XA START '{xid}'",
+        "INSERT INTO items VALUES (9, 'prepared')",
+        f"XA END '{xid}'",
+        f"XA PREPARE '{xid}'",
+    )
+
+
+def _prepared_xa() -> list[str]:
+    rows = _my_run(None, "XA RECOVER")
+    return [r[3].decode() if isinstance(r[3], bytes) else str(r[3]) for r in rows]
+
+
+def test_prepared_xa_transaction_in_a_worker_database_names_itself_and_its_rollback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MariaDB does not say which database a prepared XA transaction touches (XA RECOVER lists
+    ids only), so dagz cannot roll back only its own: the rebuild and `dagz db drop` fail with a
+    `dagz:` error naming the XA ids and the XA ROLLBACK command (before: a bare lock wait
+    timeout, "other sessions: none now"). The XA transaction is left alone."""
+    monkeypatch.setattr(_mysql.batch, "LOCK_WAIT_SECONDS", 1)
+    base = unique_name("base")
+    target = MYSQL_CONFIG.reroute_db(base)
+    xid = unique_name("xa")
+    try:
+        _my_run(None, f"CREATE DATABASE `{base}`")
+        _my_run(base, "CREATE TABLE items (id int PRIMARY KEY, label text)")
+        worker = MYSQL_CONFIG.session().worker_num
+        MYSQL_CONFIG.create_worker_init([base], **MY)(worker)
+        _leave_prepared_xa(target, xid)
+        _my_run(base, "INSERT INTO items VALUES (2, 'two')")  # the next run rebuilds
+
+        with pytest.raises(Exception, match=r"^dagz: ") as rebuild:
+            MYSQL_CONFIG.create_worker_init([base], **MY)(worker)
+        with pytest.raises(Exception, match=r"^dagz: ") as drop:
+            _mysql.drop(target, **MY)
+
+        for err in (rebuild.value, drop.value):
+            assert f"XA ROLLBACK '{xid}'" in str(err), err
+            assert "does not say which database" in str(err), err
+        assert xid in _prepared_xa()  # not rolled back by dagz
+    finally:
+        if xid in _prepared_xa():
+            _my_run(None, f"XA ROLLBACK '{xid}'")
+        _mysql.drop(target, **MY)
+        _mysql.drop(base, **MY)
+    assert xid not in _prepared_xa()

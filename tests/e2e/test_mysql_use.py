@@ -89,13 +89,17 @@ def _watch(db: str, stop: threading.Event, seen: list[str]) -> None:
     conn.close()
 
 
-def run_watched(launcher: Launcher, argv: list[str], db: str) -> tuple[Result, list[str]]:
-    """Runs the child (shim preloaded, worker 3) while polling for sessions in `db`."""
+def run_watched(
+    launcher: Launcher, argv: list[str], db: str, connect_db: str | None = None
+) -> tuple[Result, list[str]]:
+    """Runs the child (shim preloaded, worker 3; connected to `connect_db`, default none) while
+    polling for sessions in `db`."""
     stop, seen = threading.Event(), []
     watcher = threading.Thread(target=_watch, args=(db, stop, seen))
     watcher.start()
+    env = {**WORKER3, **({"DZ_CONNECT_DB": connect_db} if connect_db else {})}
     try:
-        result = launcher.run(argv, WORKER3)
+        result = launcher.run(argv, env)
     finally:
         stop.set()
         watcher.join()
@@ -187,6 +191,111 @@ def test_statement_that_cannot_reach_the_base_passes_unchanged(
     assert seen == []
 
 
+# --- stored routines ---------------------------------------------------------------------------
+# On MariaDB (checked on 10.11) a procedure may run `EXECUTE IMMEDIATE 'USE x'` or
+# `PREPARE s FROM 'USE x'`, and the caller's current database is x after CALL returns when the
+# procedure lives in the caller's current database (the server restores the caller's database
+# only when it switched to the procedure's on entry). dagz refuses the CREATE through a rerouted
+# connection, and before a CALL reads the body of each procedure it names (hooks_mysql_call).
+
+SWITCHING_ROUTINES = [
+    ("execute_immediate", "EXECUTE IMMEDIATE 'USE {db}'"),
+    ("prepare_literal", "PREPARE s FROM 'USE {db}'; EXECUTE s"),
+    ("prepare_variable", "SET @q = CONCAT('USE ', '{db}'); PREPARE s FROM @q; EXECUTE s"),
+]
+
+
+def _routines(db: str) -> list[str]:
+    conn = admin()
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT CONCAT(ROUTINE_SCHEMA, '.', ROUTINE_NAME) FROM information_schema.ROUTINES"
+            " WHERE ROUTINE_SCHEMA IN (%s, %s)",
+            (db, f"{db}_jw03"),
+        )
+        return [str(r[0]) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("body", [pytest.param(c[1], id=c[0]) for c in SWITCHING_ROUTINES])
+def test_routine_that_switches_database_cannot_be_created_through_a_rerouted_connection(
+    launcher: Launcher, mysql_use: Path, base: str, body: str
+) -> None:
+    stmt = f"CREATE PROCEDURE dz_switch() BEGIN {body.format(db=base)}; END"
+    result, seen = run_watched(launcher, [str(mysql_use), "query", stmt], base, connect_db=base)
+    assert result.rc == 0, result.describe()
+    out = result.kv()
+    assert out.get("rc") != "0", result.describe()
+    assert out.get("error", "").startswith("dagz:"), result.describe()
+    assert out.get("db") == f"{base}_jw03", result.describe()
+    assert _routines(base) == []
+    assert seen == [], f"sessions seen in the base {base}: {seen}"
+
+
+def _admin_run(*statements: str) -> None:
+    conn = admin()
+    try:
+        for statement in statements:
+            conn.cursor().execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param("CALL dz_switch()", id="direct"),
+        pytest.param("CALL dz_outer()", id="nested"),
+        pytest.param("SELECT 1; CALL dz_switch()", id="after_another_statement"),
+    ],
+)
+def test_call_of_a_routine_that_switches_database_is_refused(
+    launcher: Launcher, mysql_use: Path, base: str, call: str
+) -> None:
+    """The procedure exists in the worker database (as a clone of a base that has it makes it):
+    before, CALL left the rerouted connection in the base (SELECT DATABASE() = the base)."""
+    worker = f"{base}_jw03"
+    _admin_run(
+        f"CREATE PROCEDURE `{worker}`.dz_switch() EXECUTE IMMEDIATE 'USE `{base}`'",
+        f"CREATE PROCEDURE `{worker}`.dz_outer() CALL dz_switch()",
+    )
+    result, seen = run_watched(launcher, [str(mysql_use), "multi", call], base, connect_db=base)
+    assert result.rc == 0, result.describe()
+    out = result.kv()
+    assert out.get("rc") != "0", result.describe()
+    assert out.get("error", "").startswith("dagz:"), result.describe()
+    assert "CALL" in out["error"], result.describe()
+    assert out.get("db") == worker, result.describe()
+    assert seen == [], f"sessions seen in the base {base}: {seen}"
+
+
+def test_call_of_a_harmless_routine_or_one_of_another_database_passes(
+    launcher: Launcher, mysql_use: Path, base: str
+) -> None:
+    """A procedure without dynamic SQL runs; one of another database that switches runs too: the
+    server switches back to the caller's database after it (checked: DATABASE() afterwards)."""
+    worker, other = f"{base}_jw03", unique_name("other")
+    _drop([other])
+    _admin_run(
+        f"CREATE PROCEDURE `{worker}`.dz_ok() SELECT 1",
+        f"CREATE DATABASE `{other}`",
+        f"CREATE PROCEDURE `{other}`.dz_switch() EXECUTE IMMEDIATE 'USE `{other}`'",
+    )
+    try:
+        for call in ("CALL dz_ok()", f"CALL `{other}`.dz_switch()"):
+            result, seen = run_watched(
+                launcher, [str(mysql_use), "multi", call], base, connect_db=base
+            )
+            assert result.rc == 0, result.describe()
+            assert result.kv().get("rc") == "0", result.describe()
+            assert result.kv().get("db") == worker, result.describe()
+            assert seen == []
+    finally:
+        _drop([other])
+
+
 # --- PyMySQL: the same rule in the Python hook -------------------------------------------------
 
 PY_CONFTEST = """
@@ -236,6 +345,23 @@ def test_statements():
         conn.close()
 
 
+def test_calls():
+    for case, stmt in json.loads(os.environ.get("DZ_CALLS", "[]")):
+        conn = pymysql.connect(host="127.0.0.1", user="root", password="", database=DB)
+        error = None
+        try:
+            with conn.cursor() as cur:
+                cur.execute(stmt)
+                while cur.nextset():
+                    pass
+        except Exception as exc:
+            error = type(exc).__name__ + ": " + str(exc)
+        with conn.cursor() as cur:
+            cur.execute("SELECT DATABASE()")
+            record(case=case, db=cur.fetchone()[0], error=error)
+        conn.close()
+
+
 def test_connect():
     conn = pymysql.connect(host="127.0.0.1", user="root", password="", database=DB)
     with conn.cursor() as cur:
@@ -246,15 +372,24 @@ def test_connect():
 
 
 def _run_pymysql(
-    launcher: Launcher, tmp_path: Path, db: str, cases: list[tuple[str, str]]
+    launcher: Launcher,
+    tmp_path: Path,
+    db: str,
+    cases: list[tuple[str, str]],
+    setup: tuple[str, ...] = (),
+    calls: tuple[tuple[str, str], ...] = (),
 ) -> tuple[int, str, list[dict[str, Any]], int]:
-    """Runs PY_TESTS on 2 dagz workers against the base `db` (created here); every database of
-    its name is dropped afterwards. (rc, output, events, tables left in the base)."""
+    """Runs PY_TESTS on 2 dagz workers against the base `db` (created here, then `setup` run in
+    it; `calls` for test_calls); every database of its name is dropped afterwards. (rc, output,
+    events, tables left in the base)."""
     names = [db, *(f"{db}_jw{n:02}" for n in range(4))]
     _drop(names)
     conn = admin()
     try:
         conn.cursor().execute(f"CREATE DATABASE `{db}`")
+        conn.select_db(db)
+        for statement in setup:
+            conn.cursor().execute(statement)
     finally:
         conn.close()
     try:
@@ -263,7 +398,12 @@ def _run_pymysql(
             {"conftest.py": PY_CONFTEST, "test_stmts.py": PY_TESTS},
             "--dagz-workers",
             "2",
-            env={"DZ_DB": db, "DZ_CASES": json.dumps(cases), "DAGZ_SHIM": str(launcher.shim)},
+            env={
+                "DZ_DB": db,
+                "DZ_CASES": json.dumps(cases),
+                "DZ_CALLS": json.dumps(calls),
+                "DAGZ_SHIM": str(launcher.shim),
+            },
             timeout=180,
         )
         server = admin()
@@ -299,6 +439,34 @@ def test_pymysql_follows_the_same_statement_rule(launcher: Launcher, tmp_path: P
             assert got["error"], (case, got)
             assert "dagz:" in got["error"], (case, got)
     assert base_tables == 0
+
+
+def test_pymysql_refuses_a_call_of_a_routine_that_switches_database(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """The base has the procedures, so each worker's copy has them (the clone copies routines).
+    Before: PyMySQL's CALL dz_switch() left the connection in the base."""
+    db = unique_name("pycall")
+    setup = (
+        f"CREATE PROCEDURE dz_switch() EXECUTE IMMEDIATE 'USE `{db}`'",
+        "CREATE PROCEDURE dz_outer() CALL dz_switch()",
+        "CREATE PROCEDURE dz_ok() SELECT 1",
+    )
+    calls = (
+        ("call_switch", "CALL dz_switch()"),
+        ("call_nested", "CALL dz_outer()"),
+        ("call_ok", "CALL dz_ok()"),
+    )
+    rc, output, events, _ = _run_pymysql(launcher, tmp_path, db, [], setup, calls)
+    assert rc == 0, output
+    by_case = {e["case"]: e for e in events}
+    for case, _ in calls:
+        got = by_case[case]
+        assert got["db"] == f"{db}_jw{got['worker']:02}", (case, got)
+        if case == "call_ok":
+            assert got["error"] is None, (case, got)
+        else:
+            assert "dagz:" in (got["error"] or ""), (case, got)
 
 
 # --- policy ------------------------------------------------------------------------------------

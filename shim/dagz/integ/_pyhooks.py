@@ -14,6 +14,7 @@ from dagz import _bypass, _callbacks, _shim
 from dagz._state import STATE
 from dagz.auto import settings_of
 from dagz.config import MYSQL_CONFIG, PG_CONFIG, DagzError, DbConfig
+from dagz.integ import _pycalls
 
 _MARK = "__dagz_wrapped__"
 
@@ -165,7 +166,12 @@ def install_pymysql() -> None:
             data = bytes(sql)
         else:
             return query(self, sql, unbuffered)
-        new = _use_target(data, _pymysql_conn_settings(self))
+
+        def run(statement: str) -> Any:
+            query(self, statement)
+            return self._result.rows or ()
+
+        new = _use_target(data, _pymysql_conn_settings(self), run)
         return query(self, sql if new is None else new, unbuffered)
 
     for fn in (__init__, _select_db, _query):
@@ -186,15 +192,23 @@ def _rerouting_here() -> bool:
     )
 
 
-def _use_target(data: bytes, settings: Mapping[str, str]) -> bytes | None:
+def _use_target(
+    data: bytes, settings: Mapping[str, str], run: _pycalls.Run | None = None
+) -> bytes | None:
     """The MySQL hooks' rule (the shim's classifier) applied to one PyMySQL statement: the
     statement to send instead (None: unchanged). A single `USE` is rewritten exactly; a statement
     that could change the database in a way dagz cannot rewrite (`USE` among several statements,
     inside EXECUTE IMMEDIATE / PREPARE ... FROM, ...) raises DagzError when its target would be
-    rerouted."""
+    rerouted. A CALL: the procedures' bodies are read with `run` first (`_pycalls`)."""
     try:
         kind, name = _shim.mysql_statement(data)
-        if kind == _shim.STMT_OTHER:
+        if kind == _shim.STMT_CALL and run is not None and _rerouting_here():
+
+            def switches(kind: int, target: str) -> bool:
+                return not target or _reroute(MYSQL_CONFIG, target, settings) != target
+
+            _pycalls.check(name, run, switches)
+        if kind in (_shim.STMT_OTHER, _shim.STMT_CALL):
             return None
         new = _reroute(MYSQL_CONFIG, name, settings) if name else ""
         if kind == _shim.STMT_USE:

@@ -1,8 +1,9 @@
 //! Which MySQL/MariaDB statements can change a connection's current database, and how
 //! (issue 12). Pure. Every statement a hooked client sends goes through [`classify`], so a
-//! statement that cannot change the database must be turned away quickly: [`may_change_db`]
-//! looks for the only words that can (`USE`, `EXECUTE`, `PREPARE`) in a few instructions per 16
-//! bytes, and only statements that contain one are lexed.
+//! statement that cannot change the database must be turned away quickly: the filters of
+//! `filter.rs` ([`not_use`]) pass a `SELECT`/`INSERT`/`UPDATE`/`DELETE`/`REPLACE` statement from
+//! its first keyword, and any statement without a `USE`, `EXECUTE` or `PREPARE` word; only the
+//! others are lexed.
 //!
 //! # Grammar
 //!
@@ -26,10 +27,16 @@
 //! anything after the name, a quoted-string name, `USE` in an executable comment, an unterminated
 //! quote or comment) → [`Class::Refuse`].
 
+mod calls;
+mod filter;
 mod lex;
 #[cfg(test)]
 mod tests;
 
+pub use calls::{call_targets, CallTarget};
+pub use filter::{
+    first_keyword_end, has_call_word, may_change_db, not_use, not_use_by, safe_single_statement,
+};
 use lex::{Kind, Lexed, Mode, Tok};
 
 /// A `USE` statement dagz can rewrite exactly: the database name and the byte range of its token
@@ -58,6 +65,12 @@ pub enum Reason {
     ModeDependent,
     /// The database name is not UTF-8.
     NotUtf8,
+    /// `CALL` of a procedure whose body can change the database.
+    Call,
+    /// `CALL` of a procedure whose body dagz cannot read, or whose name the text does not say.
+    CallUnknown,
+    /// `CALL` inside `EXECUTE IMMEDIATE` / `PREPARE … FROM`.
+    CallInDynamicSql,
 }
 
 impl Reason {
@@ -74,6 +87,18 @@ impl Reason {
                 "a statement whose USE depends on the server's sql_mode or version (backslashes in quotes, /*!NNNNN */)"
             }
             Reason::NotUtf8 => "USE of a database name that is not UTF-8",
+            Reason::Call => {
+                "CALL of a procedure of the current database whose body runs EXECUTE IMMEDIATE / \
+                 PREPARE ... FROM that can change it (MariaDB keeps the change after CALL)"
+            }
+            Reason::CallUnknown => {
+                "CALL of a procedure whose body dagz cannot read (it could change the current \
+                 database)"
+            }
+            Reason::CallInDynamicSql => {
+                "CALL inside EXECUTE IMMEDIATE / PREPARE ... FROM (the procedure could change the \
+                 current database)"
+            }
         }
     }
 }
@@ -105,13 +130,15 @@ const MAX_DEPTH: u8 = 3;
 /// The classification of one statement (the bytes sent, for a NUL-terminated string without
 /// its NUL).
 pub fn classify(stmt: &[u8]) -> Class {
-    if !may_change_db(stmt) {
+    if not_use(stmt) {
         return Class::NotUse;
     }
     classify_full(stmt)
 }
 
-/// [`classify`] without the quick filter (the filter never changes the result; tested).
+/// [`classify`] without the quick filters: the same result, except that a statement
+/// [`safe_single_statement`] passes is `NotUse` in [`classify`] whatever words its first
+/// statement has (tested).
 pub fn classify_full(stmt: &[u8]) -> Class {
     classify_at(stmt, 0)
 }
@@ -235,6 +262,11 @@ fn dynamic(s: &[u8], t: &[Tok], mut k: usize, mode: Mode, depth: u8) -> Option<C
     if depth >= MAX_DEPTH {
         return Some(Class::refuse(Reason::InDynamicSql, None));
     }
+    if !call_targets(&value).is_empty() {
+        // A CALL in dynamic SQL: its procedure's body is not read (the hook reads those of
+        // plain CALL statements only).
+        return Some(Class::refuse(Reason::CallInDynamicSql, None));
+    }
     match classify_inner(&value, depth + 1) {
         Class::NotUse => None,
         Class::Use(u) => Some(Class::refuse(Reason::InDynamicSql, Some(u.name))),
@@ -243,7 +275,7 @@ fn dynamic(s: &[u8], t: &[Tok], mut k: usize, mode: Mode, depth: u8) -> Option<C
 }
 
 fn classify_inner(stmt: &[u8], depth: u8) -> Class {
-    if !may_change_db(stmt) {
+    if not_use(stmt) {
         return Class::NotUse;
     }
     classify_at(stmt, depth)
@@ -261,106 +293,22 @@ pub fn rewrite(stmt: &[u8], u: &UseStmt, new: &str) -> Vec<u8> {
     out
 }
 
-/// Whether byte `b` can precede a keyword token: anything but a letter, `_`, `$` or a byte
-/// ≥ 0x80 (a digit can: `/*!50700USE`).
-fn starts_word(s: &[u8], i: usize) -> bool {
-    i == 0 || !lex::is_ident(s[i - 1]) || s[i - 1].is_ascii_digit()
-}
-
-/// Whether `word` (lower case) is at `i` as a whole token.
-fn word_at(s: &[u8], i: usize, word: &[u8]) -> bool {
-    s.get(i..i + word.len())
-        .is_some_and(|w| w.eq_ignore_ascii_case(word))
-        && starts_word(s, i)
-        && s.get(i + word.len()).is_none_or(|&b| !lex::is_ident(b))
-}
-
-/// A `u`/`p` byte at `i`: the start of `use`/`prepare`, or the `u` of `execute`.
-fn keyword_around(s: &[u8], i: usize) -> bool {
-    let low = |k: usize| s.get(k).map_or(0, |b| b | 0x20);
-    if s[i] | 0x20 == b'p' {
-        low(i + 1) == b'r' && word_at(s, i, b"prepare")
-    } else {
-        (low(i + 1) == b's' && word_at(s, i, b"use"))
-            || (i >= 4 && low(i - 1) == b'c' && word_at(s, i - 4, b"execute"))
-    }
-}
-
-#[inline(always)]
-fn is_up(b: u8) -> bool {
-    let l = b | 0x20;
-    l == b'u' || l == b'p'
-}
-
-/// Whether a 16-byte block has a `u`/`p` byte (any case): compiles to a few SSE2 instructions.
-#[inline(always)]
-fn block_has_up(c: &[u8; 16]) -> bool {
-    let mut any = 0u8;
-    for &b in c {
-        any |= u8::from(is_up(b));
-    }
-    any != 0
-}
-
-/// The high bit of every byte of `v` that is zero (exact, no false positives).
-fn zero_bytes(v: u64) -> u64 {
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    !(((v & LO7) + LO7) | v | LO7)
-}
-
-/// The high bit of every `u`/`p` byte (any case) of the 8 bytes in `w`.
-fn up_bytes(w: u64) -> u64 {
-    let x = w | 0x2020_2020_2020_2020;
-    zero_bytes(x ^ 0x7575_7575_7575_7575) | zero_bytes(x ^ 0x7070_7070_7070_7070)
-}
-
-/// The quick filter: `false` when `stmt` has no `USE`, `EXECUTE` or `PREPARE` word — then no
-/// reading of it can change the database (keywords cannot be split by comments or escapes).
-#[inline(always)]
-pub fn may_change_db(s: &[u8]) -> bool {
-    let n = s.len();
-    if n < 16 {
-        let mut buf = [0u8; 16];
-        buf[..n].copy_from_slice(s);
-        return block_has_up(&buf) && hits(s, 0, &buf);
-    }
-    let mut at = 0;
-    loop {
-        let block: &[u8; 16] = s[at..at + 16].try_into().unwrap_or(&[0; 16]);
-        if block_has_up(block) && hits(s, at, block) {
-            return true;
-        }
-        if at + 16 >= n {
-            return false;
-        }
-        // The last block overlaps the one before instead of a byte-by-byte tail.
-        at = (at + 16).min(n - 16);
-    }
-}
-
-/// Whether a `u`/`p` byte of `block` (the bytes of `s` from `at`, zero-padded past its end)
-/// starts or is part of a keyword that matters.
-#[cold]
-#[inline(never)]
-fn hits(s: &[u8], at: usize, block: &[u8; 16]) -> bool {
-    for half in 0..2 {
-        let bytes: [u8; 8] = block[half * 8..half * 8 + 8].try_into().unwrap_or([0; 8]);
-        let mut m = up_bytes(u64::from_le_bytes(bytes));
-        while m != 0 {
-            let j = at + half * 8 + (m.trailing_zeros() / 8) as usize;
-            m &= m - 1;
-            if j < s.len() && keyword_around(s, j) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
 /// The one-line refusal (without `dagz:`) of a statement refused for `reason` by `via`;
 /// `target`: the database it would switch to and the one dagz would use instead, when known.
 pub fn refusal_message(via: &str, reason: Reason, target: Option<(&str, &str)>) -> String {
     let what = reason.text();
+    if matches!(
+        reason,
+        Reason::Call | Reason::CallUnknown | Reason::CallInDynamicSql
+    ) {
+        let into = target.map_or(String::new(), |(name, new)| {
+            format!(" (into the shared database {name:?} instead of {new:?})")
+        });
+        return format!(
+            "{via}: refused {what}: it could move this connection out of its worker \
+             database{into}; run it under dagz.bypass() / dagz_bypass_enter() if it must run"
+        );
+    }
     match target {
         Some((name, new)) => format!(
             "{via}: refused {what}: it would switch this connection to the shared database {name:?} \

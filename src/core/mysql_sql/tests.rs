@@ -137,8 +137,6 @@ fn issue12_dynamic_and_multi_statement_forms_are_refused() {
         ("/*!50000 USE myapp*/", Reason::ModeDependent, None),
         ("/*M!USE myapp*/", Reason::ModeDependent, None),
         ("SELECT 'a\\'; USE myapp; -- '", Reason::ModeDependent, None),
-        // Over-refusal accepted: under NO_BACKSLASH_ESCAPES this reads `USE b'…` (an error).
-        ("SELECT 'a\\'' , 'USE b'", Reason::ModeDependent, None),
     ] {
         assert_eq!(refused(s), Some((reason, n)), "{s:?}");
     }
@@ -171,6 +169,147 @@ fn issue12_statements_that_mention_use_are_not_flagged() {
     ] {
         assert_eq!(class(s), Class::NotUse, "{s:?}");
     }
+}
+
+/// Statements an application sends (the rows of bench/hook_cost.c): none can change the
+/// database, all take the first-keyword fast path (issue 12: ≤ 100 instructions in the hook),
+/// and the full classifier agrees they are harmless.
+const REALISTIC: [&str; 10] = [
+    "SELECT id, name FROM t WHERE id = 1",
+    "SELECT id, email FROM users WHERE id = 42",
+    "SELECT `auth_user`.`id`, `auth_user`.`password`, `auth_user`.`last_login`, \
+     `auth_user`.`is_superuser`, `auth_user`.`username`, `auth_user`.`email` FROM `auth_user` \
+     WHERE `auth_user`.`username` = 'user_17' LIMIT 21",
+    "INSERT INTO payments (user_id, product_id, amount, status) VALUES (17, 4, 19.99, 'pending')",
+    "UPDATE products SET price = 12.5, updated_at = NOW() WHERE id = 3",
+    "INSERT INTO updates (user_id, product_id, body) VALUES (5, 9, 'Please use the new \
+     endpoint: users who update products should use it, reuse it and prepare their payments \
+     with it. Unused keys expire.')",
+    "SELECT * FROM users WHERE user_id = 7;",
+    "delete from `payments` where `user_id` in (1, 2)",
+    "REPLACE INTO updates VALUES (1, 'use')",
+    "  /* app:orders */ select * from products -- use x\n",
+];
+
+#[test]
+fn issue12_realistic_statements_take_the_fast_path_and_stay_not_use() {
+    for s in REALISTIC {
+        assert!(safe_single_statement(s.as_bytes()), "{s:?}");
+        assert!(not_use(s.as_bytes()), "{s:?}");
+        assert_eq!(classify(s.as_bytes()), Class::NotUse, "{s:?}");
+        assert_eq!(classify_full(s.as_bytes()), Class::NotUse, "{s:?}");
+    }
+    // Was refused (mode-dependent) before the first-keyword path: one SELECT in every reading
+    // (under NO_BACKSLASH_ESCAPES an unterminated string, a syntax error).
+    assert_eq!(class("SELECT 'a\\'' , 'USE b'"), Class::NotUse);
+    // A `;` inside a literal: not decided by the first keyword alone, still not a USE.
+    let s =
+        "UPDATE updates SET body = 'use it; then update users; prepare payments' WHERE user_id = 5";
+    assert!(!safe_single_statement(s.as_bytes()));
+    assert_eq!(classify(s.as_bytes()), Class::NotUse);
+}
+
+/// The first-keyword path never lets a second statement, or a statement behind an executable
+/// comment, through.
+#[test]
+fn issue12_fast_path_does_not_hide_a_later_use() {
+    let my = Some("myapp".to_owned());
+    for (s, reason, n) in [
+        (
+            "SELECT * FROM users; USE myapp",
+            Reason::MultiStatement,
+            my.clone(),
+        ),
+        (
+            "SELECT * FROM users;USE myapp;",
+            Reason::MultiStatement,
+            my.clone(),
+        ),
+        (
+            "UPDATE users SET a = 1 ;\n USE myapp",
+            Reason::MultiStatement,
+            my.clone(),
+        ),
+        (
+            "INSERT INTO t VALUES ('x;'); USE myapp",
+            Reason::MultiStatement,
+            my.clone(),
+        ),
+        (
+            "DELETE FROM t; EXECUTE IMMEDIATE 'USE myapp'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "SELECT 1; PREPARE s FROM 'USE myapp'",
+            Reason::InDynamicSql,
+            my.clone(),
+        ),
+        (
+            "SELECT 1 /*!; USE myapp */",
+            Reason::MultiStatement,
+            my.clone(),
+        ),
+        ("/*!USE myapp*/ SELECT 1", Reason::Unparsable, my.clone()),
+        ("/*M!USE myapp*/ SELECT 1", Reason::ModeDependent, None),
+        ("SELECT 'a\\'; USE myapp; -- '", Reason::ModeDependent, None),
+    ] {
+        assert!(!not_use(s.as_bytes()), "{s:?}");
+        assert_eq!(refused(s), Some((reason, n)), "{s:?}");
+    }
+    for s in ["/* c */ SELECTED", "SELECTX 1", "(SELECT 1)", "SELECT_1"] {
+        assert!(!safe_single_statement(s.as_bytes()), "{s:?}");
+    }
+    for s in [
+        "SELECT 1 /*! */",
+        "select 1",
+        "Select\t1",
+        "#x\nSELECT 1",
+        "-- x\nINSERT INTO t VALUES (1)",
+        "delete",
+    ] {
+        assert!(safe_single_statement(s.as_bytes()), "{s:?}");
+    }
+}
+
+fn target(db: Option<&str>, name: &str) -> CallTarget {
+    CallTarget {
+        db: db.map(|d| d.as_bytes().to_vec()),
+        name: name.as_bytes().to_vec(),
+    }
+}
+
+/// Issue 12: the procedures a statement calls, whose bodies the hook reads before sending it.
+#[test]
+fn issue12_call_targets() {
+    for (s, want) in [
+        ("CALL p()", vec![target(None, "p")]),
+        (
+            "call `my db`.`p q`(1, 'x')",
+            vec![target(Some("my db"), "p q")],
+        ),
+        ("SELECT 1; CALL p", vec![target(None, "p")]),
+        (
+            "BEGIN NOT ATOMIC CALL a(); CALL b.c(); END",
+            vec![target(None, "a"), target(Some("b"), "c")],
+        ),
+        ("/* c */ CALL p() -- x", vec![target(None, "p")]),
+        ("CALL", vec![target(None, "")]),
+        ("SELECT 'CALL p()'", vec![]),
+        ("SELECT t.call FROM t", vec![]),
+        ("SELECT * FROM recall", vec![]),
+    ] {
+        assert_eq!(call_targets(s.as_bytes()), want, "{s:?}");
+        // The quick filters never hide one.
+        assert!(want.is_empty() || may_change_db(s.as_bytes()), "{s:?}");
+        assert!(want.is_empty() || has_call_word(s.as_bytes()), "{s:?}");
+    }
+    // A CALL in dynamic SQL: its body is not read, so it is refused.
+    assert_eq!(
+        refused("EXECUTE IMMEDIATE 'CALL p()'"),
+        Some((Reason::CallInDynamicSql, None))
+    );
+    assert_eq!(class("CALL p()"), Class::NotUse); // the hook reads the body
 }
 
 #[test]
@@ -207,6 +346,31 @@ fn quick_filter_boundaries() {
     }
     let long = format!("{}USE x", "SELECT 1 ".repeat(7));
     assert!(may_change_db(long.as_bytes()));
+}
+
+/// [`classify`] equals [`classify_full`], except for a statement the first-keyword path passes:
+/// then `NotUse`, with no `USE`/`EXECUTE`/`PREPARE` word after its first `;` (the words of the
+/// first statement, such as `SELECT 1 USE x`, a syntax error on the server, are not looked at).
+fn same_or_first_keyword(s: &[u8]) -> Result<(), TestCaseError> {
+    if !safe_single_statement(s) {
+        prop_assert_eq!(
+            classify(s),
+            classify_full(s),
+            "{:?}",
+            String::from_utf8_lossy(s)
+        );
+        return Ok(());
+    }
+    prop_assert_eq!(classify(s), Class::NotUse);
+    let end = first_keyword_end(s).unwrap_or(0);
+    if let Some(p) = s[end..].iter().position(|&b| b == b';') {
+        prop_assert!(
+            !may_change_db(&s[end + p..]),
+            "{:?}",
+            String::from_utf8_lossy(s)
+        );
+    }
+    Ok(())
 }
 
 /// Statements built from the pieces that matter to the lexer.
@@ -261,12 +425,26 @@ proptest! {
 
     #[test]
     fn quick_filter_never_changes_the_result(s in sqlish()) {
-        prop_assert_eq!(classify(&s), classify_full(&s));
+        same_or_first_keyword(&s)?;
     }
 
     #[test]
     fn quick_filter_on_random_bytes(s in proptest::collection::vec(any::<u8>(), 0..48)) {
-        prop_assert_eq!(classify(&s), classify_full(&s));
+        same_or_first_keyword(&s)?;
+    }
+
+    /// A statement behind one of the first keywords, then anything: the first-keyword path
+    /// passes it only when nothing after its first `;` could be a USE.
+    #[test]
+    fn first_keyword_then_anything(
+        kw in prop_oneof![Just("SELECT"), Just("insert"), Just("Update"), Just("DELETE"),
+                          Just("replace")],
+        sep in prop_oneof![Just(" "), Just("\n"), Just("/**/"), Just("(")],
+        rest in sqlish(),
+    ) {
+        let mut s = format!("{kw}{sep}").into_bytes();
+        s.extend_from_slice(&rest);
+        same_or_first_keyword(&s)?;
     }
 
     #[test]

@@ -106,4 +106,26 @@ def _with_sessions(conn: DbConnection, what: str, db_name: str, err: _BatchError
         f"id {sid} user {user} host {host} command {command} state {state or '-'} time {secs}s"
         for sid, user, host, command, state, secs in rows
     )
-    return f"{what} (other sessions in {db_name!r}: {sessions or 'none now'})"
+    return f"{what} (other sessions in {db_name!r}: {sessions or 'none now'}){_prepared_xa(conn)}"
+
+
+def _prepared_xa(conn: DbConnection) -> str:
+    """The prepared XA transactions of the server, as a sentence for a lock-wait failure: one a
+    killed test left (XA START … XA PREPARE, then its session ended) holds the locks of every
+    table it touched until someone ends it, and MariaDB does not say which database each one
+    touches (XA RECOVER lists ids only; INNODB_TRX has no XA id), so dagz, which only destroys
+    what it made, names them and the command instead of rolling them back. "" when none (or
+    XA RECOVER is not allowed)."""
+    try:
+        (rows,) = _run(conn, ["XA RECOVER FORMAT='SQL'"])
+    except _BatchError:
+        return ""
+    xids = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for *_, x in rows]
+    if not xids:
+        return ""
+    rollback = "; ".join(f"XA ROLLBACK {x}" for x in xids)
+    return (
+        f"; prepared XA transactions on the server, any of which may hold it (MariaDB does not"
+        f" say which database an XA transaction touches): {', '.join(xids)} — roll back those"
+        f" your tests left: {rollback}"
+    )

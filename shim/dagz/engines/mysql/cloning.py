@@ -15,7 +15,13 @@ from typing import Any
 
 from dagz.engines.base import DbConnection, dependency_order
 from dagz.engines.mysql import batch
-from dagz.engines.mysql.batch import _batch_error, _BatchError, _lock_waits, _rows_union
+from dagz.engines.mysql.batch import (
+    _batch_error,
+    _BatchError,
+    _lock_waits,
+    _rows_union,
+    _with_sessions,
+)
 from dagz.engines.mysql.connection import (
     _connection,
     _errno,
@@ -90,6 +96,7 @@ def drop(db_name: str, **connect_kwargs: object) -> None:
             end_sessions(conn, db_name)
             batch._run(conn, [_lock_waits(), f"DROP DATABASE IF EXISTS {quote_ident(db_name)}"])
         except _BatchError as err:
+            what = _with_sessions(conn, what, db_name, err)
             raise _batch_error(what, err, connect_kwargs) from err.exc
 
 
@@ -106,6 +113,7 @@ def clone(base: str, target: str, **connect_kwargs: object) -> str:
         try:
             return _clone(conn, base, target)
         except _BatchError as err:
+            what = _with_sessions(conn, what, target, err)
             raise _batch_error(what, err, connect_kwargs) from err.exc
 
 

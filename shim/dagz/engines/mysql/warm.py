@@ -15,7 +15,7 @@ from typing import Any
 from dagz.engines import warm
 from dagz.engines.base import CHANGED, KEEP_FAILED, DbConnection, Kept, Stamp
 from dagz.engines.mysql import batch
-from dagz.engines.mysql.batch import _batch_error, _BatchError
+from dagz.engines.mysql.batch import _batch_error, _BatchError, _with_sessions
 from dagz.engines.mysql.cloning import _clone, _strip_definer
 from dagz.engines.mysql.connection import (
     _connection,
@@ -280,4 +280,5 @@ def warm_session(
         try:
             yield _Session(conn, base, target, what, connect_kwargs)
         except _BatchError as err:
+            what = _with_sessions(conn, what, target, err)
             raise _batch_error(what, err, connect_kwargs) from err.exc
