@@ -4,16 +4,20 @@ first statement on each rerouted database, also over a connection that a pool cr
 use the database. Before, `prepare` ran at the pool's one connect only (the first test), so the
 next test's fixed primary key collided with the row the previous test left.
 
-One dagz worker runs the tests in file order; the prepare deletes `items` and counts itself in
-`notes` (server side: the worker database's `notes` rows are the prepares that ran)."""
+One dagz worker runs an inline project's tests in file order, for one family at a time
+(psycopg2 over libpq; mysqlclient over libmariadb). The prepare deletes `items` and counts itself
+in `notes`: on the server, the worker database's `notes` rows are the prepares that ran."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from plugin_support import SampleDatabases, new_base_name, run_inline_project
+
+FAMILIES = ("pg", "mysql")
 
 CONFTEST = """
 import json, os
@@ -21,82 +25,102 @@ import MySQLdb, psycopg2
 from dagz.config import MYSQL_CONFIG, PG_CONFIG
 
 BASE = "{db}"
+MODE = os.environ["DZ_MODE"]
+PG_KW = dict(host="127.0.0.1", user="postgres")
+MY_KW = dict(host="127.0.0.1", user="root")
 
 
-def record(family, db):
+def begin(family, db):
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
     with open(os.environ["DZ_OUT"], "a") as f:
-        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
         f.write(json.dumps({"family": family, "db": db, "test": test}) + "\\n")
+    if MODE == "fail" and "test_3" in test:
+        raise RuntimeError("the prepare of test 3 broke")
+
+
+def count_and_clear(conn):
+    cur = conn.cursor()
+    cur.execute("DELETE FROM items")
+    cur.execute("INSERT INTO notes (body) VALUES ('prepared')")
+    conn.close()
 
 
 def pg_prepare(db):
-    record("pg", db)
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=db)
+    begin("pg", db)
+    if MODE == "truncate":
+        PG_CONFIG.truncate(db, **PG_KW)
+        return
+    conn = psycopg2.connect(dbname=db, **PG_KW)
     conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("SET lock_timeout = '5s'")
-    cur.execute("DELETE FROM items")
-    cur.execute("INSERT INTO notes (body) VALUES ('prepared')")
-    conn.close()
+    count_and_clear(conn)
 
 
 def mysql_prepare(db):
-    record("mysql", db)
-    conn = MySQLdb.connect(host="127.0.0.1", user="root", passwd="", db=db, autocommit=True)
-    cur = conn.cursor()
-    cur.execute("SET SESSION innodb_lock_wait_timeout = 5")
-    cur.execute("DELETE FROM items")
-    cur.execute("INSERT INTO notes (body) VALUES ('prepared')")
-    conn.close()
+    begin("mysql", db)
+    if MODE == "truncate":
+        MYSQL_CONFIG.truncate(db, **MY_KW)
+        return
+    count_and_clear(MySQLdb.connect(db=db, autocommit=True, **MY_KW))
 
 
 PG_CONFIG.configure(
     PG_CONFIG.default_rewrite_db_name,
     PG_CONFIG.default_should_reroute,
     pg_prepare,
-    worker_init=PG_CONFIG.create_worker_init([BASE], host="127.0.0.1", user="postgres"),
+    worker_init=PG_CONFIG.create_worker_init([BASE], **PG_KW),
 )
 MYSQL_CONFIG.configure(
     MYSQL_CONFIG.default_rewrite_db_name,
     MYSQL_CONFIG.default_should_reroute,
     mysql_prepare,
-    worker_init=MYSQL_CONFIG.create_worker_init([BASE], host="127.0.0.1", user="root"),
+    worker_init=MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
 )
 """
 
 TESTS = """
+import os
 import sqlalchemy
 from sqlalchemy import text
 
-BASE = "{db}"
-# Created at import: the default QueuePool keeps one connection per engine from test to test.
-ENGINES = [
-    sqlalchemy.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1/{{BASE}}"),
-    sqlalchemy.create_engine(f"mysql+mysqldb://root@127.0.0.1/{{BASE}}"),
-]
+URLS = {
+    "pg": "postgresql+psycopg2://postgres@127.0.0.1/{db}",
+    "mysql": "mysql+mysqldb://root@127.0.0.1/{db}",
+}
+# Created at import: the default QueuePool keeps its connections from test to test.
+ENGINE = sqlalchemy.create_engine(URLS[os.environ["DZ_FAMILY"]])
+HELD = []
 
 
-def insert_fixed_key():
-    for engine in ENGINES:
-        with engine.begin() as conn:
-            conn.execute(text("INSERT INTO items VALUES (1, 'fixed key')"))
+def insert(key):
+    with ENGINE.begin() as conn:
+        conn.execute(text(f"INSERT INTO items VALUES ({key}, 'fixed key')"))
 
 
-def test_1_uses_the_databases():
-    insert_fixed_key()
+def test_1_uses_the_database():
+    insert(1)
 
 
-def test_2_does_not_use_them():
-    pass
+def test_2_does_not_use_it():
+    if os.environ["DZ_MODE"] == "truncate":
+        # A transaction left open on a second pooled connection: it keeps its row lock.
+        conn = ENGINE.connect()
+        conn.execute(text("UPDATE items SET label = 'held' WHERE id = 1"))
+        HELD.append(conn)
 
 
-def test_3_uses_them_again_over_pooled_connections():
-    insert_fixed_key()
+def test_3_uses_it_again_over_a_pooled_connection():
+    insert(3 if os.environ["DZ_MODE"] == "fail" else 1)
 
 
 def test_4_and_again():
-    insert_fixed_key()
+    insert(1)
 """
+
+USED = {
+    "test_1_uses_the_database",
+    "test_3_uses_it_again_over_a_pooled_connection",
+    "test_4_and_again",
+}
 
 
 @pytest.fixture
@@ -109,28 +133,55 @@ def dbs() -> Iterator[SampleDatabases]:
         databases.drop_all()
 
 
-def test_prepare_runs_before_each_tests_first_statement_over_a_pool(
-    tmp_path: Path, dbs: SampleDatabases
-) -> None:
+def _run(tmp_path: Path, dbs: SampleDatabases, family: str, mode: str) -> tuple[int, str, list]:
     files = {
         "conftest.py": CONFTEST.replace("{db}", dbs.base),
-        "test_pooled.py": TESTS.replace("{db}", dbs.base).replace("{{BASE}}", "{BASE}"),
+        "test_pooled.py": TESTS.replace("{db}", dbs.base),
     }
-    rc, output, events = run_inline_project(tmp_path, files, "-v", "--dagz-workers", "1")
-    assert rc == 0, output
+    env = {"DZ_FAMILY": family, "DZ_MODE": mode}
+    return run_inline_project(tmp_path, files, "-v", "--dagz-workers", "1", env=env)
+
+
+def _worker_db(dbs: SampleDatabases, events: list[dict[str, str]], output: str) -> str:
     workers = {e["db"] for e in events}
-    assert len(workers) == 1, (events, output)  # the one worker database, on both servers
+    assert len(workers) == 1, (events, output)  # the one worker database
     worker = workers.pop()
     assert worker.startswith(dbs.base + "_jw"), worker
-    prepared = {(e["family"], e["test"].split("::")[-1]) for e in events}
-    used = {
-        "test_1_uses_the_databases",
-        "test_3_uses_them_again_over_pooled_connections",
-        "test_4_and_again",
-    }
-    assert prepared == {(f, t) for f in ("pg", "mysql") for t in used}, (events, output)
+    return worker
+
+
+def _line(output: str, test: str) -> str:
+    return next((x for x in output.splitlines() if f"::{test} " in x and "%]" in x), "")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prepare_runs_before_each_tests_first_statement_over_a_pool(
+    tmp_path: Path, dbs: SampleDatabases, family: str
+) -> None:
+    rc, output, events = _run(tmp_path, dbs, family, "count")
+    assert rc == 0, output
+    worker = _worker_db(dbs, events, output)
+    prepared = {e["test"].split("::")[-1] for e in events}
+    assert prepared == USED, (events, output)
+    assert len(events) == 3, (events, output)
     # Server side: every prepare counted itself in the worker database; the base is untouched.
-    families = ("pg", "mysql")
-    counts = {f: (dbs.count(f, worker, "notes"), dbs.count(f, worker, "items")) for f in families}
-    assert counts == {"pg": (3, 1), "mysql": (3, 1)}, (counts, output)
-    assert {f: dbs.count(f, dbs.base, "items") for f in families} == {"pg": 0, "mysql": 0}
+    assert dbs.count(family, worker, "notes") == 3
+    assert dbs.count(family, worker, "items") == 1
+    assert dbs.count(family, dbs.base, "items") == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_failed_prepare_fails_the_statement_with_its_message(
+    tmp_path: Path, dbs: SampleDatabases, family: str
+) -> None:
+    rc, output, events = _run(tmp_path, dbs, family, "fail")
+    worker = _worker_db(dbs, events, output)
+    assert "FAILED test_pooled.py::test_3_uses_it_again_over_a_pooled_connection" in output
+    assert "1 failed, 3 passed" in output, output
+    # The test reports the prepare's own error; the statement was refused with it.
+    assert "RuntimeError: the prepare of test 3 broke" in output, output
+    assert re.search(r"(refused|dagz): (PG|MYSQL)_CONFIG prepare\(", output), output
+    assert rc == 1, output
+    # Server side: test 3's statement never ran on the unprepared database (no key 3, ever).
+    assert dbs.count(family, worker, "notes") == 2  # tests 1 and 4
+    assert dbs.count(family, worker, "items") == 1
