@@ -199,7 +199,7 @@ unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize
     // of its copy (a rewritten statement is NUL-terminated and alive across the call).
     unsafe {
         if use_check::pending() {
-            if let Err(msg) = use_check::check(mysql) {
+            if let Err(msg) = use_check::check(mysql, use_check::stmt(q, None)) {
                 return refuse_use(caller, mysql, "mysql_query", &msg);
             }
         }
@@ -241,7 +241,7 @@ unsafe fn sized_query(
     // statement with its length) to the real function of its copy.
     unsafe {
         if use_check::pending() {
-            if let Err(msg) = use_check::check(mysql) {
+            if let Err(msg) = use_check::check(mysql, use_check::stmt(q, Some(len as usize))) {
                 return refuse_use(caller, mysql, via, &msg);
             }
         }

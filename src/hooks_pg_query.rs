@@ -133,15 +133,18 @@ fn raise_sql(msg: &str) -> CString {
 /// A statement on `conn`: the per-test check, then `call` on the caller's copy.
 ///
 /// # Safety
-/// `call` calls the real function with the caller's arguments (its contract upheld by them).
+/// `call` calls the real function with the caller's arguments (its contract upheld by them);
+/// `q` is NULL or the statement's NUL-terminated text.
 #[inline(always)]
 unsafe fn statement<R: Outcome>(
     caller: usize,
     conn: *mut PGconn,
+    q: *const c_char,
     call: impl Fn(&'static PgReal) -> R,
 ) -> R {
     if use_check::pending() {
-        if let Err(msg) = use_check::check(conn) {
+        // SAFETY: `q` is NULL or the caller's NUL-terminated statement.
+        if let Err(msg) = use_check::check(conn, unsafe { use_check::stmt(q, None) }) {
             // SAFETY: the function's contract.
             return unsafe { refuse(caller, conn, &msg) };
         }
@@ -182,14 +185,14 @@ unsafe fn refuse<R: Outcome>(caller: usize, conn: *mut PGconn, msg: &str) -> R {
 /// Called through the trampoline with `PQexec`'s arguments and contract.
 unsafe extern "C" fn pq_exec(conn: *mut PGconn, q: *const c_char, caller: usize) -> *mut PGresult {
     // SAFETY: forwarding the caller's arguments to this copy's function of the same signature.
-    unsafe { statement(caller, conn, |r| (r.q.exec)(conn, q)) }
+    unsafe { statement(caller, conn, q, |r| (r.q.exec)(conn, q)) }
 }
 
 /// # Safety
 /// Called through the trampoline with `PQsendQuery`'s arguments and contract.
 unsafe extern "C" fn pq_send_query(conn: *mut PGconn, q: *const c_char, caller: usize) -> c_int {
     // SAFETY: as in `pq_exec`.
-    unsafe { statement(caller, conn, |r| (r.q.send_query)(conn, q)) }
+    unsafe { statement(caller, conn, q, |r| (r.q.send_query)(conn, q)) }
 }
 
 /// # Safety
@@ -203,7 +206,7 @@ unsafe extern "C" fn pq_prepare(
     caller: usize,
 ) -> *mut PGresult {
     // SAFETY: as in `pq_exec`.
-    unsafe { statement(caller, conn, |r| (r.q.prepare)(conn, name, q, n, types)) }
+    unsafe { statement(caller, conn, q, |r| (r.q.prepare)(conn, name, q, n, types)) }
 }
 
 /// # Safety
@@ -218,7 +221,7 @@ unsafe extern "C" fn pq_send_prepare(
 ) -> c_int {
     // SAFETY: as in `pq_exec`.
     unsafe {
-        statement(caller, conn, |r| {
+        statement(caller, conn, q, |r| {
             (r.q.send_prepare)(conn, name, q, n, types)
         })
     }
@@ -242,7 +245,7 @@ unsafe extern "C" fn pq_exec_params(
         unsafe { (r.q.exec_params)(conn, q, n, types, values, lengths, formats, result_format) }
     };
     // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, f) }
+    unsafe { statement(crate::guard::caller(), conn, q, f) }
 }
 
 /// # Safety
@@ -265,7 +268,7 @@ unsafe extern "C" fn pq_send_query_params(
         }
     };
     // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, f) }
+    unsafe { statement(crate::guard::caller(), conn, q, f) }
 }
 
 /// # Safety
@@ -284,7 +287,7 @@ unsafe extern "C" fn pq_exec_prepared(
         unsafe { (r.q.exec_prepared)(conn, name, n, values, lengths, formats, result_format) }
     };
     // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, f) }
+    unsafe { statement(crate::guard::caller(), conn, null(), f) }
 }
 
 /// # Safety
@@ -303,7 +306,7 @@ unsafe extern "C" fn pq_send_query_prepared(
         unsafe { (r.q.send_query_prepared)(conn, name, n, values, lengths, formats, result_format) }
     };
     // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, f) }
+    unsafe { statement(crate::guard::caller(), conn, null(), f) }
 }
 
 /// # Safety

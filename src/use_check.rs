@@ -9,7 +9,8 @@
 //! checks are on and some remembered handle is of an older generation) and, when it is set,
 //! [`check`]: a handle of an older generation is prepared through the registered use callback
 //! (once per test and database: the plugin's own bookkeeping) before its statement runs; a
-//! failed callback fails the statement with its `dagz:` message.
+//! failed callback fails the statement with its `dagz:` message. A statement that only ends a
+//! transaction ([`crate::core::txn`]) is let through without preparing.
 
 use crate::core::abi;
 use crate::guard;
@@ -141,8 +142,29 @@ fn callback() -> Option<UseCallback> {
 /// current. `Err`: the statement must fail with this message (without `dagz:`).
 #[cold]
 #[inline(never)]
-pub fn check(h: *mut c_void) -> Result<(), String> {
+pub fn check(h: *mut c_void, stmt: Option<&[u8]>) -> Result<(), String> {
+    if stmt.is_some_and(crate::core::txn::ends_transaction) {
+        return Ok(()); // may release the lock the prepare would wait for; the next one prepares
+    }
     crate::boundary::catch(|| check_inner(h as usize))
+}
+
+/// The statement at `q` for [`check`]: `len` bytes, or up to its NUL (`None`, or `usize::MAX`:
+/// libmariadb's "NUL-terminated").
+///
+/// # Safety
+/// `q` is NULL, NUL-terminated, or readable for `len` bytes.
+pub unsafe fn stmt<'a>(q: *const c_char, len: Option<usize>) -> Option<&'a [u8]> {
+    if q.is_null() {
+        return None;
+    }
+    let n = match len {
+        Some(l) if l != usize::MAX => l,
+        // SAFETY: the function's contract (NUL-terminated).
+        _ => unsafe { libc::strlen(q) },
+    };
+    // SAFETY: `n` bytes are readable at `q` (the function's contract, or up to its NUL).
+    Some(unsafe { std::slice::from_raw_parts(q.cast::<u8>(), n) })
 }
 
 fn check_inner(h: usize) -> Result<(), String> {

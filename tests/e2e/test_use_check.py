@@ -102,9 +102,11 @@ def test_1_uses_the_database():
 
 def test_2_does_not_use_it():
     if os.environ["DZ_MODE"] == "truncate":
-        # A transaction left open on a second pooled connection: it keeps its row lock.
+        # A transaction left open on a pooled connection the test keeps: a row lock stays.
         conn = ENGINE.connect()
-        conn.execute(text("UPDATE items SET label = 'held' WHERE id = 1"))
+        conn.execute(text("INSERT INTO items VALUES (2, 'held')"))
+        conn.commit()
+        conn.execute(text("UPDATE items SET label = 'held' WHERE id = 2"))
         HELD.append(conn)
 
 
@@ -113,6 +115,9 @@ def test_3_uses_it_again_over_a_pooled_connection():
 
 
 def test_4_and_again():
+    for conn in HELD:
+        conn.rollback()
+        conn.close()
     insert(1)
 """
 
@@ -185,3 +190,15 @@ def test_a_failed_prepare_fails_the_statement_with_its_message(
     # Server side: test 3's statement never ran on the unprepared database (no key 3, ever).
     assert dbs.count(family, worker, "notes") == 2  # tests 1 and 4
     assert dbs.count(family, worker, "items") == 1
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_truncate_blocked_by_the_tests_own_pooled_connection_fails_clearly(
+    tmp_path: Path, dbs: SampleDatabases, family: str
+) -> None:
+    rc, output, _ = _run(tmp_path, dbs, family, "truncate")
+    assert "FAILED test_pooled.py::test_3_uses_it_again_over_a_pooled_connection" in output
+    assert "1 failed, 3 passed" in output, output  # no hang; test 4 ends the transaction
+    assert "for a lock: an open transaction holds a lock it needs" in output, output
+    assert "a pool keeps from test to test" in output, output
+    assert rc == 1, output
