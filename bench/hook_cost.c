@@ -1,8 +1,10 @@
 /* Workload for bench/hook_cost: N connects through libpq and libmariadb, and M statements through
  * mysql_query (none of them a USE, on an unconnected handle), so that callgrind can count the instructions the preloaded
  * hooks add, run side by side with and without LD_PRELOAD.
- * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query COUNT DB
+ * Usage: hook_cost pg|pg_pass|pg_query|mysql_connect|mysql_query COUNT DB
  * (pg: a rerouted connect to DB; pg_pass: a pass-through, to the system database postgres;
+ * pg_query: PQexec on a connection that failed (libpq answers at once, no I/O): the statement
+ * hook with the per-test check idle;
  * mysql_connect: a connect to DB, which must exist, as DB_jw03 must for the rerouted runs) */
 #include <libpq-fe.h>
 #include <mysql.h>
@@ -26,6 +28,10 @@ int main(int argc, char **argv) {
             if (PQstatus(c) == CONNECTION_OK) { fprintf(stderr, "port 1 answered?\n"); return 2; }
             PQfinish(c);
         }
+    } else if (!strcmp(argv[1], "pg_query")) {
+        PGconn *c = PQconnectdb("host=127.0.0.1 port=1 user=postgres dbname=postgres");
+        for (long i = 0; i < n; i++) PQclear(PQexec(c, "SELECT id, name FROM t WHERE id = 1"));
+        PQfinish(c);
     } else if (!strcmp(argv[1], "mysql_connect")) {
         for (long i = 0; i < n; i++) {
             MYSQL *m = mysql_init(NULL);
