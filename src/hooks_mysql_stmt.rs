@@ -178,18 +178,12 @@ unsafe fn refuse_use(caller: usize, mysql: *mut Mysql, via: &str, msg: &str) -> 
 unsafe extern "C" fn my_close(mysql: *mut Mysql, caller: usize) {
     use_check::forget(mysql);
     // SAFETY: forwarding the caller's argument to this copy's function of the same signature.
-    let f = move |r: &MyReal| unsafe { (r.close)(mysql) };
-    match MY.cached(caller) {
-        Some(real) => f(real),
-        None => hook::run(
-            caller,
-            f,
-            |_| Ok(None),
-            |_, msg| {
-                dlog!(Level::Error, "no safe real mysql_close: {msg}");
-            },
-        ),
-    }
+    hook::pass(
+        caller,
+        "mysql_close",
+        |r: &MyReal| unsafe { (r.close)(mysql) },
+        || (),
+    )
 }
 
 /// # Safety

@@ -149,18 +149,7 @@ unsafe fn statement<R: Outcome>(
             return unsafe { refuse(caller, conn, &msg) };
         }
     }
-    match PG.cached(caller) {
-        Some(real) => call(real),
-        None => hook::run(
-            caller,
-            call,
-            |_| Ok(None),
-            |_, msg| {
-                dlog!(Level::Error, "no safe real libpq statement function: {msg}");
-                R::NONE
-            },
-        ),
-    }
+    hook::pass(caller, "libpq statement function", call, || R::NONE)
 }
 
 /// The statement refused with `msg`: the server raises it instead.
@@ -227,86 +216,62 @@ unsafe extern "C" fn pq_send_prepare(
     }
 }
 
-/// # Safety
-/// Called through the trampoline with `PQexecParams`'s arguments and contract.
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn pq_exec_params(
-    conn: *mut PGconn,
-    q: *const c_char,
-    n: c_int,
-    types: *const Oid,
-    values: *const *const c_char,
-    lengths: *const c_int,
-    formats: *const c_int,
-    result_format: c_int,
-) -> *mut PGresult {
-    let f = move |r: &PgReal| {
-        // SAFETY: as in `pq_exec`.
-        unsafe { (r.q.exec_params)(conn, q, n, types, values, lengths, formats, result_format) }
-    };
-    // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, q, f) }
-}
-
-/// # Safety
-/// Called through the trampoline with `PQsendQueryParams`'s arguments and contract.
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn pq_send_query_params(
-    conn: *mut PGconn,
-    q: *const c_char,
-    n: c_int,
-    types: *const Oid,
-    values: *const *const c_char,
-    lengths: *const c_int,
-    formats: *const c_int,
-    result_format: c_int,
-) -> c_int {
-    let f = move |r: &PgReal| {
-        // SAFETY: as in `pq_exec`.
-        unsafe {
-            (r.q.send_query_params)(conn, q, n, types, values, lengths, formats, result_format)
+/// The hook bodies of the `PQ*Params` functions (`params`) and the `PQ*Prepared` ones
+/// (`prepared`): one signature each, the real function picked by field.
+macro_rules! hook_bodies {
+    ($($name:ident: params $field:ident -> $ret:ty;)*) => {$(
+        #[doc = concat!("# Safety\nCalled through the trampoline with the `", stringify!($field),
+                        "` function's arguments and contract.")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe extern "C" fn $name(
+            conn: *mut PGconn,
+            q: *const c_char,
+            n: c_int,
+            types: *const Oid,
+            values: *const *const c_char,
+            lengths: *const c_int,
+            formats: *const c_int,
+            rf: c_int,
+        ) -> $ret {
+            // SAFETY: forwarding the caller's arguments to this copy's function of the same
+            // signature.
+            let f = move |r: &PgReal| unsafe {
+                (r.q.$field)(conn, q, n, types, values, lengths, formats, rf)
+            };
+            // SAFETY: as above; `q` is the caller's NUL-terminated statement.
+            unsafe { statement(crate::guard::caller(), conn, q, f) }
         }
-    };
-    // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, q, f) }
+    )*};
+    ($($name:ident: prepared $field:ident -> $ret:ty;)*) => {$(
+        #[doc = concat!("# Safety\nCalled through the trampoline with the `", stringify!($field),
+                        "` function's arguments and contract.")]
+        unsafe extern "C" fn $name(
+            conn: *mut PGconn,
+            name: *const c_char,
+            n: c_int,
+            values: *const *const c_char,
+            lengths: *const c_int,
+            formats: *const c_int,
+            rf: c_int,
+        ) -> $ret {
+            // SAFETY: forwarding the caller's arguments to this copy's function of the same
+            // signature.
+            let f = move |r: &PgReal| unsafe {
+                (r.q.$field)(conn, name, n, values, lengths, formats, rf)
+            };
+            // SAFETY: as above; no statement text.
+            unsafe { statement(crate::guard::caller(), conn, null(), f) }
+        }
+    )*};
 }
 
-/// # Safety
-/// Called through the trampoline with `PQexecPrepared`'s arguments and contract.
-unsafe extern "C" fn pq_exec_prepared(
-    conn: *mut PGconn,
-    name: *const c_char,
-    n: c_int,
-    values: *const *const c_char,
-    lengths: *const c_int,
-    formats: *const c_int,
-    result_format: c_int,
-) -> *mut PGresult {
-    let f = move |r: &PgReal| {
-        // SAFETY: as in `pq_exec`.
-        unsafe { (r.q.exec_prepared)(conn, name, n, values, lengths, formats, result_format) }
-    };
-    // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, null(), f) }
+hook_bodies! {
+    pq_exec_params: params exec_params -> *mut PGresult;
+    pq_send_query_params: params send_query_params -> c_int;
 }
-
-/// # Safety
-/// Called through the trampoline with `PQsendQueryPrepared`'s arguments and contract.
-unsafe extern "C" fn pq_send_query_prepared(
-    conn: *mut PGconn,
-    name: *const c_char,
-    n: c_int,
-    values: *const *const c_char,
-    lengths: *const c_int,
-    formats: *const c_int,
-    result_format: c_int,
-) -> c_int {
-    let f = move |r: &PgReal| {
-        // SAFETY: as in `pq_exec`.
-        unsafe { (r.q.send_query_prepared)(conn, name, n, values, lengths, formats, result_format) }
-    };
-    // SAFETY: as in `pq_exec`.
-    unsafe { statement(crate::guard::caller(), conn, null(), f) }
+hook_bodies! {
+    pq_exec_prepared: prepared exec_prepared -> *mut PGresult;
+    pq_send_query_prepared: prepared send_query_prepared -> c_int;
 }
 
 /// # Safety
@@ -314,16 +279,10 @@ unsafe extern "C" fn pq_send_query_prepared(
 unsafe extern "C" fn pq_finish(conn: *mut PGconn, caller: usize) {
     use_check::forget(conn);
     // SAFETY: forwarding the caller's argument to this copy's function of the same signature.
-    let f = move |r: &PgReal| unsafe { (r.q.finish)(conn) };
-    match PG.cached(caller) {
-        Some(real) => f(real),
-        None => hook::run(
-            caller,
-            f,
-            |_| Ok(None),
-            |_, msg| {
-                dlog!(Level::Error, "no safe real PQfinish: {msg}");
-            },
-        ),
-    }
+    hook::pass(
+        caller,
+        "PQfinish",
+        |r: &PgReal| unsafe { (r.q.finish)(conn) },
+        || (),
+    )
 }

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plugin_support import SampleDatabases, new_base_name, run_inline_project
+from plugin_support import SampleDatabases, run_inline_project, sample_databases
 
 FAMILIES = ("pg", "mysql")
 
@@ -130,12 +130,8 @@ USED = {
 
 @pytest.fixture
 def dbs() -> Iterator[SampleDatabases]:
-    databases = SampleDatabases(new_base_name())
-    try:
-        databases.create()
+    with sample_databases() as databases:
         yield databases
-    finally:
-        databases.drop_all()
 
 
 def _run(tmp_path: Path, dbs: SampleDatabases, family: str, mode: str) -> tuple[int, str, list]:
