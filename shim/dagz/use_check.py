@@ -18,6 +18,8 @@ from dagz.config import CONFIGS
 from dagz.errors import DagzError
 
 _gen = 0
+#: This test's generation is checked: a family with a `prepare` reroutes here.
+_check = False
 _installed = False
 
 
@@ -43,20 +45,33 @@ def _checks_needed() -> bool:
 
 def begin_test() -> None:
     """A test starts: connections of earlier tests are prepared again at their next statement."""
-    global _gen  # noqa: PLW0603 - the test generation of this process
-    if not _installed:
-        return
+    global _gen, _check  # noqa: PLW0603 - the test generation of this process
     _gen += 1
-    _shim.begin_test(_gen, _checks_needed())
+    _check = _checks_needed()
+    if _installed:
+        _shim.begin_test(_gen, _check)
 
 
 def end_run() -> None:
     """No more checks (the run is over; statements at exit run no Python)."""
-    global _gen  # noqa: PLW0603 - as above
-    if not _installed:
-        return
+    global _gen, _check  # noqa: PLW0603 - as above
     _gen += 1
-    _shim.begin_test(_gen, False)
+    _check = False
+    if _installed:
+        _shim.begin_test(_gen, False)
+
+
+def generation() -> int:
+    return _gen
+
+
+def before_statement(engine: int, db: str, seen: int) -> str:
+    """For the Python-level driver hooks (PyMySQL), which remember per connection its rerouted
+    database and the generation `seen` it was prepared in: "" when the statement may run (its
+    caller then records `generation()`), else the `dagz:` message it must fail with."""
+    if not _check or seen == _gen:
+        return ""
+    return on_use(engine, db)
 
 
 def on_use(engine: int, db: str) -> str:

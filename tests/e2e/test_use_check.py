@@ -4,9 +4,10 @@ first statement on each rerouted database, also over a connection that a pool cr
 use the database. Before, `prepare` ran at the pool's one connect only (the first test), so the
 next test's fixed primary key collided with the row the previous test left.
 
-One dagz worker runs an inline project's tests in file order, for one family at a time
-(psycopg2 over libpq; mysqlclient over libmariadb). The prepare deletes `items` and counts itself
-in `notes`: on the server, the worker database's `notes` rows are the prepares that ran."""
+One dagz worker runs an inline project's tests in file order, for one driver at a time
+(psycopg2 and psycopg 3 over libpq; mysqlclient over libmariadb; PyMySQL in Python). The prepare
+deletes `items` and counts itself in `notes`: on the server, the worker database's `notes` rows
+are the prepares that ran."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from pathlib import Path
 import pytest
 from plugin_support import SampleDatabases, run_inline_project, sample_databases
 
-FAMILIES = ("pg", "mysql")
+#: The driver SQLAlchemy uses -> the server family. psycopg2 and psycopg 3 (its C implementation)
+#: call libpq, mysqlclient libmariadb: the shim's statement hooks check them; PyMySQL speaks the
+#: protocol in Python: dagz's PyMySQL hook checks it.
+DRIVERS = {"psycopg2": "pg", "psycopg": "pg", "mysqlclient": "mysql", "pymysql": "mysql"}
+#: One driver per server for the failure cases.
+C_DRIVERS = ("psycopg2", "mysqlclient")
 
 CONFTEST = """
 import json, os
@@ -83,11 +89,13 @@ import sqlalchemy
 from sqlalchemy import text
 
 URLS = {
-    "pg": "postgresql+psycopg2://postgres@127.0.0.1/{db}",
-    "mysql": "mysql+mysqldb://root@127.0.0.1/{db}",
+    "psycopg2": "postgresql+psycopg2://postgres@127.0.0.1/{db}",
+    "psycopg": "postgresql+psycopg://postgres@127.0.0.1/{db}",
+    "mysqlclient": "mysql+mysqldb://root@127.0.0.1/{db}",
+    "pymysql": "mysql+pymysql://root@127.0.0.1/{db}",
 }
 # Created at import: the default QueuePool keeps its connections from test to test.
-ENGINE = sqlalchemy.create_engine(URLS[os.environ["DZ_FAMILY"]])
+ENGINE = sqlalchemy.create_engine(URLS[os.environ["DZ_DRIVER"]])
 HELD = []
 
 
@@ -134,12 +142,12 @@ def dbs() -> Iterator[SampleDatabases]:
         yield databases
 
 
-def _run(tmp_path: Path, dbs: SampleDatabases, family: str, mode: str) -> tuple[int, str, list]:
+def _run(tmp_path: Path, dbs: SampleDatabases, driver: str, mode: str) -> tuple[int, str, list]:
     files = {
         "conftest.py": CONFTEST.replace("{db}", dbs.base),
         "test_pooled.py": TESTS.replace("{db}", dbs.base),
     }
-    env = {"DZ_FAMILY": family, "DZ_MODE": mode}
+    env = {"DZ_DRIVER": driver, "DZ_MODE": mode}
     return run_inline_project(tmp_path, files, "-v", "--dagz-workers", "1", env=env)
 
 
@@ -155,11 +163,12 @@ def _line(output: str, test: str) -> str:
     return next((x for x in output.splitlines() if f"::{test} " in x and "%]" in x), "")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_prepare_runs_before_each_tests_first_statement_over_a_pool(
-    tmp_path: Path, dbs: SampleDatabases, family: str
+    tmp_path: Path, dbs: SampleDatabases, driver: str
 ) -> None:
-    rc, output, events = _run(tmp_path, dbs, family, "count")
+    family = DRIVERS[driver]
+    rc, output, events = _run(tmp_path, dbs, driver, "count")
     assert rc == 0, output
     worker = _worker_db(dbs, events, output)
     prepared = {e["test"].split("::")[-1] for e in events}
@@ -171,11 +180,12 @@ def test_prepare_runs_before_each_tests_first_statement_over_a_pool(
     assert dbs.count(family, dbs.base, "items") == 0
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("driver", C_DRIVERS)
 def test_a_failed_prepare_fails_the_statement_with_its_message(
-    tmp_path: Path, dbs: SampleDatabases, family: str
+    tmp_path: Path, dbs: SampleDatabases, driver: str
 ) -> None:
-    rc, output, events = _run(tmp_path, dbs, family, "fail")
+    family = DRIVERS[driver]
+    rc, output, events = _run(tmp_path, dbs, driver, "fail")
     worker = _worker_db(dbs, events, output)
     assert "FAILED test_pooled.py::test_3_uses_it_again_over_a_pooled_connection" in output
     assert "1 failed, 3 passed" in output, output
@@ -188,11 +198,11 @@ def test_a_failed_prepare_fails_the_statement_with_its_message(
     assert dbs.count(family, worker, "items") == 1
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("driver", C_DRIVERS)
 def test_a_truncate_blocked_by_the_tests_own_pooled_connection_fails_clearly(
-    tmp_path: Path, dbs: SampleDatabases, family: str
+    tmp_path: Path, dbs: SampleDatabases, driver: str
 ) -> None:
-    rc, output, _ = _run(tmp_path, dbs, family, "truncate")
+    rc, output, _ = _run(tmp_path, dbs, driver, "truncate")
     assert "FAILED test_pooled.py::test_3_uses_it_again_over_a_pooled_connection" in output
     assert "1 failed, 3 passed" in output, output  # no hang; test 4 ends the transaction
     assert "for a lock: an open transaction holds a lock it needs" in output, output

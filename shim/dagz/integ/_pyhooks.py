@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagz import _bypass, _callbacks, _shim
+from dagz import _bypass, _callbacks, _shim, use_check
 from dagz._state import STATE
 from dagz.auto import settings_of
 from dagz.config import MYSQL_CONFIG, PG_CONFIG, DagzError, DbConfig
@@ -149,11 +149,14 @@ def install_pymysql() -> None:
         if len(args) >= 4 and args[3]:
             args = (*args[:3], _reroute(MYSQL_CONFIG, args[3], settings), *args[4:])
         init(self, *args, **kwargs)
+        _pymysql_note(self, kwargs.get("database") or kwargs.get("db") or "", args)
 
     @functools.wraps(select_db)
     def _select_db(self: Any, db: str) -> Any:
         new = _reroute(MYSQL_CONFIG, db, _pymysql_conn_settings(self)) if db else db
-        return select_db(self, new)
+        result = select_db(self, new)
+        _pymysql_note(self, new if new != db else "")
+        return result
 
     @functools.wraps(query)
     def _query(self: Any, sql: Any, unbuffered: bool = False) -> Any:
@@ -166,6 +169,10 @@ def install_pymysql() -> None:
         else:
             return query(self, sql, unbuffered)
         new = _use_target(data, _pymysql_conn_settings(self))
+        if new is None:
+            _pymysql_before_statement(self)
+        else:
+            _pymysql_note(self, _shim.mysql_statement(new)[1])
         return query(self, sql if new is None else new, unbuffered)
 
     for fn in (__init__, _select_db, _query):
@@ -173,6 +180,28 @@ def install_pymysql() -> None:
     cls.__init__ = __init__
     cls.select_db = _select_db
     cls.query = _query
+
+
+def _pymysql_note(conn: Any, new: str, args: tuple[Any, ...] = ()) -> None:
+    """Remembers on a PyMySQL connection the rerouted database it is on ("": none), prepared in
+    this test (`dagz.use_check`: a pooled connection is prepared again in a later test)."""
+    if not new and len(args) >= 4:
+        new = args[3] or ""
+    rerouted = bool(new) and new in MYSQL_CONFIG._rerouted
+    conn._dagz_use = (new, use_check.generation()) if rerouted else None
+
+
+def _pymysql_before_statement(conn: Any) -> None:
+    """The per-test check of `dagz.use_check` for a PyMySQL statement."""
+    use = getattr(conn, "_dagz_use", None)
+    if use is None:
+        return
+    msg = use_check.before_statement(_shim.ENGINE_MYSQL, use[0], use[1])
+    if msg:
+        from pymysql.err import OperationalError
+
+        raise OperationalError(2000, msg)
+    conn._dagz_use = (use[0], use_check.generation())
 
 
 def _rerouting_here() -> bool:
