@@ -18,6 +18,7 @@ use crate::policy::Engine;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// `int cb(int engine, const char *db, char *out, size_t out_len)`: 0 when `db` may be used
@@ -42,9 +43,28 @@ struct Entry {
     gen: u64,
 }
 
+/// Handles are addresses: one multiplication spreads them (SipHash, the default, costs ~100
+/// instructions on the slow path of every statement while a check is pending).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 #[derive(Default)]
 struct Registry {
-    handles: HashMap<usize, Entry>,
+    handles: HashMap<usize, Entry, BuildHasherDefault<AddrHasher>>,
     /// The current test's generation.
     gen: u64,
     /// Checks on: `dagz_begin_test` said a prepare is configured.
