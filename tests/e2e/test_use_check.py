@@ -5,9 +5,9 @@ use the database. Before, `prepare` ran at the pool's one connect only (the firs
 next test's fixed primary key collided with the row the previous test left.
 
 One dagz worker runs an inline project's tests in file order, for one driver at a time
-(psycopg2 and psycopg 3 over libpq; mysqlclient over libmariadb; PyMySQL in Python). The prepare
-deletes `items` and counts itself in `notes`: on the server, the worker database's `notes` rows
-are the prepares that ran."""
+(psycopg2 and psycopg 3 over libpq; mysqlclient over libmariadb; asyncpg and PyMySQL in Python).
+The prepare deletes `items` and counts itself in `notes`: on the server, the worker database's
+`notes` rows are the prepares that ran."""
 
 from __future__ import annotations
 
@@ -19,9 +19,15 @@ import pytest
 from plugin_support import SampleDatabases, run_inline_project, sample_databases
 
 #: The driver SQLAlchemy uses -> the server family. psycopg2 and psycopg 3 (its C implementation)
-#: call libpq, mysqlclient libmariadb: the shim's statement hooks check them; PyMySQL speaks the
-#: protocol in Python: dagz's PyMySQL hook checks it.
-DRIVERS = {"psycopg2": "pg", "psycopg": "pg", "mysqlclient": "mysql", "pymysql": "mysql"}
+#: call libpq, mysqlclient libmariadb: the shim's statement hooks check them; asyncpg and PyMySQL
+#: speak the protocol in Python: dagz's Python-level hooks check them.
+DRIVERS = {
+    "psycopg2": "pg",
+    "psycopg": "pg",
+    "asyncpg": "pg",
+    "mysqlclient": "mysql",
+    "pymysql": "mysql",
+}
 #: One driver per server for the failure cases.
 C_DRIVERS = ("psycopg2", "mysqlclient")
 
@@ -94,12 +100,28 @@ URLS = {
     "mysqlclient": "mysql+mysqldb://root@127.0.0.1/{db}",
     "pymysql": "mysql+pymysql://root@127.0.0.1/{db}",
 }
-# Created at import: the default QueuePool keeps its connections from test to test.
-ENGINE = sqlalchemy.create_engine(URLS[os.environ["DZ_DRIVER"]])
+POOL = None
+if os.environ["DZ_DRIVER"] == "asyncpg":  # an asyncpg pool made at import, on one event loop
+    import asyncio, asyncpg
+
+    LOOP = asyncio.new_event_loop()
+    asyncio.set_event_loop(LOOP)
+
+    async def make_pool():
+        url = URLS["psycopg2"].replace("+psycopg2", "")
+        return await asyncpg.create_pool(url, min_size=1, max_size=1)
+
+    POOL = LOOP.run_until_complete(make_pool())
+else:
+    # Created at import: the default QueuePool keeps its connections from test to test.
+    ENGINE = sqlalchemy.create_engine(URLS[os.environ["DZ_DRIVER"]])
 HELD = []
 
 
 def insert(key):
+    if POOL is not None:
+        LOOP.run_until_complete(POOL.execute(f"INSERT INTO items VALUES ({key}, 'fixed key')"))
+        return
     with ENGINE.begin() as conn:
         conn.execute(text(f"INSERT INTO items VALUES ({key}, 'fixed key')"))
 

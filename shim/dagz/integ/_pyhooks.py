@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,6 +77,7 @@ def install_asyncpg() -> None:
 
     @functools.wraps(original)
     def hook(*args: Any, **kwargs: Any) -> Any:
+        _install_asyncpg_use_check()  # here: asyncpg is imported completely by now
         addrs, params, config = original(*args, **kwargs)
         new = (
             _reroute(PG_CONFIG, params.database, _asyncpg_settings(addrs, params))
@@ -87,6 +90,49 @@ def install_asyncpg() -> None:
 
     setattr(hook, _MARK, True)
     connect_utils._parse_connect_arguments = hook
+
+
+#: asyncpg connection -> the test generation its database was last prepared in.
+_ASYNCPG_SEEN: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_ENDS_TRANSACTION = re.compile(
+    r"\s*(ROLLBACK|COMMIT|END|ABORT)(\s+(WORK|TRANSACTION))?[\s;]*", re.IGNORECASE
+)
+
+
+def _install_asyncpg_use_check() -> None:
+    """The per-test check of `dagz.use_check` for asyncpg: before `execute` (simple queries) and
+    `_get_statement` (every other statement: fetch*, executemany, prepare, cursors) of a
+    connection on a rerouted database, so a pooled connection is prepared again in a later test.
+    Installed at the first connect (once)."""
+    from asyncpg import connection
+
+    cls = connection.Connection
+    if _wrapped(cls.execute):
+        return
+    for name in ("execute", "_get_statement"):
+        original = getattr(cls, name)
+
+        def make(original: Any) -> Any:
+            @functools.wraps(original)
+            async def hooked(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+                if not (isinstance(query, str) and _ENDS_TRANSACTION.fullmatch(query)):
+                    _asyncpg_before_statement(self)
+                return await original(self, query, *args, **kwargs)
+
+            setattr(hooked, _MARK, True)
+            return hooked
+
+        setattr(cls, name, make(original))
+
+
+def _asyncpg_before_statement(conn: Any) -> None:
+    db = getattr(getattr(conn, "_params", None), "database", None)
+    if not db or db not in PG_CONFIG._rerouted:
+        return
+    msg = use_check.before_statement(_shim.ENGINE_POSTGRES, db, _ASYNCPG_SEEN.get(conn, -1))
+    if msg:
+        raise DagzError(msg)
+    _ASYNCPG_SEEN[conn] = use_check.generation()
 
 
 def _asyncpg_settings(addrs: Any, params: Any) -> dict[str, str]:
