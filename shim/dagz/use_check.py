@@ -81,6 +81,8 @@ def on_use(engine: int, db: str) -> str:
         return ""
     if _bypass.is_bypassed() or _callbacks.owned_by_callback():
         return ""
+    if STATE.current_test is None:
+        return ""  # between tests (session fixtures, exit): nothing to prepare for
     try:
         cfg._maybe_prepare(db)
     except DagzError as exc:
