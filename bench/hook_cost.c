@@ -1,12 +1,20 @@
 /* Workload for bench/hook_cost: N connects through libpq and libmariadb, and M statements through
  * mysql_query (none of them a USE, on an unconnected handle), so that callgrind can count the instructions the preloaded
  * hooks add, run side by side with and without LD_PRELOAD.
- * Usage: hook_cost pg|pg_pass|mysql_connect|mysql_query[:NAME]|mysql_real_query[:NAME] COUNT DB
+ * Usage: hook_cost pg|pg_pass|pg_query|pg_query_pending|mysql_connect|mysql_query[:NAME]|
+ *        mysql_real_query[:NAME] COUNT DB
  * (mysql_query:NAME sends the statement NAME of the table below, plain mysql_query the first;
  * mysql_real_query sends it with its length, as Python's mysqlclient does)
  * (pg: a rerouted connect to DB; pg_pass: a pass-through, to the system database postgres;
+ * pg_query: PQexec on a connection that failed (libpq answers at once, no I/O): the statement
+ * hook with the per-test check idle; pg_query_pending: the same while the check is pending
+ * (another rerouted connection is of an earlier test), so each statement takes the slow path's
+ * look-up of its connection;
  * mysql_connect: a connect to DB, which must exist, as DB_jw03 must for the rerouted runs) */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <mysql.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +55,17 @@ int main(int argc, char **argv) {
             if (PQstatus(c) == CONNECTION_OK) { fprintf(stderr, "port 1 answered?\n"); return 2; }
             PQfinish(c);
         }
+    } else if (!strcmp(argv[1], "pg_query") || !strcmp(argv[1], "pg_query_pending")) {
+        PGconn *c = PQconnectdb("host=127.0.0.1 port=1 user=postgres dbname=postgres");
+        int (*begin)(uint64_t, int) = (int (*)(uint64_t, int))dlsym(RTLD_DEFAULT, "dagz_begin_test");
+        if (!strcmp(argv[1], "pg_query_pending") && begin) {
+            char ci[256]; /* a rerouted connection (failed: port 1), remembered by the shim */
+            snprintf(ci, sizeof ci, "host=127.0.0.1 port=1 user=postgres dbname=%s", db);
+            PQconnectdb(ci);
+            begin(2, 1); /* a new test: that connection is now of an earlier one */
+        }
+        for (long i = 0; i < n; i++) PQclear(PQexec(c, "SELECT id, name FROM t WHERE id = 1"));
+        PQfinish(c);
     } else if (!strcmp(argv[1], "mysql_connect")) {
         for (long i = 0; i < n; i++) {
             MYSQL *m = mysql_init(NULL);

@@ -20,6 +20,7 @@
 #define DAGZ_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -122,6 +123,20 @@ ssize_t dagz_mysql_rewrite_statement(const char *sql, size_t len, const char *ne
 
 /* `s` (a conninfo or URL) with any password replaced by "***". */
 ssize_t dagz_redact(const char *s, char *out, size_t out_len);
+
+/* Per-test work follows use: a new test began (generation `gen`, increasing). The shim remembers
+ * each connection it rerouted (PGconn*, MYSQL*) with its database and the generation it was last
+ * prepared in; with `check` non-zero, the first statement of this test on a connection of an
+ * earlier generation (a pool kept it) first calls the use callback for its database. Returns 0. */
+int dagz_begin_test(uint64_t gen, int check);
+
+/* The use callback: called with the connection's engine (DAGZ_ENGINE_*) and database before a
+ * statement, on the statement's thread, under the same re-entrancy guard as the decision
+ * callback. Return 0 to let the statement run, or -1 with a NUL-terminated message in `out`
+ * (out_len bytes available): the statement then fails with it (libpq: the server raises it in
+ * place of the statement; MySQL client: the handle's error). NULL unregisters. Returns 0. */
+typedef int (*dagz_use_cb)(int engine, const char *db, char *out, size_t out_len);
+int dagz_set_use_callback(dagz_use_cb cb);
 
 #ifdef __cplusplus
 }

@@ -434,3 +434,28 @@ pub unsafe extern "C" fn dagz_mysql_rewrite_statement(
         })
     }
 }
+
+/// A new test began (generation `gen`, increasing): connections rerouted in an earlier test are
+/// prepared again before their first statement, through the use callback, when `check` is
+/// non-zero. Returns 0.
+#[no_mangle]
+pub extern "C" fn dagz_begin_test(gen: u64, check: c_int) -> c_int {
+    boundary::or(-1, || {
+        crate::use_check::begin_test(gen, check != 0);
+        0
+    })
+}
+
+/// Registers (or, with NULL, removes) the use callback, called before the first statement of a
+/// test on a connection rerouted in an earlier one.
+///
+/// # Safety
+/// `cb` is NULL or a function of the `dagz_use_cb` signature and contract that stays valid for
+/// the life of the process (it is called inside statements, on any thread).
+#[no_mangle]
+pub unsafe extern "C" fn dagz_set_use_callback(cb: Option<crate::use_check::UseCallback>) -> c_int {
+    boundary::or(-1, || {
+        crate::use_check::set_callback(cb);
+        0
+    })
+}

@@ -62,3 +62,27 @@ pub fn run<T: RealTable, R>(
         Err(msg) => refuse(Some(real), &msg),
     }
 }
+
+/// A hooked call with nothing to rewrite (statements, `PQfinish`, `mysql_close`): `f` on the
+/// caller's copy — the cached table, else through [`run`]; `fail` when no copy may be called
+/// (logged, naming `what`).
+#[inline(always)]
+pub fn pass<T: RealTable, R>(
+    caller: usize,
+    what: &str,
+    f: impl FnOnce(&'static T) -> R,
+    fail: impl FnOnce() -> R,
+) -> R {
+    match T::family().cached(caller) {
+        Some(real) => f(real),
+        None => run(
+            caller,
+            f,
+            |_| Ok(None),
+            |_, msg| {
+                crate::dlog!(crate::log::Level::Error, "no safe real {what}: {msg}");
+                fail()
+            },
+        ),
+    }
+}

@@ -58,6 +58,7 @@ pub(crate) type RealQueryFn = unsafe extern "C" fn(*mut Mysql, *const c_char, c_
 pub(crate) type StmtPrepareFn = unsafe extern "C" fn(*mut c_void, *const c_char, c_ulong) -> c_int;
 pub(crate) type ErrorFn = unsafe extern "C" fn(*mut Mysql) -> *const c_char;
 pub(crate) type ErrnoFn = unsafe extern "C" fn(*mut Mysql) -> c_uint;
+pub(crate) type CloseFn = unsafe extern "C" fn(*mut Mysql);
 
 /// The result-set entry points the `CALL` check reads a procedure's body with
 /// (`hooks_mysql_call`): `mysql_store_result`, `mysql_fetch_row`, `mysql_fetch_lengths`,
@@ -85,6 +86,7 @@ pub struct MyReal {
     pub(crate) send_query: RealQueryFn,
     pub(crate) error: ErrorFn,
     pub(crate) errno: ErrnoFn,
+    pub(crate) close: CloseFn,
     /// The prepared-statement entry points; `MYSQL_STMT` handles have their own error text.
     pub(crate) stmt_prepare: Option<StmtPrepareFn>,
     pub(crate) stmt_execute_direct: Option<StmtPrepareFn>,
@@ -110,6 +112,7 @@ fn build(lib: &Lib) -> Result<MyReal, String> {
             send_query: t::<usize, RealQueryFn>(lib.sym("mysql_send_query")?),
             error: t::<usize, ErrorFn>(lib.sym("mysql_error")?),
             errno: t::<usize, ErrnoFn>(lib.sym("mysql_errno")?),
+            close: t::<usize, CloseFn>(lib.sym("mysql_close")?),
             stmt_prepare: lib
                 .sym("mysql_stmt_prepare")
                 .ok()
@@ -303,8 +306,13 @@ unsafe fn db_hook<R>(
         |real| {
             // SAFETY: the function's contract.
             let Some(new) = (unsafe { rewrite_db(db, via, settings) })? else {
+                // SAFETY: as above. A handle moved to a database dagz keeps needs no check.
+                if unsafe { bytes(db) }.is_some_and(|d| !d.is_empty()) {
+                    crate::use_check::forget(mysql);
+                }
                 return Ok(None);
             };
+            crate::use_check::note(mysql, Engine::Mysql, &new.to_string_lossy());
             Ok(Some(if nonblocking {
                 let p = keep_alive(mysql, new);
                 call(real, || run(real, p))

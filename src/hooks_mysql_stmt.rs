@@ -19,6 +19,7 @@ use crate::hooks_mysql::{set_error, set_handle_error, MyReal, Mysql, StmtPrepare
 use crate::log::Level;
 use crate::mysql_settings as ms;
 use crate::policy::Engine;
+use crate::use_check;
 use std::ffi::{c_char, c_int, c_ulong, c_void};
 
 crate::trampoline_reg! {
@@ -27,6 +28,7 @@ crate::trampoline_reg! {
     mysql_send_query => my_send_query, "rcx";
     mysql_stmt_prepare => my_stmt_prepare, "rcx";
     mariadb_stmt_execute_direct => my_stmt_execute_direct, "rcx";
+    mysql_close => my_close, "rsi";
 }
 
 /// Whether `s` cannot change the database ([`mysql_sql::not_use`]). `semi`: the index of its
@@ -129,8 +131,12 @@ unsafe fn rewrite_stmt(
         Class::NotUse => Ok(None),
         Class::Use(u) => {
             match decide::decide_with(Engine::Mysql, &u.name, via, || ms::handle(mysql))? {
-                None => Ok(None),
+                None => {
+                    use_check::forget(mysql); // now on a database dagz keeps
+                    Ok(None)
+                }
                 Some(new) => {
+                    use_check::note(mysql, Engine::Mysql, &new);
                     let mut out = mysql_sql::rewrite(s, &u, &new);
                     if len.is_none() && out.contains(&0) {
                         return Err("rewritten USE statement contains a NUL byte".to_owned());
@@ -224,12 +230,43 @@ unsafe fn refuse_on(real: Option<&MyReal>, mysql: *mut Mysql, via: &str, msg: &s
     }
 }
 
+/// A statement refused by the per-test check (`use_check`): the `dagz:` error on the handle.
+///
+/// # Safety
+/// `mysql` is NULL or an initialised handle.
+#[cold]
+#[inline(never)]
+unsafe fn refuse_use(caller: usize, mysql: *mut Mysql, via: &str, msg: &str) -> c_int {
+    let real = crate::boundary::catch(|| MY.for_caller(caller)).ok();
+    // SAFETY: the function's contract.
+    unsafe { refuse_on(real, mysql, via, msg) };
+    1
+}
+
+/// # Safety
+/// Called through the trampoline with `mysql_close`'s arguments and contract.
+unsafe extern "C" fn my_close(mysql: *mut Mysql, caller: usize) {
+    use_check::forget(mysql);
+    // SAFETY: forwarding the caller's argument to this copy's function of the same signature.
+    hook::pass(
+        caller,
+        "mysql_close",
+        |r: &MyReal| unsafe { (r.close)(mysql) },
+        || (),
+    )
+}
+
 /// # Safety
 /// Called through the trampoline with `mysql_query`'s arguments and contract.
 unsafe extern "C" fn my_query(mysql: *mut Mysql, q: *const c_char, caller: usize) -> c_int {
     // SAFETY: the function's contract; forwarding the caller's arguments to the real functions
     // of its copy (a rewritten statement is NUL-terminated and alive across the call).
     unsafe {
+        if use_check::pending() {
+            if let Err(msg) = use_check::check(mysql, use_check::stmt(q, None)) {
+                return refuse_use(caller, mysql, "mysql_query", &msg);
+            }
+        }
         if !q.is_null() {
             let (s, semi) = cstmt_at(q);
             if not_use(s, Some(semi)) {
@@ -267,6 +304,11 @@ unsafe fn sized_query(
     // SAFETY: the function's contract; forwarding the caller's arguments (or a live rewritten
     // statement with its length) to the real function of its copy.
     unsafe {
+        if use_check::pending() {
+            if let Err(msg) = use_check::check(mysql, use_check::stmt(q, Some(len as usize))) {
+                return refuse_use(caller, mysql, via, &msg);
+            }
+        }
         if !q.is_null() && not_use(stmt_at(q, Some(len)), None) {
             if let Some(real) = MY.cached(caller) {
                 return pick(real)(mysql, q, len);

@@ -17,7 +17,7 @@ use crate::policy::Engine;
 use crate::resolve::{Family, Lib};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
-type PGconn = c_void;
+pub(crate) type PGconn = c_void;
 type ConnectdbFn = unsafe extern "C" fn(*const c_char) -> *mut PGconn;
 type ParamsFn =
     unsafe extern "C" fn(*const *const c_char, *const *const c_char, c_int) -> *mut PGconn;
@@ -33,6 +33,8 @@ type SetdbLoginFn = unsafe extern "C" fn(
 
 /// The real entry points of one libpq copy.
 pub struct PgReal {
+    /// The statement entry points and `PQfinish` (`hooks_pg_query`).
+    pub(crate) q: crate::hooks_pg_query::PgQuery,
     connectdb: ConnectdbFn,
     connectdb_params: ParamsFn,
     connect_start: ConnectdbFn,
@@ -45,6 +47,7 @@ fn build(lib: &Lib) -> Result<PgReal, String> {
     // signature is the one of the target type (libpq-fe.h).
     unsafe {
         Ok(PgReal {
+            q: crate::hooks_pg_query::PgQuery::build(lib)?,
             connectdb: std::mem::transmute::<usize, ConnectdbFn>(lib.sym("PQconnectdb")?),
             connectdb_params: std::mem::transmute::<usize, ParamsFn>(lib.sym("PQconnectdbParams")?),
             connect_start: std::mem::transmute::<usize, ConnectdbFn>(lib.sym("PQconnectStart")?),
@@ -68,7 +71,7 @@ const SIBLINGS: &[&str] = &[
     "PQconninfoFree",
 ];
 
-static PG: Family<PgReal> = Family::new(SIBLINGS, c"PQconnectStart", build);
+pub(crate) static PG: Family<PgReal> = Family::new(SIBLINGS, c"PQconnectStart", build);
 
 impl RealTable for PgReal {
     const SLOT: Slot = Slot::Pg;
@@ -132,6 +135,27 @@ fn cstring(b: Vec<u8>) -> Result<CString, String> {
 unsafe fn decider<'e>(via: &'static str) -> Option<Decider<'e>> {
     // SAFETY: the function's contract.
     unsafe { Decider::start(Engine::Postgres, via) }
+}
+
+/// The decision for `name`, the rerouted name also kept in `db` (for [`remember`]).
+fn noted(
+    d: &mut Decider<'_>,
+    name: &str,
+    db: &mut Option<String>,
+) -> Result<Option<String>, String> {
+    let r = d.decide(name);
+    if let Ok(Some(new)) = &r {
+        *db = Some(new.clone());
+    }
+    r
+}
+
+/// A connection rerouted to `db` is remembered for the per-test check (`use_check`).
+fn remember(conn: *mut PGconn, db: Option<String>) -> *mut PGconn {
+    if let Some(db) = db {
+        crate::use_check::note(conn, Engine::Postgres, &db);
+    }
+    conn
 }
 
 fn rewrite_err(e: RewriteError) -> String {
@@ -208,15 +232,15 @@ unsafe fn conninfo_hook(
             return Ok(None);
         };
         d.with_settings(|| conninfo::settings_of_conninfo(ci).map(|s| s.block()));
-        let new = conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| d.decide(n))
+        let mut db = None;
+        let new = conninfo::rewrite_conninfo(ci, &ProcessEnv, &mut |n| noted(&mut d, n, &mut db))
             .map_err(rewrite_err)?;
         let Some(new) = new else { return Ok(None) };
         let new = cstring(new)?;
         // SAFETY: `new` is a NUL-terminated conninfo alive across the call; the function is
         // this copy's.
-        Ok(Some(call_real(real, || unsafe {
-            pick(real)(new.as_ptr())
-        })))
+        let conn = call_real(real, || unsafe { pick(real)(new.as_ptr()) });
+        Ok(Some(remember(conn, db)))
     })
 }
 
@@ -323,17 +347,19 @@ unsafe fn params_hook(
         // SAFETY: the function's contract (above).
         let params = unsafe { read_params(kw, vals) };
         d.with_settings(|| conninfo::settings_of_params(&params, expand != 0).map(|s| s.block()));
-        let rewritten =
-            conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut |n| d.decide(n))
-                .map_err(rewrite_err)?;
+        let mut db = None;
+        let mut decide = |n: &str| noted(&mut d, n, &mut db);
+        let rewritten = conninfo::rewrite_params(&params, expand != 0, &ProcessEnv, &mut decide)
+            .map_err(rewrite_err)?;
         let Some(new) = rewritten else {
             return Ok(None);
         };
         let a = arrays(new)?;
         // SAFETY: NULL-terminated arrays of NUL-terminated strings, alive across the call.
-        Ok(Some(call_real(real, || unsafe {
+        let conn = call_real(real, || unsafe {
             pick(real)(a.kp.as_ptr(), a.vp.as_ptr(), expand)
-        })))
+        });
+        Ok(Some(remember(conn, db)))
     })
 }
 
@@ -392,13 +418,16 @@ unsafe extern "C" fn pq_setdb_login(
             let [h, p, o, d, l] = args;
             conninfo::settings_of_setdb([h, p, o, d, l, pwd]).map(|s| s.block())
         });
-        let new = conninfo::rewrite_setdb(db_b, login_b, &ProcessEnv, &mut |n| d.decide(n))
+        let mut rerouted = None;
+        let mut decide = |n: &str| noted(&mut d, n, &mut rerouted);
+        let new = conninfo::rewrite_setdb(db_b, login_b, &ProcessEnv, &mut decide)
             .map_err(rewrite_err)?;
         let Some(new) = new else { return Ok(None) };
         let new = cstring(new)?;
         // SAFETY: the caller's arguments, `db` replaced by a CString alive across the call.
-        Ok(Some(call_real(real, || unsafe {
+        let conn = call_real(real, || unsafe {
             (real.setdb_login)(host, port, options, tty, new.as_ptr(), login, pwd)
-        })))
+        });
+        Ok(Some(remember(conn, rerouted)))
     })
 }

@@ -278,6 +278,11 @@ pub fn find_lib(caller_addr: usize, siblings: &[&str], probe: &CStr) -> Result<L
     let bound = bound_siblings(&caller, siblings);
     let mut copies: Vec<&(String, Object)> = Vec::new();
     for b in &bound {
+        // An import bound to dagz itself (a hooked sibling: PQexec, PQfinish, mysql_close) says
+        // nothing about the copy.
+        if b.1.base == self_base() {
+            continue;
+        }
         if !copies.iter().any(|c| c.1.base == b.1.base) {
             copies.push(b);
         }

@@ -152,6 +152,11 @@ def lib() -> ctypes.CDLL:
         fn.restype = res
     handle.dagz_set_decision_callback.argtypes = [_CB_TYPE]
     handle.dagz_set_decision_callback.restype = ctypes.c_int
+    if hasattr(handle, "dagz_set_use_callback"):  # a library older than it has none
+        handle.dagz_set_use_callback.argtypes = [_CB_TYPE]
+        handle.dagz_set_use_callback.restype = ctypes.c_int
+        handle.dagz_begin_test.argtypes = [ctypes.c_uint64, ctypes.c_int]
+        handle.dagz_begin_test.restype = ctypes.c_int
     if hasattr(handle, "dagz_set_decision_callback2"):  # a library older than it has none
         handle.dagz_set_decision_callback2.argtypes = [_CB2_TYPE]
         handle.dagz_set_decision_callback2.restype = ctypes.c_int
@@ -361,3 +366,36 @@ def set_decision_callback2(fn: DecisionCallback2) -> None:
     cb = _CB2_TYPE(trampoline)
     _registered.append(cb)
     lib().dagz_set_decision_callback2(cb)
+
+
+#: `fn(engine, db)`: "" when `db` may be used now, else the message the statement fails with.
+UseCallback = Callable[[int, str], str]
+
+
+def has_use_check() -> bool:
+    """Whether the loaded library checks statements of pooled connections (`dagz_begin_test`)."""
+    return PRELOADED and hasattr(lib(), "dagz_set_use_callback")
+
+
+def set_use_callback(fn: UseCallback) -> None:
+    """Registers `fn` as the shim's use callback (see `dagz_set_use_callback` in dagz.h)."""
+
+    def trampoline(engine: int, db: bytes, out: int, out_len: int) -> int:
+        try:
+            text = fn(engine, db.decode("utf-8", "surrogateescape"))
+        except BaseException as exc:
+            text = f"dagz: use callback raised {type(exc).__name__}: {exc}"
+        if not text:
+            return 0
+        data = text.encode("utf-8", "surrogateescape")[: max(out_len - 1, 0)]
+        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        return -1
+
+    cb = _CB_TYPE(trampoline)
+    _registered.append(cb)
+    lib().dagz_set_use_callback(cb)
+
+
+def begin_test(gen: int, check: bool) -> None:
+    """A new test began (see `dagz_begin_test` in dagz.h)."""
+    lib().dagz_begin_test(gen, 1 if check else 0)

@@ -344,11 +344,14 @@ class DbConfig:
         assert step is not None
         if not first:
             step.wait()  # another thread of this test runs it: connect once it is done
+            if step.error is not None:  # never used unprepared, in this test
+                raise DagzError(f"{self.family} prepare({new!r}) failed earlier in this test")
             return
         try:
             with _callbacks.running(), _bypass.bypass():
                 conf.prepare(new)
         except BaseException as exc:
+            step.error = exc
             with STATE.lock:
                 STATE.prepare_errors.append(exc)
             raise DagzError(

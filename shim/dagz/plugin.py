@@ -15,7 +15,18 @@ from typing import Any
 
 import pytest
 
-from dagz import _bypass, _shim, _startup, envvars, lease, markers, reset_rows, shard, unseen
+from dagz import (
+    _bypass,
+    _shim,
+    _startup,
+    envvars,
+    lease,
+    markers,
+    reset_rows,
+    shard,
+    unseen,
+    use_check,
+)
 from dagz._state import STATE, log
 from dagz.auto import AUTO, driver_installed, install_driver_hooks
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
@@ -229,6 +240,7 @@ def _activate(config: pytest.Config, *, controller: bool) -> None:
                 if driver_installed(engine):
                     install_driver_hooks(engine)
         _shim.set_decision_callback2(on_decision)
+        use_check.install()
         STATE.on_configure.append(_export_family_switches)
         _export_family_switches()
     _bypass.callback_registered = True
@@ -323,6 +335,7 @@ def ensure_otel_plugin() -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    use_check.end_run()
     lease.release()
     STATE.active = False
     STATE.reroute = False
@@ -413,6 +426,7 @@ def pytest_runtest_protocol(
         STATE.prepare_errors.clear()
     for cfg in CONFIGS.values():
         cfg.start_test()
+    use_check.begin_test()
     marks = {m.name for m in item.iter_markers() if m.name.startswith("dagz_")}
     markers.set_current(marks)
     exclusive = markers.NODE_MUTEX in marks

@@ -32,6 +32,15 @@ KEEP_TABLES = frozenset({"alembic_version", "django_migrations", "schema_migrati
 #: The fingerprint recorded for a worker database made empty because its base does not exist.
 NO_BASE = "-"
 
+#: Why a dagz statement (a `truncate` in `prepare`) timed out on a lock, and what to do: in a test
+#: process the holder is almost always the test's own connection (a pool keeps them from test to
+#: test, and `prepare` runs before a test's first statement on each of them).
+LOCK_HINT = (
+    "an open transaction holds a lock it needs — most likely on a connection of this test "
+    "process that a pool keeps from test to test; commit, roll back or close that connection "
+    "before the test ends"
+)
+
 #: Why a worker database is rebuilt.
 MISSING = "missing"  # it does not exist
 INCOMPLETE = "incomplete"  # no final stamp: half-built (killed run) or not made by dagz

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from dagz import _bypass, _callbacks, _shim
+from dagz import _bypass, _callbacks, _shim, use_check
 from dagz._state import STATE
 from dagz.auto import settings_of
 from dagz.config import MYSQL_CONFIG, PG_CONFIG, DagzError, DbConfig
@@ -76,6 +78,7 @@ def install_asyncpg() -> None:
 
     @functools.wraps(original)
     def hook(*args: Any, **kwargs: Any) -> Any:
+        _install_asyncpg_use_check()  # here: asyncpg is imported completely by now
         addrs, params, config = original(*args, **kwargs)
         new = (
             _reroute(PG_CONFIG, params.database, _asyncpg_settings(addrs, params))
@@ -88,6 +91,49 @@ def install_asyncpg() -> None:
 
     setattr(hook, _MARK, True)
     connect_utils._parse_connect_arguments = hook
+
+
+#: asyncpg connection -> the test generation its database was last prepared in.
+_ASYNCPG_SEEN: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_ENDS_TRANSACTION = re.compile(
+    r"\s*(ROLLBACK|COMMIT|END|ABORT)(\s+(WORK|TRANSACTION))?[\s;]*", re.IGNORECASE
+)
+
+
+def _install_asyncpg_use_check() -> None:
+    """The per-test check of `dagz.use_check` for asyncpg: before `execute` (simple queries) and
+    `_get_statement` (every other statement: fetch*, executemany, prepare, cursors) of a
+    connection on a rerouted database, so a pooled connection is prepared again in a later test.
+    Installed at the first connect (once)."""
+    from asyncpg import connection
+
+    cls = connection.Connection
+    if _wrapped(cls.execute):
+        return
+    for name in ("execute", "_get_statement"):
+        original = getattr(cls, name)
+
+        def make(original: Any) -> Any:
+            @functools.wraps(original)
+            async def hooked(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+                if not (isinstance(query, str) and _ENDS_TRANSACTION.fullmatch(query)):
+                    _asyncpg_before_statement(self)
+                return await original(self, query, *args, **kwargs)
+
+            setattr(hooked, _MARK, True)
+            return hooked
+
+        setattr(cls, name, make(original))
+
+
+def _asyncpg_before_statement(conn: Any) -> None:
+    db = getattr(getattr(conn, "_params", None), "database", None)
+    if not db or db not in PG_CONFIG._rerouted:
+        return
+    msg = use_check.before_statement(_shim.ENGINE_POSTGRES, db, _ASYNCPG_SEEN.get(conn, -1))
+    if msg:
+        raise DagzError(msg)
+    _ASYNCPG_SEEN[conn] = use_check.generation()
 
 
 def _asyncpg_settings(addrs: Any, params: Any) -> dict[str, str]:
@@ -150,11 +196,14 @@ def install_pymysql() -> None:
         if len(args) >= 4 and args[3]:
             args = (*args[:3], _reroute(MYSQL_CONFIG, args[3], settings), *args[4:])
         init(self, *args, **kwargs)
+        _pymysql_note(self, kwargs.get("database") or kwargs.get("db") or "", args)
 
     @functools.wraps(select_db)
     def _select_db(self: Any, db: str) -> Any:
         new = _reroute(MYSQL_CONFIG, db, _pymysql_conn_settings(self)) if db else db
-        return select_db(self, new)
+        result = select_db(self, new)
+        _pymysql_note(self, new if new != db else "")
+        return result
 
     @functools.wraps(query)
     def _query(self: Any, sql: Any, unbuffered: bool = False) -> Any:
@@ -172,6 +221,10 @@ def install_pymysql() -> None:
             return self._result.rows or ()
 
         new = _use_target(data, _pymysql_conn_settings(self), run)
+        if new is None:
+            _pymysql_before_statement(self)
+        else:
+            _pymysql_note(self, _shim.mysql_statement(new)[1])
         return query(self, sql if new is None else new, unbuffered)
 
     for fn in (__init__, _select_db, _query):
@@ -179,6 +232,28 @@ def install_pymysql() -> None:
     cls.__init__ = __init__
     cls.select_db = _select_db
     cls.query = _query
+
+
+def _pymysql_note(conn: Any, new: str, args: tuple[Any, ...] = ()) -> None:
+    """Remembers on a PyMySQL connection the rerouted database it is on ("": none), prepared in
+    this test (`dagz.use_check`: a pooled connection is prepared again in a later test)."""
+    if not new and len(args) >= 4:
+        new = args[3] or ""
+    rerouted = bool(new) and new in MYSQL_CONFIG._rerouted
+    conn._dagz_use = (new, use_check.generation()) if rerouted else None
+
+
+def _pymysql_before_statement(conn: Any) -> None:
+    """The per-test check of `dagz.use_check` for a PyMySQL statement."""
+    use = getattr(conn, "_dagz_use", None)
+    if use is None:
+        return
+    msg = use_check.before_statement(_shim.ENGINE_MYSQL, use[0], use[1])
+    if msg:
+        from pymysql.err import OperationalError
+
+        raise OperationalError(2000, msg)
+    conn._dagz_use = (use[0], use_check.generation())
 
 
 def _rerouting_here() -> bool:

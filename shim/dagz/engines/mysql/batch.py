@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from dagz.engines.base import DbConnection
+from dagz.engines.base import LOCK_HINT, DbConnection
 from dagz.engines.mysql.connection import _errno, _error, _literal, _q
 from dagz.errors import EngineError
 
@@ -106,7 +106,10 @@ def _with_sessions(conn: DbConnection, what: str, db_name: str, err: _BatchError
         f"id {sid} user {user} host {host} command {command} state {state or '-'} time {secs}s"
         for sid, user, host, command, state, secs in rows
     )
-    return f"{what} (other sessions in {db_name!r}: {sessions or 'none now'}){_prepared_xa(conn)}"
+    return (
+        f"{what}: it waited more than {LOCK_WAIT_SECONDS}s for a lock: {LOCK_HINT}"
+        f" (other sessions in {db_name!r}: {sessions or 'none now'}){_prepared_xa(conn)}"
+    )
 
 
 def _prepared_xa(conn: DbConnection) -> str:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from dagz.engines.base import KEEP_TABLES, DbConnection, close_quietly
+from dagz.engines.base import KEEP_TABLES, LOCK_HINT, DbConnection, close_quietly
 from dagz.engines.postgres.connection import (
     LOCK_TIMEOUT,
     _connection,
@@ -27,6 +27,7 @@ from dagz.engines.postgres.connection import (
     _sessions,
     _sqlstate,
 )
+from dagz.errors import EngineError
 
 # Round trip 1: the user tables (plain and partitioned roots; partitions are covered by their
 # root), and the sequences that were used (`pg_sequences.last_value IS NOT NULL`: `nextval` was
@@ -180,7 +181,11 @@ def _truncate_on(
             _execute(conn, sql)
         except Exception as exc:
             _rollback(conn)
-            holders = _sessions(conn, db_name) if _sqlstate(exc) == "55P03" else ""
-            suffix = f" (other sessions in {db_name!r}: {holders})" if holders else ""
-            raise _error(f"{what}{suffix}", exc, connect_kwargs) from exc
+            if _sqlstate(exc) == "55P03":
+                holders = _sessions(conn, db_name)
+                raise EngineError(
+                    f"dagz: {what}: it waited more than {LOCK_TIMEOUT} for a lock: {LOCK_HINT}"
+                    f" (other sessions in {db_name!r}: {holders})"
+                ) from exc
+            raise _error(what, exc, connect_kwargs) from exc
     return [n if s == "public" else f"{s}.{n}" for s, n in with_rows]
