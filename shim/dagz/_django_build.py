@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -140,6 +141,20 @@ def template_name(test_name: str, worker: str | None, max_len: int) -> str:
     digest = hashlib.md5(base.encode(), usedforsecurity=False).hexdigest()[:8]
     head = base.encode()[: max_len - len(digest) - len(TEMPLATE_SUFFIX) - 1]
     return f"{head.decode('utf-8', 'ignore')}_{digest}{TEMPLATE_SUFFIX}"
+
+
+def django_owned(name: str, stamp: warm.Stamp, engine: str) -> bool:
+    """Whether a database with this name and dagz stamp is one of dagz's Django databases
+    (`dagz db list/drop`): a **template** (``…_dzt``; its final stamp carries the migration
+    hash, a half-built one the building stamp) or a worker **copy** ``<T>_gwN`` whose stamp
+    names its template, the one `template_name` gives for that name."""
+    if name.endswith(TEMPLATE_SUFFIX):
+        return not stamp.complete or "django" in stamp.extra
+    m = re.fullmatch(r"(.+)_(gw\d+)", name)
+    if m is None or not stamp.base.endswith(TEMPLATE_SUFFIX):
+        return False
+    max_len = 63 if engine in ("pg", "postgres") else 64
+    return template_name(name, m[2], max_len) == stamp.base
 
 
 def connect_kwargs(vendor: str, sd: Mapping[str, Any]) -> dict[str, object]:
