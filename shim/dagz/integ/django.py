@@ -249,7 +249,8 @@ def _build_template(
     try:
         creation._create_test_db(verbosity, True, False)
         created()
-        original(creation, verbosity, True, False, True)
+        with build.foreign_keys_in_place(conn):
+            original(creation, verbosity, True, False, True)
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM django_migrations")
             row = cur.fetchone()
