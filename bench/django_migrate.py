@@ -21,8 +21,9 @@ floor's: the database setup alone). Targets: cold dagz >= 1.8x faster than cold 
 with ``--workers 8``), warm dagz >= 3x faster than warm django. Then the edited-migration case:
 a migration already applied gets one more AddField and a test checks for that column:
 ``--reuse-db`` keeps the stale database (the test fails), dagz rebuilds (it passes).
-Everything the benchmark made is dropped at the end. ``--breakdown N`` only times N serial
-migrations (Django alone) by statement kind: how much of a migration is the server's.
+Everything the benchmark made is dropped at the end. ``--breakdown N`` only times N pairs of
+serial migrations by statement kind (Django alone, and inside dagz's in-place foreign keys as
+dagz builds a MariaDB template): how much of a migration is the server's.
 
     .venv/bin/python bench/django_migrate.py [--reps 3] [--engines pg,mysql] [--apps 10]
         [--workers 4] [--kinds cold,warm] [--breakdown N]
@@ -122,11 +123,13 @@ def test_floor(n):
         f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', '-')} {time.time()}\\n")
 """
 
-#: `--breakdown`: one serial migration of a test database by Django's own ``create_test_db`` (no
-#: dagz), every statement timed by kind: what the template build costs on the server (SQL) and in
-#: Django's migration executor (the rest: model states rendered in Python).
+#: `--breakdown`: one serial migration of a test database by Django's own ``create_test_db``,
+#: every statement timed by kind: what the template build costs on the server (SQL) and in
+#: Django's migration executor (the rest: model states rendered in Python). ``sys.argv[1]``:
+#: "django" (Django alone) or "dagz" (inside dagz's `foreign_keys_in_place`, as dagz builds a
+#: MariaDB template).
 BREAKDOWN = """
-import collections, os, sys, time
+import collections, contextlib, os, sys, time
 sys.path.insert(0, os.getcwd())
 os.environ["DJANGO_SETTINGS_MODULE"] = "benchsite.settings"
 import django
@@ -145,13 +148,18 @@ def timed(execute, sql, params, many, context):
         spent[kind][0] += 1
         spent[kind][1] += time.perf_counter() - started
 
+from dagz._django_build import foreign_keys_in_place
+
+dagz = sys.argv[1] == "dagz"
 started = time.perf_counter()
-with connection.execute_wrapper(timed):
+with connection.execute_wrapper(timed), (
+    foreign_keys_in_place(connection) if dagz else contextlib.nullcontext()
+):
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
 total = time.perf_counter() - started
 sql = sum(t for _, t in spent.values())
 connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
-print(f"migrate {total:.2f} s: SQL {sql:.2f} s ({100 * sql / total:.0f} %), "
+print(f"{sys.argv[1]:6} migrate {total:.2f} s: SQL {sql:.2f} s ({100 * sql / total:.0f} %), "
       f"the rest (Django's executor, Python) {total - sql:.2f} s")
 for kind, (n, t) in sorted(spent.items(), key=lambda kv: -kv[1][1]):
     print(f"    {kind:12} {n:5d} statements {t:6.2f} s ({1000 * t / n:.1f} ms each)")
@@ -337,8 +345,10 @@ def bench_engine(engine: str, args: argparse.Namespace, tmp: Path) -> None:
         if args.breakdown:
             env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGZ_", "DZ_"))}
             env.update(DZ_BENCH_ENGINE=engine, DZ_BENCH_NAME=f"{prefix}_breakdown")
-            for _ in range(args.breakdown):
-                subprocess.run([str(PYTHON), "-c", BREAKDOWN], cwd=root, env=env, check=True)
+            for rep in range(args.breakdown):
+                for how in ("django", "dagz") if rep % 2 == 0 else ("dagz", "django"):
+                    cmd = [str(PYTHON), "-c", BREAKDOWN, how]
+                    subprocess.run(cmd, cwd=root, env=env, check=True)
             return
         methods = [m for m in METHODS if m == "floor" or m.split()[0] in args.kinds]
         for method in methods:  # the runs that warm runs find (not timed)
