@@ -357,18 +357,21 @@ def _add_fk_in_place(
         return execute(sql, params, many, context)
     cursor = context["cursor"]
     table, column, to_table, to_column = m["table"], m["column"], m["to_table"], m["to_column"]
-    try:
-        cursor.execute("SELECT @@SESSION.foreign_key_checks")
-        row = cursor.fetchone()
+    try:  # one round trip: the session's setting, and whether a row lacks its parent
         cursor.execute(
-            f"SELECT 1 FROM {table} AS c WHERE c.{column} IS NOT NULL AND NOT EXISTS"
-            f" (SELECT 1 FROM {to_table} AS p WHERE p.{to_column} = c.{column}) LIMIT 1"
+            f"SELECT @@SESSION.foreign_key_checks, EXISTS (SELECT 1 FROM {table} AS c"
+            f" WHERE c.{column} IS NOT NULL AND NOT EXISTS"
+            f" (SELECT 1 FROM {to_table} AS p WHERE p.{to_column} = c.{column}))"
         )
-        clean = cursor.fetchone() is None and row is not None and int(row[0]) == 1
+        row = cursor.fetchone()
+        clean = row is not None and int(row[0]) == 1 and int(row[1]) == 0
     except Exception:
         clean = False  # the server decides, with Django's own statement
     if not clean:
         return execute(sql, params, many, context)
+    if getattr(context.get("connection"), "mysql_is_mariadb", False):
+        # MariaDB: the setting for this one statement, restored by the server
+        return execute(f"SET STATEMENT foreign_key_checks = 0 FOR {sql}", params, many, context)
     cursor.execute("SET SESSION foreign_key_checks = 0")
     try:
         return execute(sql, params, many, context)
