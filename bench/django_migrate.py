@@ -387,12 +387,11 @@ def _report(samples: dict[str, list[float]]) -> None:
             continue
         ratio = med[f"{kind} django"] / med[f"{kind} dagz"]
         verdict = "met" if ratio >= target else "MISSED"
-        above = (med[f"{kind} django"] - med["floor"]) / max(
-            med[f"{kind} dagz"] - med["floor"], 0.01
-        )
+        setup = med[f"{kind} django"] - med["floor"], med[f"{kind} dagz"] - med["floor"]
+        above = f"{setup[0] / setup[1]:.2f}x" if min(setup) > 0 else "n/a (a median <= the floor)"
         print(
             f"{kind}: dagz {ratio:.2f}x faster than pytest-django (target {target}x: {verdict});"
-            f" above the floor {above:.2f}x"
+            f" above the floor {above}"
         )
 
 
