@@ -21,8 +21,10 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,20 @@ def template_name(test_name: str, worker: str | None, max_len: int) -> str:
     digest = hashlib.md5(base.encode(), usedforsecurity=False).hexdigest()[:8]
     head = base.encode()[: max_len - len(digest) - len(TEMPLATE_SUFFIX) - 1]
     return f"{head.decode('utf-8', 'ignore')}_{digest}{TEMPLATE_SUFFIX}"
+
+
+def django_owned(name: str, stamp: warm.Stamp, engine: str) -> bool:
+    """Whether a database with this name and dagz stamp is one of dagz's Django databases
+    (`dagz db list/drop`): a **template** (``…_dzt``; its final stamp carries the migration
+    hash, a half-built one the building stamp) or a worker **copy** ``<T>_gwN`` whose stamp
+    names its template, the one `template_name` gives for that name."""
+    if name.endswith(TEMPLATE_SUFFIX):
+        return not stamp.complete or "django" in stamp.extra
+    m = re.fullmatch(r"(.+)_(gw\d+)", name)
+    if m is None or not stamp.base.endswith(TEMPLATE_SUFFIX):
+        return False
+    max_len = 63 if engine in ("pg", "postgres") else 64
+    return template_name(name, m[2], max_len) == stamp.base
 
 
 def connect_kwargs(vendor: str, sd: Mapping[str, Any]) -> dict[str, object]:
@@ -303,6 +319,64 @@ def _keep_or_build(
     final = warm.stamp_text(base, fingerprint, django=graph, migrations=str(migrations))
     write_comment(kind, template, final, kw)
     return Template("built", reason or "", migrations, round(time.monotonic() - started, 2), worker)
+
+
+# --------------------------------------------------------------------------------------------
+# MariaDB: foreign keys added in place while the template is migrated
+
+_QUOTED = r"`(?:[^`]|``)+`"
+#: Django's ``sql_create_fk`` on MySQL (its deferred SQL after CreateModel, AlterField, …).
+_ADD_FK_RE = re.compile(
+    rf"ALTER TABLE (?P<table>{_QUOTED}) ADD CONSTRAINT {_QUOTED} FOREIGN KEY"
+    rf" \((?P<column>{_QUOTED})\) REFERENCES (?P<to_table>{_QUOTED}) \((?P<to_column>{_QUOTED})\)"
+)
+
+
+@contextmanager
+def foreign_keys_in_place(connection: Any) -> Iterator[None]:
+    """While Django migrates a MySQL/MariaDB template on `connection`: each ``ALTER TABLE …
+    ADD CONSTRAINT … FOREIGN KEY`` Django sends runs with ``foreign_key_checks = 0`` for that
+    statement alone, so the server adds the key in place instead of copying the whole table
+    (with checks on it must rebuild it: the costliest DDL of a migration, and far more so on a
+    busy server). dagz first checks the rows itself: when a row of the table has a key without a
+    parent row (or the check cannot run), the statement runs as Django sent it, with checks on,
+    and the server fails it as it would have. Every other statement, data migrations included,
+    runs with the session's own setting. Other backends: nothing changes."""
+    if getattr(connection, "vendor", "") != "mysql":
+        yield
+        return
+    with connection.execute_wrapper(_add_fk_in_place):
+        yield
+
+
+def _add_fk_in_place(
+    execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    m = _ADD_FK_RE.fullmatch(sql.strip()) if isinstance(sql, str) and not many else None
+    if m is None or params:
+        return execute(sql, params, many, context)
+    cursor = context["cursor"]
+    table, column, to_table, to_column = m["table"], m["column"], m["to_table"], m["to_column"]
+    try:  # one round trip: the session's setting, and whether a row lacks its parent
+        cursor.execute(
+            f"SELECT @@SESSION.foreign_key_checks, EXISTS (SELECT 1 FROM {table} AS c"
+            f" WHERE c.{column} IS NOT NULL AND NOT EXISTS"
+            f" (SELECT 1 FROM {to_table} AS p WHERE p.{to_column} = c.{column}))"
+        )
+        row = cursor.fetchone()
+        clean = row is not None and int(row[0]) == 1 and int(row[1]) == 0
+    except Exception:
+        clean = False  # the server decides, with Django's own statement
+    if not clean:
+        return execute(sql, params, many, context)
+    if getattr(context.get("connection"), "mysql_is_mariadb", False):
+        # MariaDB: the setting for this one statement, restored by the server
+        return execute(f"SET STATEMENT foreign_key_checks = 0 FOR {sql}", params, many, context)
+    cursor.execute("SET SESSION foreign_key_checks = 0")
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        cursor.execute("SET SESSION foreign_key_checks = 1")
 
 
 def summarize(records: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -16,15 +16,13 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.util
-import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dagz import _bypass, _callbacks, _shim, envvars
+from dagz import _bypass, _callbacks, _shim
 from dagz._state import STATE, log
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
@@ -32,17 +30,6 @@ from dagz.errors import DagzError
 
 if TYPE_CHECKING:
     from dagz.config import DbConfig
-
-#: pytest-django's per-xdist-worker test databases: made and dropped by Django itself.
-DJANGO_WORKER_DB = re.compile(r"test_.+_gw\d+")
-
-
-def _is_this_workers(name: str) -> bool:
-    """A name already made for this xdist worker (`…_gw3` on gw3: pytest-django's `TEST["NAME"]`
-    suffixing, or a suite's own per-worker naming) is not suffixed again."""
-    worker = os.environ.get(envvars.XDIST_WORKER, "")
-    return bool(worker) and name.endswith("_" + worker)
-
 
 #: The drivers of each family whose presence turns its auto mode on (any one of them).
 DRIVERS: dict[int, tuple[str, ...]] = {
@@ -122,8 +109,7 @@ class AutoMode:
         if (
             not name
             or name in cfg.kept_names  # made per worker by another tool (dagz.integ.django)
-            or DJANGO_WORKER_DB.fullmatch(name)
-            or _is_this_workers(name)
+            # the shim's policy: also leaves `…_gwN` (pytest-django's per-worker databases)
             or not cfg.default_should_reroute(name)
         ):
             return None

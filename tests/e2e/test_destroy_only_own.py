@@ -1,8 +1,9 @@
 """Issue 12, "dagz only destroys what it made": `truncate` empties only a worker database that
 dagz made (its name is this worker's copy of the base its stamp names, and the stamp is
 there), `dagz db drop` drops only databases with both the worker-name shape of their base and a
-stamp (half-built copies only when asked), and a ``dsn``/``conninfo`` that does not parse never
-shows its password.
+stamp (half-built copies only when asked) — or, for the Django test databases dagz makes (issue
+14), the template's ``…_dzt`` shape or a ``…_gwN`` copy of the template its stamp names — and a
+``dsn``/``conninfo`` that does not parse never shows its password.
 
 Like test_dbutil.py these run in this process against the real servers (the config objects and
 engines without the shim preloaded); every database is named ``<run prefix>_<tag>_<8 hex>…``
@@ -260,3 +261,45 @@ def test_db_drop_lists_half_built_copies_and_drops_them_only_when_asked(
 def _warm_name(server: Server, base: str, worker: int) -> str:
     engine = _shim.ENGINE_POSTGRES if server.family == "pg" else _shim.ENGINE_MYSQL
     return _shim.policy_render(engine, base, worker)
+
+
+def test_db_list_and_drop_cover_djangos_template_and_copies(server: Server) -> None:
+    """Issue 14: `dagz db list/drop` cover the Django test databases dagz makes (the template
+    ``<TEST NAME>_dzt`` and the worker copies ``<TEST NAME>_gwN``) and still drop only what
+    carries dagz's stamp: Django's own ``…_gwN`` (no stamp), a copy whose stamp names another
+    template and a ``…_dzt`` with a plain (non-Django) stamp stay."""
+    name = unique_name("dj")  # Django's TEST["NAME"] (NAME: `base`)
+    base, template = f"{name}_b", f"{name}_dzt"
+    done, half = f"{name}_gw0", f"{name}_gw1"
+    stamp = _warm.stamp_text(base, "a" * 32, django="b" * 32, migrations="7")
+    server.create(template, comment=stamp)
+    server.create(done, comment=_warm.stamp_text(template, "c" * 32))
+    server.create(half, comment=_warm.building_text(template))
+    djangos = server.create(f"{name}_gw2")  # pytest-django's own, without dagz
+    other = server.create(f"{name}_gw3", comment=_warm.stamp_text(f"{name}_o_dzt", "d" * 32))
+    plain = server.create(f"{name}_p_dzt", comment=_warm.stamp_text(base, "e" * 32))
+    engine = _engine(server)
+
+    listing = _dagz("db", "list", "--engine", engine)
+    assert listing.returncode == 0, listing.stderr
+    lines = {ln.split()[1]: ln for ln in listing.stdout.splitlines()[1:] if name in ln}
+    assert set(lines) == {template, done, half}, listing.stdout
+    assert lines[template].split()[2] == base
+    assert lines[done].split()[2] == template
+    assert "(incomplete)" in lines[half]
+
+    dropped = _dagz("db", "drop", "--base", template, "--engine", engine)
+    assert dropped.returncode == 0, dropped.stderr
+    assert f"dropped {engine} {done} (base {template})" in dropped.stdout
+    assert not server.exists(done)
+    assert server.exists(half)
+    assert server.exists(template)
+    dropped = _dagz("db", "drop", "--base", template, "--incomplete", "--engine", engine)
+    assert f"dropped {engine} {half} (base {template}, incomplete)" in dropped.stdout
+    dropped = _dagz("db", "drop", "--base", base, "--engine", engine)
+    assert dropped.stdout.splitlines() == [f"dropped {engine} {template} (base {base})"]
+    assert not server.exists(half)
+    assert not server.exists(template)
+    for kept in (djangos, other, plain):
+        assert server.exists(kept), kept
+        assert server.count(kept) == 3, kept

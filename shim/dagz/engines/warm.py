@@ -400,11 +400,17 @@ def worker_shaped(name: str, base: str, engine: str) -> bool:
 
 def owned_from_rows(rows: Sequence[tuple[Any, ...]], engine: str) -> list[Owned]:
     """The databases among (name, comment, size) rows that are dagz's: the comment is a dagz
-    stamp and the name is a worker name of the base the stamp names (`worker_shaped`)."""
+    stamp and the name is a worker name of the base the stamp names (`worker_shaped`), or one
+    of dagz's Django test databases (a template or a ``…_gwN`` copy of it,
+    `dagz._django_build.django_owned`)."""
+    from dagz._django_build import django_owned
+
     owned = []
     for name, comment, size in rows:
         stamp = parse_stamp(None if comment is None else str(comment))
-        if stamp is not None and worker_shaped(str(name), stamp.base, engine):
+        if stamp is None:
+            continue
+        if worker_shaped(str(name), stamp.base, engine) or django_owned(str(name), stamp, engine):
             owned.append(Owned(str(name), stamp, None if size is None else int(size)))
     return owned
 

@@ -13,11 +13,12 @@ Registered by dagz's plugin whenever pytest-django and dagz are both active. It 
   ``--create-db`` / ``--dagz-fresh`` rebuild both; ``--reuse-db`` keeps its meaning and is
   checked the same way (an edited migration rebuilds);
 * those names are never rerouted again (``…_gw0_jw00``), with or without a ``PG_CONFIG`` /
-  ``MYSQL_CONFIG`` conftest (`DbConfig.kept_names`), also not in children of a test;
+  ``MYSQL_CONFIG`` conftest (`DbConfig.kept_names`), also not in children of a test (the shim's
+  policy leaves every ``…_gwN`` name alone);
 * ``MIRROR``, ``DEPENDENCIES``, ``serialized_rollback`` and other backends stay Django's.
 
-The copies and templates stay on the server after the run, each with a dagz stamp (``dagz db``
-does not list them yet: it knows ``<base>_jwNN`` names only).
+The copies and templates stay on the server after the run, each with a dagz stamp: ``dagz db
+list`` shows them, ``dagz db drop`` drops them (`dagz._django_build.django_owned`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,8 +191,7 @@ def _provide(
     template = build.template_name(target, worker, max_len)
     base = str(sd.get("NAME") or target)
     family = _FAMILY[kind]
-    family.kept_names.update((target, template))
-    _keep_in_children(kind, (target, template))
+    family.kept_names.update((target, template))  # children: the shim's policy keeps `…_gwN`
     kw = build.connect_kwargs(vendor, sd)
     graph = build.graph_hash(sd.get("TEST") or {})
 
@@ -250,7 +249,8 @@ def _build_template(
     try:
         creation._create_test_db(verbosity, True, False)
         created()
-        original(creation, verbosity, True, False, True)
+        with build.foreign_keys_in_place(conn):
+            original(creation, verbosity, True, False, True)
         with conn.cursor() as cur:
             cur.execute("SELECT COUNT(*) FROM django_migrations")
             row = cur.fetchone()
@@ -268,54 +268,6 @@ def _clear_foreign(creation: Any, kind: str, target: str, kw: dict[str, object],
     exists, comment = build.read_comment(kind, target, kw)
     if exists and build.warm.parse_stamp(comment) is None:
         creation._destroy_test_db(target, v)
-
-
-# --------------------------------------------------------------------------------------------
-# children: the shim's policy keeps these names too
-
-
-def _keep_in_children(kind: str, names: tuple[str, ...]) -> None:
-    """Children of a test (psql, a Python subprocess) decide with the shim's policy file, which
-    knows nothing of Django: point them (and this process's shim) at a copy of the policy that
-    skips these names. Only inside a run with a run directory."""
-    run_dir = os.environ.get(envvars.RUN_DIR)
-    if not run_dir:
-        return
-    KEPT_FOR_CHILDREN.setdefault(kind, set()).update(names)
-    user = os.environ.get(USER_POLICY_ENV)
-    if user is None:
-        user = os.environ.get(envvars.POLICY, "")
-        os.environ[USER_POLICY_ENV] = user
-    worker = os.environ.get(envvars.XDIST_WORKER, "serial")
-    path = Path(run_dir) / f"django-policy.{worker}.toml"
-    path.write_text(policy_text(user, KEPT_FOR_CHILDREN))
-    os.environ[envvars.POLICY] = str(path)
-
-
-#: The user's own ``DAGZ_POLICY`` (empty: none), before this process pointed it at its copy.
-USER_POLICY_ENV = "DAGZ_DJANGO_USER_POLICY"
-KEPT_FOR_CHILDREN: dict[str, set[str]] = {}
-_TABLES = {"pg": "postgres", "mysql": "mysql"}
-
-
-def policy_text(user_path: str, kept: dict[str, set[str]]) -> str:
-    """The user's policy file (if any) with `kept` names added to each engine's skip list."""
-    import tomllib
-
-    data: dict[str, Any] = {}
-    if user_path:
-        data = tomllib.loads(Path(user_path).read_text())
-    out = []
-    if "disable" in data:
-        out.append(f"disable = {json.dumps(bool(data['disable']))}")
-    for kind, table in _TABLES.items():
-        section = dict(data.get(table) or {})
-        skip = list(section.get("skip") or []) + sorted(kept.get(kind, set()))
-        section["skip"] = skip
-        out.append(f"\n[{table}]")
-        for key, value in section.items():
-            out.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(out) + "\n"
 
 
 __all__ = ["CONFIGS", "DjangoIntegration", "register"]

@@ -24,7 +24,8 @@
 //! quotes, backslashes and control characters are errors.
 //!
 //! Decision order for one name (see [`Policy::decide`]): empty, engine disabled, system database,
-//! already rerouted, skip list, allow-list, then the template — whose result must fit the engine's
+//! already per-worker (`…_jwNN`, the template's shape, or `…_gwN` as pytest-django names its
+//! per-worker test databases), skip list, allow-list, then the template — whose result must fit the engine's
 //! identifier limit (never truncated).
 
 use std::fmt;
@@ -32,6 +33,8 @@ use std::fmt;
 mod template;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gw;
 mod toml;
 
 use template::*;
@@ -176,7 +179,8 @@ pub enum Keep {
     Skipped,
     /// An allow-list (`reroute`) exists and the name is not on it.
     NotListed,
-    /// Already a per-worker name (`…_jwNN`, or the template's shape for this worker).
+    /// Already a per-worker name (`…_jwNN`, the template's shape for this worker, or a name
+    /// pytest-django / xdist suites make per worker: `…_gwN`).
     AlreadyRerouted,
 }
 
@@ -287,7 +291,7 @@ impl Policy {
     }
 
     fn already_rerouted(&self, e: Engine, name: &str, w: &Worker) -> bool {
-        if has_jw_suffix(name) {
+        if has_jw_suffix(name) || has_gw_suffix(name) {
             return true;
         }
         let (before, after) = self.engine(e).template.parts(w);
@@ -351,4 +355,13 @@ impl Policy {
 fn has_jw_suffix(name: &str) -> bool {
     let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
     digits >= 2 && name[..name.len() - digits].ends_with("_jw")
+}
+
+/// `…_gw` followed by at least one ASCII digit at the end, after at least one other character:
+/// a name made per pytest-xdist worker already (pytest-django's `test_<NAME>_gw3`, a
+/// `TEST["NAME"]` + `_gw3`, a suite's own `…_gw3`), on any worker: dagz never suffixes it again.
+fn has_gw_suffix(name: &str) -> bool {
+    let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let head = &name[..name.len() - digits];
+    digits >= 1 && head.len() > "_gw".len() && head.ends_with("_gw")
 }
