@@ -419,7 +419,14 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", type=int, default=0, help="only time N serial migrations by statement kind"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 repetition of 2 apps x 5 migrations (proves it runs)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.reps, args.apps, args.per_app = 1, 2, 5
     SETUP["workers"] = args.workers
     args.kinds = [k.strip() for k in args.kinds.split(",")]
     if args.apps * args.per_app < 100:
