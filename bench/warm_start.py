@@ -72,6 +72,7 @@ from _workers import (
     PG_URL,
     WORKERS,
     alembic_upgrade,
+    dagz_init,
     mysqldump_into,
     pg_admin,
     serve,
@@ -156,19 +157,6 @@ def worker_main(num: int, conn: Connection) -> None:
         "mysql": MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
     }
 
-    def dagz_init(engine: str, fresh: bool, run_dir: str) -> str:
-        if fresh:
-            os.environ["DAGZ_FRESH"] = "1"
-        os.environ["DAGZ_RUN_DIR"] = run_dir  # what the controller of an xdist run sets
-        buf = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(buf):
-                inits[engine](num)
-        finally:
-            os.environ.pop("DAGZ_FRESH", None)
-            os.environ.pop("DAGZ_RUN_DIR", None)
-        return buf.getvalue().strip().split(": ", 1)[-1]
-
     def leftovers(engine: str, _run_dir: str) -> str:
         target = f"{BASE}_jw{num:02}"
         statements = [s.format(n=num) for s in LEFTOVERS]
@@ -200,8 +188,8 @@ def worker_main(num: int, conn: Connection) -> None:
 
     tasks: dict[str, Callable[[str, str], str]] = {
         "reuse-db": reuse_db,
-        "warm": lambda e, d: dagz_init(e, False, d),
-        "fresh": lambda e, d: dagz_init(e, True, d),
+        "warm": lambda e, d: dagz_init(inits[e], num, fresh=False, run_dir=d),
+        "fresh": lambda e, d: dagz_init(inits[e], num, fresh=True, run_dir=d),
         "clone": clone,
         "dump": dump,
         "leftovers": leftovers,
