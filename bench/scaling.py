@@ -62,7 +62,7 @@ def worker_main(num: int, conn: Connection) -> None:
         "mysql": MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
     }
 
-    def leftovers(engine: str, _run_dir: str) -> str:
+    def leftovers(engine: str, _run_dir: str, _slots: str = "") -> str:
         target = f"{BASE}_jw{num:02}"
         statements = [s.format(n=num) for s in LEFTOVERS]
         if engine == "pg":
@@ -73,9 +73,16 @@ def worker_main(num: int, conn: Connection) -> None:
             my_exec(target, *statements)
         return target
 
-    tasks: dict[str, Callable[[str, str], str]] = {
-        "warm": lambda e, d: dagz_init(inits[e], num, fresh=False, run_dir=d),
-        "fresh": lambda e, d: dagz_init(inits[e], num, fresh=True, run_dir=d),
+    def provision(engine: str, run_dir: str, fresh: bool, slots: str) -> str:
+        if slots == "default":
+            os.environ.pop("DAGZ_PROVISION_SLOTS", None)
+        else:
+            os.environ["DAGZ_PROVISION_SLOTS"] = slots
+        return dagz_init(inits[engine], num, fresh=fresh, run_dir=run_dir)
+
+    tasks: dict[str, Callable[..., str]] = {
+        "warm": lambda e, d, s: provision(e, d, False, s),
+        "fresh": lambda e, d, s: provision(e, d, True, s),
         "leftovers": leftovers,
     }
     serve(conn, tasks)
@@ -85,43 +92,44 @@ class Pool(WorkerPool):
     def __init__(self) -> None:
         super().__init__(worker_main, MOST)
 
-    def run(self, name: str, engine: str, count: int) -> float:
+    def run(self, name: str, engine: str, count: int, *args: str) -> float:
         """One task in each of the first `count` workers, sharing a new run directory."""
         run_dir = tempfile.mkdtemp(prefix="dagz-bench-run-")
         try:
-            return self.run_tasks({num: (name, engine, run_dir) for num in range(count)})
+            return self.run_tasks({num: (name, engine, run_dir, *args) for num in range(count)})
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-Pair = tuple[int, str]
+Pair = tuple[int, str, str]  # workers, method, DAGZ_PROVISION_SLOTS
 
 
 def measure(
-    engine: str, pool: Pool, reps: int, warmup: int
+    engine: str, pool: Pool, settings: Sequence[str], reps: int, warmup: int
 ) -> tuple[dict[Pair, list[float]], list[str]]:
-    """Seconds per (workers, method), and the raw line of every repetition."""
-    pairs = [(n, m) for n in COUNTS for m in METHODS]
+    """Seconds per (workers, method, slots setting), and the raw line of every repetition."""
+    pairs = [(n, m, s) for s in settings for n in COUNTS for m in METHODS]
     times: dict[Pair, list[float]] = {p: [] for p in pairs}
     raw: list[str] = []
     for rep in range(warmup + reps):
         order = pairs[rep % len(pairs) :] + pairs[: rep % len(pairs)]
         row = []
-        for count, method in order:
+        for count, method, slots in order:
             if method == "warm":
-                pool.run("leftovers", engine, count)
+                pool.run("leftovers", engine, count, "")
             cp = checkpoint(engine)
-            elapsed = pool.run(method, engine, count)
+            elapsed = pool.run(method, engine, count, slots)
             lines = [r[2] for r in pool.last]
             want = " kept (fingerprint " if method == "warm" else "rebuilt (forced"
             if not all(want in line for line in lines):
                 raise RuntimeError(f"{method} x{count}: not every worker {want!r}: {lines}")
+            tag = "" if len(settings) == 1 else f" slots={slots}"
             row.append(
-                f"{method} x{count} {elapsed:.3f}"
+                f"{method} x{count}{tag} {elapsed:.3f}"
                 + (f" (checkpoint {cp:.3f})" if engine == "pg" else "")
             )
             if rep >= warmup:
-                times[(count, method)].append(elapsed)
+                times[(count, method, slots)].append(elapsed)
         tag = f"warm-up {rep + 1}" if rep < warmup else f"rep {rep - warmup + 1}"
         raw.append(f"    {tag:>10}: " + ", ".join(row))
     return times, raw
@@ -131,8 +139,8 @@ def spread(values: Sequence[float]) -> str:
     return f"{statistics.median(values):7.3f} s  {min(values):7.3f} - {max(values):.3f} s"
 
 
-def ratio_line(method: str, times: dict[Pair, list[float]]) -> str:
-    many, few = times[(MOST, method)], times[(min(COUNTS), method)]
+def ratio_line(method: str, slots: str, times: dict[Pair, list[float]]) -> str:
+    many, few = times[(MOST, method, slots)], times[(min(COUNTS), method, slots)]
     paired = [m / f for m, f in zip(many, few, strict=True)]
     med = statistics.median(many) / statistics.median(few)
     verdict = "met" if med <= TARGET else "MISSED"
@@ -147,25 +155,30 @@ def worker_dbs() -> list[str]:
     return [f"{BASE}_jw{n:02}" for n in range(MOST)]
 
 
-def run_engine(engine: str, pool: Pool, reps: int, warmup: int) -> None:
+def run_engine(engine: str, pool: Pool, settings: Sequence[str], reps: int, warmup: int) -> None:
     title = "PostgreSQL" if engine == "pg" else "MySQL/MariaDB"
     for db in worker_dbs():
         drop(engine, db)
     recreate(engine, BASE)
     alembic_upgrade((PG_URL if engine == "pg" else MY_URL).format(db=BASE))
-    setup = pool.run("fresh", engine, MOST)  # the worker databases of a first run
-    times, raw = measure(engine, pool, reps, warmup)
+    setup = pool.run("fresh", engine, MOST, settings[0])  # the worker databases of a first run
+    times, raw = measure(engine, pool, settings, reps, warmup)
     print(f"\n{title}: the 16 worker databases made once (setup) in {setup:.2f} s")
     print(
         "  raw: each repetition in its order, seconds"
         + (", and the CHECKPOINT before each" if engine == "pg" else "")
     )
     print("\n".join(raw))
-    print(f"  {'workers at once':<16} {'fresh: median':>15}  min - max      {'warm: median':>14}")
-    for count in COUNTS:
-        print(f"  {count:<16} {spread(times[(count, 'fresh')])}   {spread(times[(count, 'warm')])}")
-    for method in METHODS:
-        print(ratio_line(method, times))
+    for slots in settings:
+        print("  dagz's default slots" if slots == "default" else f"  DAGZ_PROVISION_SLOTS={slots}")
+        print(
+            f"  {'workers at once':<16} {'fresh: median':>15}  min - max      {'warm: median':>14}"
+        )
+        for count in COUNTS:
+            fresh, warm_ = times[(count, "fresh", slots)], times[(count, "warm", slots)]
+            print(f"  {count:<16} {spread(fresh)}   {spread(warm_)}")
+        for method in METHODS:
+            print(ratio_line(method, slots, times))
     for db in [BASE, *worker_dbs()]:
         drop(engine, db)
 
@@ -175,24 +188,31 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5, help="counted repetitions (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="uncounted repetitions first")
     parser.add_argument("--engines", default="pg,mysql", help="pg, mysql or pg,mysql")
+    parser.add_argument(
+        "--slots",
+        default="default",
+        help="DAGZ_PROVISION_SLOTS settings to compare, interleaved: e.g. default,0"
+        " (0: no bound, dagz before the slots); default: dagz's default only",
+    )
     parser.add_argument("--quick", action="store_true", help="1 repetition, no warm-up")
     args = parser.parse_args()
     if args.quick:
         args.reps, args.warmup = 1, 0
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    settings = [s.strip() for s in args.slots.split(",") if s.strip()]
     cleanup_at_exit()
     print(
         f"Scaling: {', '.join(map(str, COUNTS))} workers provisioning at once from one server,"
         f" 100-table schema (bench/migrations); wall time; {os.cpu_count()} CPUs,"
         f" load average {os.getloadavg()[0]:.1f} at the start. Method: {args.reps} repetitions"
-        f" after {args.warmup} uncounted warm-up, the 6 (workers, method) pairs in an order that"
-        " rotates every repetition; median and min-max; ratios of medians with the range of the"
-        " per-repetition ratios; raw times printed"
+        f" after {args.warmup} uncounted warm-up, the (workers, method, slots) triples in an"
+        " order that rotates every repetition; median and min-max; ratios of medians with the"
+        " range of the per-repetition ratios; raw times printed"
     )
     pool = Pool()
     try:
         for engine in engines:
-            run_engine(engine, pool, args.reps, args.warmup)
+            run_engine(engine, pool, settings, args.reps, args.warmup)
     finally:
         pool.close()
     print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
