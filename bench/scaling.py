@@ -14,16 +14,22 @@ one is done, the N workers sharing one run directory as an xdist run's do:
   every ``warm`` measurement must log ``kept`` for all N (checked).
 
 Before the repetitions all 16 worker databases are made once (not timed). Every repetition
-measures the 6 (N, method) pairs in an order that rotates from one repetition to the next; one
-uncounted warm-up repetition first. On PostgreSQL a ``CHECKPOINT`` (not timed, printed) precedes
-every measurement, so no measurement pays for the dirty buffers of the one before. Printed: the
-raw seconds of every repetition in its order, median and min-max per (N, method), and the ratio
-16 workers / 4 workers of the medians (with the range of the per-repetition ratios) against
-the target: at most 4.5x for 4x the work.
+measures the 6 (N, method) pairs (for each ``--slots`` setting) in an order that rotates from
+one repetition to the next; one uncounted warm-up repetition first. On PostgreSQL a
+``CHECKPOINT`` (not timed, printed) precedes every measurement, so no measurement pays for the
+dirty buffers of the one before. Printed: the raw seconds of every repetition in its order,
+median and min-max per (N, method), and the ratio 16 workers / 4 workers of the medians (with
+the range of the per-repetition ratios) against the target: at most 4.5x for 4x the work.
+
+dagz bounds how many provisionings run at once per server (`dagz.engines.slots`,
+``DAGZ_PROVISION_SLOTS``, default 2 per server core). ``--slots default,0`` measures each
+setting, interleaved with the others in the same rotation: ``0`` is no bound (dagz before the
+slots), ``default`` unsets the variable, a number sets it.
 
 All databases are named ``dz_bench_<random>_scale…`` and dropped at the end, also on failure.
 
-    .venv/bin/python bench/scaling.py [--reps 5] [--warmup 1] [--engines pg,mysql] [--quick]
+    .venv/bin/python bench/scaling.py [--reps 5] [--warmup 1] [--engines pg,mysql]
+                                      [--slots default] [--quick]
 """
 
 from __future__ import annotations
