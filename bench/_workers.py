@@ -81,6 +81,20 @@ def serve(conn: Connection, tasks: dict[str, Callable[..., str]]) -> None:
             conn.send(("ok", time.perf_counter() - t0, detail))
 
 
+def dagz_worker(num: int, count: int, base: str) -> dict[str, Callable[[int], None]]:
+    """In a worker process: this worker's environment (``DAGZ_WORKER=num``, the count, no
+    ``DAGZ_FRESH``) and dagz's ``create_worker_init([base])`` for each engine ("pg", "mysql")."""
+    os.environ["DAGZ_WORKER"] = str(num)
+    os.environ["DAGZ_WORKER_COUNT"] = str(count)
+    os.environ.pop("DAGZ_FRESH", None)
+    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
+
+    return {
+        "pg": PG_CONFIG.create_worker_init([base], **PG_KW),
+        "mysql": MYSQL_CONFIG.create_worker_init([base], **MY_KW),
+    }
+
+
 def dagz_init(init: Callable[[int], None], num: int, *, fresh: bool, run_dir: str) -> str:
     """Worker `num`'s dagz worker_init, as in an xdist run: ``DAGZ_FRESH=1`` when `fresh` (what
     ``--dagz-fresh`` exports), ``DAGZ_RUN_DIR`` the run's directory (the controller's: the

@@ -45,9 +45,9 @@ from multiprocessing.connection import Connection
 
 from _names import cleanup_at_exit
 from _names import name as bench_name
-from _workers import MY_KW, MY_URL, PG_KW, PG_URL, alembic_upgrade, dagz_init, pg_admin, serve
+from _workers import MY_URL, PG_URL, alembic_upgrade, dagz_init, dagz_worker, serve
 from _workers import Pool as WorkerPool
-from warm_start import LEFTOVERS, checkpoint, drop, my_exec, recreate
+from warm_start import checkpoint, drop, leave_leftovers, recreate
 
 BASE = bench_name("scale")
 COUNTS = (4, 8, 16)
@@ -58,26 +58,10 @@ TARGET = 4.5
 
 def worker_main(num: int, conn: Connection) -> None:
     """One long-lived worker process, like an xdist worker: imports first, then tasks."""
-    os.environ["DAGZ_WORKER"] = str(num)
-    os.environ["DAGZ_WORKER_COUNT"] = str(MOST)
-    os.environ.pop("DAGZ_FRESH", None)
-    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
-
-    inits = {
-        "pg": PG_CONFIG.create_worker_init([BASE], **PG_KW),
-        "mysql": MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
-    }
+    inits = dagz_worker(num, MOST, BASE)
 
     def leftovers(engine: str, _run_dir: str, _slots: str = "") -> str:
-        target = f"{BASE}_jw{num:02}"
-        statements = [s.format(n=num) for s in LEFTOVERS]
-        if engine == "pg":
-            with pg_admin(target) as c:
-                for statement in statements:
-                    c.execute(statement.encode())
-        else:
-            my_exec(target, *statements)
-        return target
+        return leave_leftovers(engine, f"{BASE}_jw{num:02}", num)
 
     def provision(engine: str, run_dir: str, fresh: bool, slots: str) -> str:
         if slots == "default":

@@ -73,6 +73,7 @@ from _workers import (
     WORKERS,
     alembic_upgrade,
     dagz_init,
+    dagz_worker,
     mysqldump_into,
     pg_admin,
     serve,
@@ -114,6 +115,18 @@ def my_exec(db: str | None, *statements: str) -> None:
         conn.close()
 
 
+def leave_leftovers(engine: str, target: str, num: int) -> str:
+    """What a test run of worker `num` leaves in `target` (`LEFTOVERS`)."""
+    statements = [s.format(n=num) for s in LEFTOVERS]
+    if engine == "pg":
+        with pg_admin(target) as c:
+            for statement in statements:
+                c.execute(statement.encode())
+    else:
+        my_exec(target, *statements)
+    return target
+
+
 def recreate(engine: str, db: str) -> None:
     if engine == "pg":
         with pg_admin() as conn:
@@ -145,28 +158,12 @@ def build_base(engine: str) -> float:
 
 def worker_main(num: int, conn: Connection) -> None:
     """One long-lived worker process, like an xdist worker: imports first, then tasks."""
-    os.environ["DAGZ_WORKER"] = str(num)
-    os.environ["DAGZ_WORKER_COUNT"] = str(WORKERS)
-    os.environ.pop("DAGZ_FRESH", None)
-    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
+    inits = dagz_worker(num, WORKERS, BASE)
     from dagz.engines import mysql as _mysql  # noqa: PLC0415
     from dagz.engines import postgres as _pg  # noqa: PLC0415
 
-    inits = {
-        "pg": PG_CONFIG.create_worker_init([BASE], **PG_KW),
-        "mysql": MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
-    }
-
     def leftovers(engine: str, _run_dir: str) -> str:
-        target = f"{BASE}_jw{num:02}"
-        statements = [s.format(n=num) for s in LEFTOVERS]
-        if engine == "pg":
-            with pg_admin(target) as c:
-                for statement in statements:
-                    c.execute(statement.encode())
-        else:
-            my_exec(target, *statements)
-        return target
+        return leave_leftovers(engine, f"{BASE}_jw{num:02}", num)
 
     def clone(engine: str, _run_dir: str) -> str:
         target = f"{BASE}_fc_w{num}"

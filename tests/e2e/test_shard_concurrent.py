@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
+from db_fixtures import pg_databases  # noqa: F401 - overrides conftest's: own databases only
 from plugin_support import SampleDatabases, child_env, run_process
 from test_leases import CONFTEST
 
@@ -35,12 +36,6 @@ from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON, unique_name
 SHARDS = 3
 TESTS_N = 12
 TIMEOUT_S = 240.0
-
-
-@pytest.fixture(scope="session", autouse=True)
-def pg_databases() -> tuple[str, ...]:
-    """Overrides conftest's autouse fixture: this test uses databases of its own only."""
-    return ()
 
 
 #: Each test leaves ``DZ_SYNC/ready.<shard>.<worker>``, then (≤ 120 s) waits for ``DZ_SYNC/go``,
