@@ -16,11 +16,12 @@ the server is sampled every few milliseconds:
 
 At no sample are more than 2 copies under way, at some sample a provisioning waits for a slot,
 and all six targets hold the base's tables and rows. The databases are ``<run prefix>_psl_…``,
-dropped at the end.
+dropped at the end. `test_slot_count`: the default number of slots per engine.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from typing import Any
 import pytest
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
-from dagz.engines.slots import SLOT_CLASS
+from dagz.engines.slots import SLOT_CLASS, slot_count
 from db_fixtures import (  # noqa: F401 - fixtures used by name
     MY,
     PG,
@@ -139,3 +140,19 @@ def test_at_most_the_slots_provision_at_once(
             (last,) = run_sql(_pg, target, PG, f"SELECT count(*) FROM t{TABLES - 1}")
         assert rows == [(TABLES,)], (target, rows)
         assert last == (3,), (target, last)
+
+
+def test_slot_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset: 2 per server core on MySQL (this machine's cores when the server's are unknown),
+    no bound on PostgreSQL; set: that number for both (0: no bound; a bad value: the default)."""
+    monkeypatch.delenv("DAGZ_PROVISION_SLOTS", raising=False)
+    assert slot_count("mysql", 2) == 4
+    assert slot_count("mysql", 1) == 2
+    assert slot_count("mysql") == max(2, 2 * (os.cpu_count() or 1))
+    assert slot_count("postgres") == 0
+    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "3")
+    assert (slot_count("mysql", 8), slot_count("postgres")) == (3, 3)
+    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "0")
+    assert (slot_count("mysql", 8), slot_count("postgres")) == (0, 0)
+    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "many")
+    assert (slot_count("mysql", 8), slot_count("postgres")) == (16, 0)
