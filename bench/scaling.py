@@ -21,10 +21,9 @@ dirty buffers of the one before. Printed: the raw seconds of every repetition in
 median and min-max per (N, method), and the ratio 16 workers / 4 workers of the medians (with
 the range of the per-repetition ratios) against the target: at most 4.5x for 4x the work.
 
-dagz bounds how many provisionings run at once per server (`dagz.engines.slots`,
-``DAGZ_PROVISION_SLOTS``, default 2 per server core). ``--slots default,0`` measures each
-setting, interleaved with the others in the same rotation: ``0`` is no bound (dagz before the
-slots), ``default`` unsets the variable, a number sets it.
+``DAGZ_PROVISION_SLOTS`` bounds how many provisionings run at once per server
+(`dagz.engines.slots`; unset: no bound). ``--slots 4,0`` measures each setting, interleaved with
+the others in the same rotation: a number or ``auto`` sets the variable, ``default`` unsets it.
 
 All databases are named ``dz_bench_<random>_scale…`` and dropped at the end, also on failure.
 
@@ -181,8 +180,8 @@ def main() -> int:
     parser.add_argument(
         "--slots",
         default="default",
-        help="DAGZ_PROVISION_SLOTS settings to compare, interleaved: e.g. default,0"
-        " (0: no bound, dagz before the slots); default: dagz's default only",
+        help="DAGZ_PROVISION_SLOTS settings to compare, interleaved: e.g. 4,0 (0: no bound);"
+        " default: the variable unset (dagz's default: no bound)",
     )
     parser.add_argument("--quick", action="store_true", help="1 repetition, no warm-up")
     args = parser.parse_args()

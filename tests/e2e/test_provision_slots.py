@@ -16,7 +16,7 @@ the server is sampled every few milliseconds:
 
 At no sample are more than 2 copies under way, at some sample a provisioning waits for a slot,
 and all six targets hold the base's tables and rows. The databases are ``<run prefix>_psl_…``,
-dropped at the end. `test_slot_count`: the default number of slots per engine.
+dropped at the end. `test_slot_count`: what ``DAGZ_PROVISION_SLOTS`` asks for.
 """
 
 from __future__ import annotations
@@ -143,16 +143,13 @@ def test_at_most_the_slots_provision_at_once(
 
 
 def test_slot_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unset: 2 per server core on MySQL (this machine's cores when the server's are unknown),
-    no bound on PostgreSQL; set: that number for both (0: no bound; a bad value: the default)."""
+    """Unset, 0 or not understood: no bound; a number: that many; auto: 2 per server core (this
+    machine's cores when the server's are unknown), at least 2."""
     monkeypatch.delenv("DAGZ_PROVISION_SLOTS", raising=False)
-    assert slot_count("mysql", 2) == 4
-    assert slot_count("mysql", 1) == 2
-    assert slot_count("mysql") == max(2, 2 * (os.cpu_count() or 1))
-    assert slot_count("postgres") == 0
-    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "3")
-    assert (slot_count("mysql", 8), slot_count("postgres")) == (3, 3)
-    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "0")
-    assert (slot_count("mysql", 8), slot_count("postgres")) == (0, 0)
-    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "many")
-    assert (slot_count("mysql", 8), slot_count("postgres")) == (16, 0)
+    assert (slot_count(), slot_count(8)) == (0, 0)
+    for text, want in (("0", 0), ("3", 3), ("many", 0), ("-2", 0)):
+        monkeypatch.setenv("DAGZ_PROVISION_SLOTS", text)
+        assert slot_count(8) == want, text
+    monkeypatch.setenv("DAGZ_PROVISION_SLOTS", "auto")
+    assert (slot_count(8), slot_count(1)) == (16, 2)
+    assert slot_count() == max(2, 2 * (os.cpu_count() or 1))

@@ -1,12 +1,11 @@
 """Provisioning slots: how many worker databases are provisioned at once on one server.
 
 Copying a database is DDL-heavy work on the server (MariaDB: a ``CREATE TABLE`` per table, each
-a file and a dictionary update; PostgreSQL: a file copy and checkpoints), and so are the catalog
-reads of a fingerprint. Run 16 at once on a 2-core server and they contend for the same locks,
-caches and disk (MariaDB: 16 fresh copies at once took 14x the time of 4). So every
-`dagz.engines.warm.provision` first takes one of ``N`` *slots* of its server and holds it until
-it is done; the others wait their turn. The slots are server-side locks, so they bound the runs
-of every process and every machine that provisions on that server (xdist workers, CI shards):
+a file and a dictionary update; PostgreSQL: a file copy and a checkpoint), and so are the catalog
+reads of a fingerprint. With ``DAGZ_PROVISION_SLOTS=N`` every `dagz.engines.warm.provision`
+first takes one of ``N`` *slots* of its server and holds it until it is done; the others wait
+their turn. The slots are server-side locks, so they bound the provisionings of every process
+and every machine on that server (xdist workers, CI shards):
 
 * PostgreSQL: the session-level advisory lock ``(SLOT_CLASS, i)`` (the two-integer form: a key
   space apart from the worker leases' one-bigint keys);
@@ -19,15 +18,18 @@ get), else waits for slot ``worker number mod N``. A wait longer than `WAIT_SECO
 that cannot be taken at all: no privilege, a server without the functions) provisions without a
 slot: the bound is about speed, never about correctness.
 
-``N`` is ``DAGZ_PROVISION_SLOTS`` when set (``0``: no bound). Unset, it depends on the engine:
+``DAGZ_PROVISION_SLOTS``: unset or ``0``, no bound (the default); a number, that many slots;
+``auto``, two per core of the server — MariaDB's ``@@thread_pool_size`` (its default is the
+server's CPU count), else the cores of this machine — at least 2.
 
-* MariaDB/MySQL: two per core of the server — ``@@thread_pool_size`` (its default is the
-  server's CPU count), else the cores of this machine (a CI database usually runs on the job's
-  own host) — at least 2. Measured (bench/scaling.py, 16 workers at once on a 2-core server):
-  warm starts 1.17 s with 4 slots against 1.60 s unbounded;
-* PostgreSQL: no bound. Its copies (``CREATE DATABASE … STRATEGY FILE_COPY``) each need a
-  checkpoint, and copies that run at once share one; copies in waves of 4 pay one per wave:
-  16 fresh copies took 3.2 s with 4 slots against 2.0 s unbounded.
+Why no bound by default (bench/scaling.py, 16 workers at once against 4, 100 tables, on a
+shared 2-core machine): with no bound the cost already grew with the work in the quieter of two
+runs (MariaDB fresh copies 4.1x, warm starts 3.8x; PostgreSQL 4.0x and 3.7x in the other), and
+4 slots made it no better
+(MariaDB fresh copies 4.3-7.1 s against 4.2-4.6 s; PostgreSQL fresh copies 3.2 s against
+2.0 s: its copies each need a checkpoint, and copies that run at once share one). Under heavy
+other load on the server, 4 slots made MariaDB warm starts faster (1.17 s against 1.60 s), so
+a server shared with other work may want them.
 """
 
 from __future__ import annotations
@@ -47,19 +49,17 @@ SLOT_CLASS = 0x647A736C
 WAIT_SECONDS = 300
 
 
-def slot_count(engine: str, server_cores: int | None = None) -> int:
-    """``DAGZ_PROVISION_SLOTS`` (0: no bound), else the engine's default: none on PostgreSQL,
-    2 per core on MySQL (`server_cores` when known, else this machine's), at least 2."""
-    text = os.environ.get(envvars.PROVISION_SLOTS, "").strip()
-    if text:
-        try:
-            return max(0, int(text))
-        except ValueError:
-            pass  # a bad value: the default (the bound only affects speed)
-    if engine == "postgres":
-        return 0
-    cores = server_cores or os.cpu_count() or 1
-    return max(2, 2 * cores)
+def slot_count(server_cores: int | None = None) -> int:
+    """The number of slots ``DAGZ_PROVISION_SLOTS`` asks for: 0 (no bound) when unset, ``0`` or
+    not understood; ``auto``: 2 per core (`server_cores` when known, else this machine's), at
+    least 2."""
+    text = os.environ.get(envvars.PROVISION_SLOTS, "").strip().lower()
+    if text == "auto":
+        return max(2, 2 * (server_cores or os.cpu_count() or 1))
+    try:
+        return max(0, int(text or "0"))
+    except ValueError:
+        return 0  # the bound only affects speed
 
 
 def _worker_number() -> int:
@@ -99,7 +99,8 @@ def _server_cores(conn: Any) -> int | None:
 
 def _take(conn: Any, engine: str) -> int | None:
     """The slot taken on `conn` (None: no bound)."""
-    count = slot_count(engine, _server_cores(conn) if engine == "mysql" else None)
+    auto = os.environ.get(envvars.PROVISION_SLOTS, "").strip().lower() == "auto"
+    count = slot_count(_server_cores(conn) if auto and engine == "mysql" else None)
     if count <= 0:
         return None
     make = _pg_statements if engine == "postgres" else _mysql_statements
@@ -129,7 +130,7 @@ def provisioning_slot(engine: str, open_conn: Callable[[], Any]) -> Iterator[int
     none held — no bound configured, or the slot could not be had). `engine` is the
     engine's NAME ("postgres" or "mysql"); `open_conn` opens an autocommit connection to that
     server."""
-    if slot_count(engine, server_cores=1) == 0:
+    if slot_count(server_cores=1) == 0:
         yield None  # no bound: not even a connection
         return
     with hard_bypass():
