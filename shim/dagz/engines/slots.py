@@ -22,14 +22,14 @@ slot: the bound is about speed, never about correctness.
 ``auto``, two per core of the server — MariaDB's ``@@thread_pool_size`` (its default is the
 server's CPU count), else the cores of this machine — at least 2.
 
-Why no bound by default (bench/scaling.py, 16 workers at once against 4, 100 tables, on a
-shared 2-core machine): with no bound the cost already grew with the work in the quieter of two
-runs (MariaDB fresh copies 4.1x, warm starts 3.8x; PostgreSQL 4.0x and 3.7x in the other), and
-4 slots made it no better
-(MariaDB fresh copies 4.3-7.1 s against 4.2-4.6 s; PostgreSQL fresh copies 3.2 s against
-2.0 s: its copies each need a checkpoint, and copies that run at once share one). Under heavy
-other load on the server, 4 slots made MariaDB warm starts faster (1.17 s against 1.60 s), so
-a server shared with other work may want them.
+Why no bound by default (bench/scaling.py, 16 workers at once against 4, 100 tables, three runs
+on a shared 2-core machine, slots and no slots interleaved): with no bound the cost grew with the
+work in the counted runs (MariaDB fresh copies 3.7-4.5x, warm starts 3.8x, and 5.9x in a run
+under heavy load; PostgreSQL 4.0x and 3.7x), and 4 slots made fresh copies slower (MariaDB 8.1 s
+against 4.5 s: copies at once overlap their DDL's disk flushes, copies in waves do not;
+PostgreSQL 3.2 s against 2.0 s: each FILE_COPY copy needs a checkpoint, copies at once share
+one). They made MariaDB warm starts between 3% slower and 27% faster (the most under heavy other
+load), so a server busy with other work may want them.
 """
 
 from __future__ import annotations
