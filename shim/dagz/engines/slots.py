@@ -26,7 +26,7 @@ Why no bound by default (bench/scaling.py, 16 workers at once against 4, 100 tab
 on a shared 2-core machine, slots and no slots interleaved): with no bound the cost grew with the
 work in the counted runs (MariaDB fresh copies 3.7-4.5x, warm starts 3.8x, and 5.9x in a run
 under heavy load; PostgreSQL 4.0x and 3.7x), and 4 slots made fresh copies slower (MariaDB 8.1 s
-against 4.5 s: copies at once overlap their DDL's disk flushes, copies in waves do not;
+against 4.5 s: probably copies at once overlap their DDL's disk flushes, in waves not;
 PostgreSQL 3.2 s against 2.0 s: each FILE_COPY copy needs a checkpoint, copies at once share
 one). They made MariaDB warm starts between 3% slower and 27% faster (the most under heavy other
 load), so a server busy with other work may want them.
