@@ -81,16 +81,49 @@ def serve(conn: Connection, tasks: dict[str, Callable[..., str]]) -> None:
             conn.send(("ok", time.perf_counter() - t0, detail))
 
 
-class Pool:
-    """The 4 worker processes, each running `target(num, conn)` (which calls `serve`)."""
+def dagz_worker(num: int, count: int, base: str) -> dict[str, Callable[[int], None]]:
+    """In a worker process: this worker's environment (``DAGZ_WORKER=num``, the count, no
+    ``DAGZ_FRESH``) and dagz's ``create_worker_init([base])`` for each engine ("pg", "mysql")."""
+    os.environ["DAGZ_WORKER"] = str(num)
+    os.environ["DAGZ_WORKER_COUNT"] = str(count)
+    os.environ.pop("DAGZ_FRESH", None)
+    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
 
-    def __init__(self, target: Callable[[int, Connection], None]) -> None:
+    return {
+        "pg": PG_CONFIG.create_worker_init([base], **PG_KW),
+        "mysql": MYSQL_CONFIG.create_worker_init([base], **MY_KW),
+    }
+
+
+def dagz_init(init: Callable[[int], None], num: int, *, fresh: bool, run_dir: str) -> str:
+    """Worker `num`'s dagz worker_init, as in an xdist run: ``DAGZ_FRESH=1`` when `fresh` (what
+    ``--dagz-fresh`` exports), ``DAGZ_RUN_DIR`` the run's directory (the controller's: the
+    workers share it, and dagz reads the base once per run there); dagz's log line, without
+    its ``PG_CONFIG: worker N:`` head."""
+    if fresh:
+        os.environ["DAGZ_FRESH"] = "1"
+    os.environ["DAGZ_RUN_DIR"] = run_dir
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            init(num)
+    finally:
+        os.environ.pop("DAGZ_FRESH", None)
+        os.environ.pop("DAGZ_RUN_DIR", None)
+    return buf.getvalue().strip().split(": ", 1)[-1]
+
+
+class Pool:
+    """`workers` worker processes (default 4), each running `target(num, conn)` (which calls
+    `serve`)."""
+
+    def __init__(self, target: Callable[[int, Connection], None], workers: int = WORKERS) -> None:
         ctx = mp.get_context("spawn")
         self.procs: list[mp.process.BaseProcess] = []
         self.conns: list[Connection] = []
         #: The workers' results of the last `run_tasks`.
         self.last: list[Result] = []
-        for num in range(WORKERS):
+        for num in range(workers):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=target, args=(num, child), daemon=True)
             proc.start()

@@ -72,6 +72,8 @@ from _workers import (
     PG_URL,
     WORKERS,
     alembic_upgrade,
+    dagz_init,
+    dagz_worker,
     mysqldump_into,
     pg_admin,
     serve,
@@ -113,6 +115,18 @@ def my_exec(db: str | None, *statements: str) -> None:
         conn.close()
 
 
+def leave_leftovers(engine: str, target: str, num: int) -> str:
+    """What a test run of worker `num` leaves in `target` (`LEFTOVERS`)."""
+    statements = [s.format(n=num) for s in LEFTOVERS]
+    if engine == "pg":
+        with pg_admin(target) as c:
+            for statement in statements:
+                c.execute(statement.encode())
+    else:
+        my_exec(target, *statements)
+    return target
+
+
 def recreate(engine: str, db: str) -> None:
     if engine == "pg":
         with pg_admin() as conn:
@@ -144,41 +158,12 @@ def build_base(engine: str) -> float:
 
 def worker_main(num: int, conn: Connection) -> None:
     """One long-lived worker process, like an xdist worker: imports first, then tasks."""
-    os.environ["DAGZ_WORKER"] = str(num)
-    os.environ["DAGZ_WORKER_COUNT"] = str(WORKERS)
-    os.environ.pop("DAGZ_FRESH", None)
-    from dagz.config import MYSQL_CONFIG, PG_CONFIG  # noqa: PLC0415
+    inits = dagz_worker(num, WORKERS, BASE)
     from dagz.engines import mysql as _mysql  # noqa: PLC0415
     from dagz.engines import postgres as _pg  # noqa: PLC0415
 
-    inits = {
-        "pg": PG_CONFIG.create_worker_init([BASE], **PG_KW),
-        "mysql": MYSQL_CONFIG.create_worker_init([BASE], **MY_KW),
-    }
-
-    def dagz_init(engine: str, fresh: bool, run_dir: str) -> str:
-        if fresh:
-            os.environ["DAGZ_FRESH"] = "1"
-        os.environ["DAGZ_RUN_DIR"] = run_dir  # what the controller of an xdist run sets
-        buf = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(buf):
-                inits[engine](num)
-        finally:
-            os.environ.pop("DAGZ_FRESH", None)
-            os.environ.pop("DAGZ_RUN_DIR", None)
-        return buf.getvalue().strip().split(": ", 1)[-1]
-
     def leftovers(engine: str, _run_dir: str) -> str:
-        target = f"{BASE}_jw{num:02}"
-        statements = [s.format(n=num) for s in LEFTOVERS]
-        if engine == "pg":
-            with pg_admin(target) as c:
-                for statement in statements:
-                    c.execute(statement.encode())
-        else:
-            my_exec(target, *statements)
-        return target
+        return leave_leftovers(engine, f"{BASE}_jw{num:02}", num)
 
     def clone(engine: str, _run_dir: str) -> str:
         target = f"{BASE}_fc_w{num}"
@@ -200,8 +185,8 @@ def worker_main(num: int, conn: Connection) -> None:
 
     tasks: dict[str, Callable[[str, str], str]] = {
         "reuse-db": reuse_db,
-        "warm": lambda e, d: dagz_init(e, False, d),
-        "fresh": lambda e, d: dagz_init(e, True, d),
+        "warm": lambda e, d: dagz_init(inits[e], num, fresh=False, run_dir=d),
+        "fresh": lambda e, d: dagz_init(inits[e], num, fresh=True, run_dir=d),
         "clone": clone,
         "dump": dump,
         "leftovers": leftovers,

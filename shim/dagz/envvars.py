@@ -36,3 +36,6 @@ WORKER_LEASE = "DAGZ_WORKER_LEASE"
 #: The directory of machine-local lease files (default /tmp/dagz-leases), for families whose
 #: server dagz does not know.
 LEASE_DIR = "DAGZ_LEASE_DIR"
+#: How many worker databases are provisioned at once per server (`dagz.engines.slots`): N,
+#: `auto` (2 per server core); unset or 0: no bound.
+PROVISION_SLOTS = "DAGZ_PROVISION_SLOTS"

@@ -73,6 +73,7 @@ from dagz.engines.base import (
     WarmSession,
     redact,
 )
+from dagz.engines.slots import provisioning_slot
 from dagz.errors import EngineError
 from dagz.lease import refuse_if_in_use
 
@@ -438,7 +439,9 @@ def provision(
     what the worker database holds), last (`rebuild_loop`). A missing base gives an empty
     `target` (stamped, fingerprint ``-``) with `empty_if_missing`, else the outcome "missing"
     and nothing made. In a run with several workers the base is read once
-    (`read_once`). Servers where warm start is impossible always clone.
+    (`read_once`). Servers where warm start is impossible always clone. The whole of it holds
+    one of the server's provisioning slots (`dagz.engines.slots`), taken before the base is
+    read: at most that many provisionings run at once on one server.
     """
     what = f"provisioning {engine.LABEL} database {target!r} from {base!r} failed"
     if base == target:
@@ -450,7 +453,12 @@ def provision(
     except Exception as exc:  # a driver's error may quote the dsn: redacted, on one line
         text = redact(" ".join(str(exc).split()), connect_kwargs)
         raise EngineError(f"dagz: {what}: {text}") from exc
-    with engine.warm_session(base, target, what, connect_kwargs) as session:
+    with (
+        provisioning_slot(
+            engine.NAME, lambda: _slot_connection(engine, base, target, connect_kwargs)
+        ),
+        engine.warm_session(base, target, what, connect_kwargs) as session,
+    ):
         why = session.unsupported()
         if why:
             session.clone_building()
@@ -475,6 +483,18 @@ def provision(
             return Outcome("kept", None, source.fingerprint, restored=kept.restored)
         session.release()
         return _rebuild(session, source.fingerprint, kept)
+
+
+def _slot_connection(
+    engine: Engine, base: str, target: str, connect_kwargs: dict[str, object]
+) -> Any:
+    """The connection that holds the provisioning slot: to no database (MySQL), or to a
+    maintenance database that is neither the base (no session may be connected to the template
+    of a ``CREATE DATABASE``) nor the target (PostgreSQL)."""
+    if engine.NAME != "postgres":
+        return engine.connect(None, **connect_kwargs)  # type: ignore[arg-type]
+    db = next(d for d in ("postgres", "template1") if d not in (base, target))
+    return engine.connect(db, **connect_kwargs)
 
 
 def _keep_or_reason(
