@@ -9,3 +9,4 @@ pub mod decision;
 pub mod message;
 pub mod mysql_sql;
 pub mod policy;
+pub mod rename;
