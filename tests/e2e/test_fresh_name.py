@@ -1,0 +1,220 @@
+"""Issue 12, "a database that still cannot be rebuilt gets a fresh name rather than failing the
+worker": a killed test left a prepared XA transaction on a table of MariaDB worker database
+``<base>_jw00`` (dagz may not roll it back: ``XA RECOVER`` does not say which database it
+touches), so the next run's rebuild fails on its locks. Before, every test of that worker failed
+(``worker_init`` raised). Now the worker provisions ``<base>_jw00_f1``, reroutes its own connects
+and — through ``DAGZ_RENAME`` and the shim's policy — its children's there, leaves the blocked
+copy alone and names it in the summary; ``dagz db list/drop`` know the fresh name's shape.
+
+Real pytest runs of a small project of the test's own; landing proven server side (rows the
+inner test and its child wrote, read from each database); the XA transaction is rolled back and
+every database dropped at the end.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+from dagz.engines import mysql as _mysql
+from db_fixtures import MY, run_sql
+from plugin_support import child_env, run_inline_project
+
+from support import VENV_PYTHON, unique_name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pg_databases() -> tuple[str, ...]:
+    """Overrides conftest's autouse fixture: these tests use databases of their own only."""
+    return ()
+
+
+CONFTEST = """
+import os
+
+from dagz.engines.mysql import batch
+from dagz.integ.mysqlclient import MYSQL_CONFIG, create_worker_init
+
+batch.LOCK_WAIT_SECONDS = 2  # the blocked rebuild gives up after 2 s instead of 10
+DB = os.environ["DZ_DB"]
+MY_KW = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+MYSQL_CONFIG.configure(
+    MYSQL_CONFIG.default_rewrite_db_name,
+    MYSQL_CONFIG.default_should_reroute,
+    lambda db: MYSQL_CONFIG.truncate(db, **MY_KW),
+    worker_init=create_worker_init([DB], **MY_KW),
+)
+"""
+
+#: The inner test: its own connect and a plain Python child's (no dagz in it: the shim routes it
+#: by the policy alone) each insert a row and say where they are.
+TEST = """
+import json
+import os
+import subprocess
+import sys
+
+import MySQLdb
+
+DB = os.environ["DZ_DB"]
+CHILD = '''
+import os, sys
+import MySQLdb
+conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db=os.environ["DZ_DB"])
+cur = conn.cursor()
+cur.execute("INSERT INTO items VALUES (%s, 'child')", (int(sys.argv[1]),))
+conn.commit()
+cur.execute("SELECT DATABASE()")
+print(cur.fetchone()[0])
+'''
+
+
+def test_lands() -> None:
+    conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db=DB)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO items VALUES (10, 'parent')")
+    conn.commit()
+    cur.execute("SELECT DATABASE()")
+    parent = cur.fetchone()[0]
+    assert "dagz" not in sys.modules.get("MySQLdb").__file__
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, "11"], capture_output=True, text=True, check=True
+    )
+    with open(os.environ["DZ_OUT"], "a") as out:
+        out.write(json.dumps({"parent": parent, "child": child.stdout.strip(),
+                              "rename": os.environ.get("DAGZ_RENAME")}) + "\\n")
+"""
+
+
+def _my(db: str | None, *statements: str) -> list[tuple[Any, ...]]:
+    return run_sql(_mysql, db, MY, *statements)
+
+
+def _xa_ids() -> list[str]:
+    rows = _my(None, "XA RECOVER")
+    return [r[3].decode() if isinstance(r[3], bytes) else str(r[3]) for r in rows]
+
+
+def _databases(base: str) -> list[str]:
+    rows = _my(None, f"SHOW DATABASES LIKE '{base.replace('_', chr(92) + '_')}%'")
+    return sorted(str(r[0]) for r in rows)
+
+
+#: The XA ids the tests left (rolled back at the end if still there).
+_XIDS: list[str] = []
+
+
+@pytest.fixture
+def blocked_base() -> Iterator[str]:
+    """A base with a table and a row; every XA transaction the test left rolled back and every
+    database of the base's name dropped after."""
+    base = unique_name("fr")
+    _my(None, f"CREATE DATABASE `{base}`")
+    try:
+        _my(
+            base,
+            "CREATE TABLE items (id int PRIMARY KEY, label text)",
+            "INSERT INTO items VALUES (1, 'one')",
+        )
+        yield base
+    finally:
+        for x in set(_XIDS) & set(_xa_ids()):
+            _my(None, f"XA ROLLBACK '{x}'")
+        for name in _databases(base):
+            _mysql.drop(name, **MY)
+        assert _databases(base) == []
+
+
+def _run(tmp_path: Path, base: str, tag: str) -> tuple[int, str, list[dict[str, Any]]]:
+    return run_inline_project(
+        tmp_path / tag,
+        {"conftest.py": CONFTEST, "test_it.py": TEST},
+        "--dagz-workers",
+        "1",
+        env={"DZ_DB": base},
+        timeout=180,
+    )
+
+
+def _leave_xa(db: str) -> str:
+    xid = unique_name("xa")
+    _XIDS.append(xid)
+    _my(
+        db,
+        f"XA START '{xid}'",
+        "INSERT INTO items VALUES (9, 'prepared')",
+        f"XA END '{xid}'",
+        f"XA PREPARE '{xid}'",
+    )
+    return xid
+
+
+def _cli(*args: str) -> str:
+    proc = subprocess.run(
+        [str(VENV_PYTHON.parent / "dagz"), "db", *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
+    tmp_path: Path, blocked_base: str
+) -> None:
+    base = blocked_base
+    (tmp_path / "one").mkdir()
+    rc, out, events = _run(tmp_path, base, "one")
+    assert rc == 0, out
+    old = f"{base}_jw00"
+    assert events == [{"parent": old, "child": old, "rename": None}], out
+    _my(old, "DELETE FROM items WHERE id >= 10")
+    xid = _leave_xa(old)  # what a killed test left
+    _my(base, "INSERT INTO items VALUES (2, 'two')")  # the next run must rebuild
+
+    (tmp_path / "two").mkdir()
+    rc, out, events = _run(tmp_path, base, "two")
+
+    fresh = f"{old}_f1"
+    assert rc == 0, out
+    assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
+    # Server side: the rows of the test and of its child are in the fresh copy (`prepare`
+    # truncated it first), not in the old one.
+    assert _my(fresh, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
+    assert _my(old, "SELECT id FROM items WHERE id >= 10") == []
+    with pymysql.connect(**MY) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{old}'")
+        assert cur.fetchone()[0] == 1  # the blocked copy is still there, left alone
+    assert xid in _xa_ids()  # not rolled back by dagz
+    summary = " ".join(out.split())
+    assert f"{old} could not be rebuilt and was left alone; this run used {fresh}" in summary, out
+    assert f"XA ROLLBACK '{xid}'" in summary, out
+    drop = f"dagz db drop --engine mysql --host 127.0.0.1 --port 3306 --user root --base {base}"
+    assert drop in summary, out
+
+    # A later run while the blocker stays: the same fresh copy, kept by the warm start.
+    (tmp_path / "three").mkdir()
+    rc, out, events = _run(tmp_path, base, "three")
+    assert rc == 0, out
+    assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
+    assert f"worker 0: {fresh} kept" in out, out
+    # `dagz db list` knows the fresh copy as dagz's.
+    listed = _cli("list", "--engine", "mysql")
+    assert fresh in listed, listed
+    assert old in listed, listed
+    # Once the blocker is gone, the usual name is rebuilt and used again.
+    _my(None, f"XA ROLLBACK '{xid}'")
+    (tmp_path / "four").mkdir()
+    rc, out, events = _run(tmp_path, base, "four")
+    assert rc == 0, out
+    assert events == [{"parent": old, "child": old, "rename": None}], out
+    assert _my(old, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
+    _cli("drop", "--engine", "mysql", "--base", base)  # both copies
+    assert _databases(base) == [base]
