@@ -21,7 +21,8 @@ from typing import Any
 import pymysql
 import pytest
 from dagz.engines import mysql as _mysql
-from db_fixtures import MY, run_sql
+from dagz.engines import postgres as _pg
+from db_fixtures import MY, PG, run_sql
 from plugin_support import child_env, run_inline_project
 
 from support import VENV_PYTHON, unique_name
@@ -218,3 +219,106 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     assert _my(old, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
     _cli("drop", "--engine", "mysql", "--base", base)  # both copies
     assert _databases(base) == [base]
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL: a logical replication subscription a killed test left in the worker database:
+# DROP DATABASE … WITH (FORCE) fails on it ("is being used by logical replication
+# subscription"), and dagz may not drop it (PostgreSQL does not either: it may hold a slot on
+# another server).
+
+PG_CONFTEST = """
+import os
+
+from dagz.integ.psycopg import PG_CONFIG, create_worker_init
+
+DB = os.environ["DZ_DB"]
+PG_KW = {"host": "127.0.0.1", "port": int(os.environ["DZ_PG_PORT"]), "user": "postgres"}
+PG_CONFIG.configure(
+    PG_CONFIG.default_rewrite_db_name,
+    PG_CONFIG.default_should_reroute,
+    lambda db: PG_CONFIG.truncate(db, **PG_KW),
+    worker_init=create_worker_init([DB], **PG_KW),
+)
+"""
+
+#: The inner test: psycopg and a `psql` child (no dagz callback in it) insert and report.
+PG_TEST = """
+import json
+import os
+import subprocess
+
+import psycopg
+
+DB = os.environ["DZ_DB"]
+PORT = os.environ["DZ_PG_PORT"]
+
+
+def test_lands() -> None:
+    with psycopg.connect(host="127.0.0.1", port=PORT, user="postgres", dbname=DB) as conn:
+        conn.execute("INSERT INTO items VALUES (10, 'parent')")
+        parent = conn.execute("SELECT current_database()").fetchone()[0]
+    child = subprocess.run(
+        ["psql", "-qAt", "-h", "127.0.0.1", "-p", PORT, "-U", "postgres", "-d", DB,
+         "-c", "INSERT INTO items VALUES (11, 'child')", "-c", "SELECT current_database()"],
+        capture_output=True, text=True, check=True,
+    )
+    with open(os.environ["DZ_OUT"], "a") as out:
+        out.write(json.dumps({"parent": parent, "child": child.stdout.strip(),
+                              "rename": os.environ.get("DAGZ_RENAME")}) + "\\n")
+"""
+
+
+def test_pg_worker_database_with_a_subscription_gets_a_fresh_name(tmp_path: Path) -> None:
+    kw = dict(PG)
+    base = unique_name("fr")
+    old, fresh = f"{base}_jw00", f"{base}_jw00_f1"
+    sub = unique_name("sub")
+    env = {"DZ_DB": base, "DZ_PG_PORT": str(kw["port"])}
+    files = {"conftest.py": PG_CONFTEST, "test_it.py": PG_TEST}
+
+    def run(tag: str) -> tuple[int, str, list[dict[str, Any]]]:
+        args = ("--dagz-workers", "1")
+        return run_inline_project(tmp_path / tag, files, *args, env=env, timeout=180)
+
+    run_sql(_pg, "postgres", kw, f'CREATE DATABASE "{base}"')
+    try:
+        run_sql(_pg, base, kw, "CREATE TABLE items (id int PRIMARY KEY, label text)")
+        (tmp_path / "one").mkdir()
+        rc, out, events = run("one")
+        assert rc == 0, out
+        assert events == [{"parent": old, "child": old, "rename": None}], out
+        run_sql(
+            _pg,
+            old,
+            kw,
+            f"CREATE SUBSCRIPTION {sub} CONNECTION 'host=127.0.0.1 dbname={base}'"
+            f" PUBLICATION {sub} WITH (connect = false)",
+        )
+        run_sql(_pg, base, kw, "INSERT INTO items VALUES (2, 'two')")  # the next run rebuilds
+
+        (tmp_path / "two").mkdir()
+        rc, out, events = run("two")
+
+        assert rc == 0, out
+        assert events == [{"parent": fresh, "child": fresh, "rename": f"pg:{base}={fresh}"}], out
+        assert run_sql(_pg, fresh, kw, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
+        assert run_sql(_pg, old, kw, "SELECT id FROM items WHERE id >= 2") == [(10,), (11,)]
+        summary = " ".join(out.split())
+        assert f"{old} could not be rebuilt and was left alone; this run used {fresh}" in summary
+        assert "is being used by logical replication subscription" in summary, out
+        subs = run_sql(_pg, "postgres", kw, "SELECT subname FROM pg_subscription")
+        assert (sub,) in subs  # left alone
+        listed = _cli("list", "--engine", "pg", "--port", str(kw["port"]))
+        assert fresh in listed, listed
+    finally:
+        if (sub,) in run_sql(_pg, "postgres", kw, "SELECT subname FROM pg_subscription"):
+            run_sql(
+                _pg,
+                old,
+                kw,
+                f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)",
+                f"DROP SUBSCRIPTION {sub}",
+            )
+        for name in (fresh, old, base):
+            _pg.drop(name, **kw)
