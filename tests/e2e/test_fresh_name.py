@@ -130,15 +130,14 @@ def blocked_base() -> Iterator[str]:
         assert _databases(base) == []
 
 
-def _run(tmp_path: Path, base: str, tag: str) -> tuple[int, str, list[dict[str, Any]]]:
-    return run_inline_project(
-        tmp_path / tag,
-        {"conftest.py": CONFTEST, "test_it.py": TEST},
-        "--dagz-workers",
-        "1",
-        env={"DZ_DB": base},
-        timeout=180,
-    )
+def _run(
+    tmp_path: Path, tag: str, env: dict[str, str], files: dict[str, str] | None = None
+) -> tuple[int, str, list[dict[str, Any]]]:
+    """One inner run on one worker (``files``: the MariaDB project by default)."""
+    (tmp_path / tag).mkdir()
+    files = {"conftest.py": CONFTEST, "test_it.py": TEST} if files is None else files
+    args = ("--dagz-workers", "1")
+    return run_inline_project(tmp_path / tag, files, *args, env=env, timeout=180)
 
 
 def _leave_xa(db: str) -> str:
@@ -171,8 +170,7 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     tmp_path: Path, blocked_base: str
 ) -> None:
     base = blocked_base
-    (tmp_path / "one").mkdir()
-    rc, out, events = _run(tmp_path, base, "one")
+    rc, out, events = _run(tmp_path, "one", {"DZ_DB": base})
     assert rc == 0, out
     old = f"{base}_jw00"
     assert events == [{"parent": old, "child": old, "rename": None}], out
@@ -180,8 +178,7 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     xid = _leave_xa(old)  # what a killed test left
     _my(base, "INSERT INTO items VALUES (2, 'two')")  # the next run must rebuild
 
-    (tmp_path / "two").mkdir()
-    rc, out, events = _run(tmp_path, base, "two")
+    rc, out, events = _run(tmp_path, "two", {"DZ_DB": base})
 
     fresh = f"{old}_f1"
     assert rc == 0, out
@@ -201,8 +198,7 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     assert drop in summary, out
 
     # A later run while the blocker stays: the same fresh copy, kept by the warm start.
-    (tmp_path / "three").mkdir()
-    rc, out, events = _run(tmp_path, base, "three")
+    rc, out, events = _run(tmp_path, "three", {"DZ_DB": base})
     assert rc == 0, out
     assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
     assert f"worker 0: {fresh} kept" in out, out
@@ -212,13 +208,36 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     assert old in listed, listed
     # Once the blocker is gone, the usual name is rebuilt and used again.
     _my(None, f"XA ROLLBACK '{xid}'")
-    (tmp_path / "four").mkdir()
-    rc, out, events = _run(tmp_path, base, "four")
+    rc, out, events = _run(tmp_path, "four", {"DZ_DB": base})
     assert rc == 0, out
     assert events == [{"parent": old, "child": old, "rename": None}], out
     assert _my(old, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
     _cli("drop", "--engine", "mysql", "--base", base)  # both copies
     assert _databases(base) == [base]
+
+
+def test_auto_mode_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
+    tmp_path: Path, blocked_base: str
+) -> None:
+    """The same in auto mode (no conftest): the copy built on the first connect."""
+    base = blocked_base
+    files = {"test_it.py": TEST}
+    env = {"DZ_DB": base}
+    old, fresh = f"{base}_jw00", f"{base}_jw00_f1"
+    rc, out, events = _run(tmp_path, "one", env, files)
+    assert rc == 0, out
+    assert events == [{"parent": old, "child": old, "rename": None}], out
+    _my(old, "DELETE FROM items WHERE id >= 10")
+    _leave_xa(old)
+    _my(base, "INSERT INTO items VALUES (2, 'two')")  # the next run must rebuild
+
+    rc, out, events = _run(tmp_path, "two", env, files)
+
+    assert rc == 0, out
+    assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
+    assert _my(fresh, "SELECT id FROM items ORDER BY id") == [(1,), (2,), (10,), (11,)]
+    assert _my(old, "SELECT id FROM items WHERE id >= 10") == []
+    assert f"{old} could not be rebuilt and was left alone" in " ".join(out.split()), out
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,15 +296,10 @@ def test_pg_worker_database_with_a_subscription_gets_a_fresh_name(tmp_path: Path
     env = {"DZ_DB": base, "DZ_PG_PORT": str(kw["port"])}
     files = {"conftest.py": PG_CONFTEST, "test_it.py": PG_TEST}
 
-    def run(tag: str) -> tuple[int, str, list[dict[str, Any]]]:
-        args = ("--dagz-workers", "1")
-        return run_inline_project(tmp_path / tag, files, *args, env=env, timeout=180)
-
     run_sql(_pg, "postgres", kw, f'CREATE DATABASE "{base}"')
     try:
         run_sql(_pg, base, kw, "CREATE TABLE items (id int PRIMARY KEY, label text)")
-        (tmp_path / "one").mkdir()
-        rc, out, events = run("one")
+        rc, out, events = _run(tmp_path, "one", env, files)
         assert rc == 0, out
         assert events == [{"parent": old, "child": old, "rename": None}], out
         run_sql(
@@ -297,8 +311,7 @@ def test_pg_worker_database_with_a_subscription_gets_a_fresh_name(tmp_path: Path
         )
         run_sql(_pg, base, kw, "INSERT INTO items VALUES (2, 'two')")  # the next run rebuilds
 
-        (tmp_path / "two").mkdir()
-        rc, out, events = run("two")
+        rc, out, events = _run(tmp_path, "two", env, files)
 
         assert rc == 0, out
         assert events == [{"parent": fresh, "child": fresh, "rename": f"pg:{base}={fresh}"}], out
