@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dagz import _shim, envvars, lease
+from dagz._bypass import hard_bypass
 from dagz._state import STATE, log
+from dagz.engines import for_engine
 from dagz.engines.base import Outcome
 from dagz.errors import DagzError, EngineError
 
@@ -90,29 +92,56 @@ def provision_or_fresh(
     provision: Callable[[str], Outcome],
     connect_kwargs: dict[str, Any],
 ) -> tuple[str, Outcome]:
-    """``provision(target)``; when that fails with an engine error (the worker database cannot
-    be rebuilt), ``provision`` of the first fresh name that works. Returns the name used and
-    its outcome; the first error when no fresh name works either."""
+    """``provision(target)``; when that fails with an engine error and `target` exists (a
+    leftover copy that cannot be rebuilt), ``provision`` of the first fresh name that works.
+    Returns the name used and its outcome; the first error when no fresh name works either.
+
+    A failure that a new copy has too (the server, the base, a privilege) is not worked around:
+    when a fresh name that did not exist fails, it is dropped (dagz made it just now, under its
+    lease) and the first error raised."""
     try:
         return target, provision(target)
     except EngineError as exc:
-        if "in use by a live run" in str(exc):  # another run's lease: never worked around
+        # Another run's lease is never worked around; a copy that is not there is not blocked.
+        if "in use by a live run" in str(exc) or not _exists(cfg, target, connect_kwargs):
             raise
         blocked = exc
     log(f"{cfg.family}: {target} cannot be rebuilt: {blocked}; trying a fresh name")
     for fresh in candidates(cfg.engine, target):
         if not usable(cfg.engine, base, fresh):
             break
+        existed = True
         try:
             lease.hold(cfg, fresh)
+            existed = _exists(cfg, fresh, connect_kwargs)
             outcome = provision(fresh)
         except (EngineError, DagzError) as exc:
             log(f"{cfg.family}: fresh name {fresh} not usable either: {exc}")
-            continue
+            if existed:  # blocked too (an earlier run's fresh copy): the next name
+                continue
+            _drop_quietly(cfg, fresh, connect_kwargs)
+            break
         _record(cfg.engine, base, fresh)
         _report(cfg, base, target, fresh, blocked, connect_kwargs)
         return fresh, outcome
     raise blocked
+
+
+def _exists(cfg: DbConfig, name: str, connect_kwargs: dict[str, Any]) -> bool:
+    """Whether `name` exists (False when the server cannot say: the first error stands)."""
+    try:
+        with hard_bypass():
+            return for_engine(cfg.engine).comment_of(name, **connect_kwargs)[0]
+    except Exception:
+        return False
+
+
+def _drop_quietly(cfg: DbConfig, name: str, connect_kwargs: dict[str, Any]) -> None:
+    try:
+        with hard_bypass():
+            for_engine(cfg.engine).drop(name, **connect_kwargs)
+    except Exception as exc:  # the first error is the one to report
+        log(f"{cfg.family}: dropping the half-built {name} failed too: {exc}")
 
 
 def _report(

@@ -20,8 +20,12 @@ from typing import Any
 
 import pymysql
 import pytest
+from dagz import _shim, envvars, fresh
+from dagz.config import MYSQL_CONFIG
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
+from dagz.engines.base import Outcome
+from dagz.errors import EngineError
 from db_fixtures import MY, PG, run_sql
 from plugin_support import child_env, run_inline_project
 
@@ -335,3 +339,41 @@ def test_pg_worker_database_with_a_subscription_gets_a_fresh_name(tmp_path: Path
             )
         for name in (fresh, old, base):
             _pg.drop(name, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# What is not worked around
+
+
+def test_a_failure_a_new_copy_has_too_gets_no_fresh_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`provision_or_fresh` in this process, with a `provision` that fails on the real server
+    (``create``: after creating the copy, as a clone that cannot read the base does): a copy
+    that is not there after the failure is not "blocked" (no fresh name); when the new ``_f1``
+    fails too, that half-built ``_f1`` is dropped and the first error raised — no pile of
+    ``_fN`` copies, no rename."""
+    monkeypatch.setattr(fresh, "_RENAMED", {})
+    monkeypatch.delenv(envvars.RENAME, raising=False)
+    base = unique_name("fr")
+    target = f"{base}_jw00"
+    tried: list[str] = []
+    create = False
+
+    def provision(name: str) -> Outcome:
+        tried.append(name)
+        if create:
+            _my(None, f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        raise EngineError(f"dagz: cannot copy {base}")
+
+    try:
+        with pytest.raises(EngineError, match="cannot copy"):
+            fresh.provision_or_fresh(MYSQL_CONFIG, base, target, provision, dict(MY))
+        assert tried == [target]  # nothing there: not blocked
+        create = True
+        with pytest.raises(EngineError, match="cannot copy"):
+            fresh.provision_or_fresh(MYSQL_CONFIG, base, target, provision, dict(MY))
+        assert tried == [target, target, f"{target}_f1"]
+        assert _databases(base) == [target]  # the half-built _f1 dropped
+        assert fresh.renamed(_shim.ENGINE_MYSQL, base) is None
+    finally:
+        for name in _databases(base):
+            _mysql.drop(name, **MY)
