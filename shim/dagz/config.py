@@ -160,6 +160,7 @@ class DbConfig:
         if new is None:
             return name
         self._ensure_worker_init()
+        new = fresh.renamed(self.engine, name) or new  # worker_init may have used a fresh name
         with self._lock:
             self._manual.add(new)
             self._rerouted.add(new)

@@ -79,6 +79,10 @@ print(cur.fetchone()[0])
 
 
 def test_lands() -> None:
+    from dagz.integ.mysqlclient import MYSQL_CONFIG
+
+    # First, before any connect (worker_init runs inside): the name for manual setup.
+    manual = MYSQL_CONFIG.get_manual_init_db_name(DB) if MYSQL_CONFIG.configured else None
     conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db=DB)
     cur = conn.cursor()
     cur.execute("INSERT INTO items VALUES (10, 'parent')")
@@ -90,7 +94,7 @@ def test_lands() -> None:
         [sys.executable, "-c", CHILD, "11"], capture_output=True, text=True, check=True
     )
     with open(os.environ["DZ_OUT"], "a") as out:
-        out.write(json.dumps({"parent": parent, "child": child.stdout.strip(),
+        out.write(json.dumps({"parent": parent, "child": child.stdout.strip(), "manual": manual,
                               "rename": os.environ.get("DAGZ_RENAME")}) + "\\n")
 """
 
@@ -177,7 +181,7 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     rc, out, events = _run(tmp_path, "one", {"DZ_DB": base})
     assert rc == 0, out
     old = f"{base}_jw00"
-    assert events == [{"parent": old, "child": old, "rename": None}], out
+    assert events == [{"parent": old, "child": old, "manual": old, "rename": None}], out
     _my(old, "DELETE FROM items WHERE id >= 10")
     xid = _leave_xa(old)  # what a killed test left
     _my(base, "INSERT INTO items VALUES (2, 'two')")  # the next run must rebuild
@@ -186,10 +190,13 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
 
     fresh = f"{old}_f1"
     assert rc == 0, out
-    assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
-    # Server side: the rows of the test and of its child are in the fresh copy (`prepare`
-    # truncated it first), not in the old one.
-    assert _my(fresh, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
+    assert events == [
+        {"parent": fresh, "child": fresh, "manual": fresh, "rename": f"mysql:{base}={fresh}"}
+    ], out
+    # Server side: the rows of the test and of its child are in the fresh copy (a copy of the
+    # base's rows; no `prepare`: the test took the name by get_manual_init_db_name), not in the
+    # old one.
+    assert _my(fresh, "SELECT id FROM items ORDER BY id") == [(1,), (2,), (10,), (11,)]
     assert _my(old, "SELECT id FROM items WHERE id >= 10") == []
     with pymysql.connect(**MY) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{old}'")
@@ -204,7 +211,9 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     # A later run while the blocker stays: the same fresh copy, kept by the warm start.
     rc, out, events = _run(tmp_path, "three", {"DZ_DB": base})
     assert rc == 0, out
-    assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
+    assert events == [
+        {"parent": fresh, "child": fresh, "manual": fresh, "rename": f"mysql:{base}={fresh}"}
+    ], out
     assert f"worker 0: {fresh} kept" in out, out
     # `dagz db list` knows the fresh copy as dagz's.
     listed = _cli("list", "--engine", "mysql")
@@ -214,8 +223,8 @@ def test_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     _my(None, f"XA ROLLBACK '{xid}'")
     rc, out, events = _run(tmp_path, "four", {"DZ_DB": base})
     assert rc == 0, out
-    assert events == [{"parent": old, "child": old, "rename": None}], out
-    assert _my(old, "SELECT id FROM items ORDER BY id") == [(10,), (11,)]
+    assert events == [{"parent": old, "child": old, "manual": old, "rename": None}], out
+    assert _my(old, "SELECT id FROM items ORDER BY id") == [(1,), (2,), (10,), (11,)]
     _cli("drop", "--engine", "mysql", "--base", base)  # both copies
     assert _databases(base) == [base]
 
@@ -230,7 +239,7 @@ def test_auto_mode_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     old, fresh = f"{base}_jw00", f"{base}_jw00_f1"
     rc, out, events = _run(tmp_path, "one", env, files)
     assert rc == 0, out
-    assert events == [{"parent": old, "child": old, "rename": None}], out
+    assert events == [{"parent": old, "child": old, "manual": None, "rename": None}], out
     _my(old, "DELETE FROM items WHERE id >= 10")
     _leave_xa(old)
     _my(base, "INSERT INTO items VALUES (2, 'two')")  # the next run must rebuild
@@ -238,7 +247,9 @@ def test_auto_mode_worker_database_blocked_by_prepared_xa_gets_a_fresh_name(
     rc, out, events = _run(tmp_path, "two", env, files)
 
     assert rc == 0, out
-    assert events == [{"parent": fresh, "child": fresh, "rename": f"mysql:{base}={fresh}"}], out
+    assert events == [
+        {"parent": fresh, "child": fresh, "manual": None, "rename": f"mysql:{base}={fresh}"}
+    ], out
     assert _my(fresh, "SELECT id FROM items ORDER BY id") == [(1,), (2,), (10,), (11,)]
     assert _my(old, "SELECT id FROM items WHERE id >= 10") == []
     assert f"{old} could not be rebuilt and was left alone" in " ".join(out.split()), out
