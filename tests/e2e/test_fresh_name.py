@@ -13,6 +13,7 @@ every database dropped at the end.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from dagz import _shim, envvars, fresh
+from dagz import _shim, envvars, fresh, lease
 from dagz.config import MYSQL_CONFIG
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
@@ -388,3 +389,18 @@ def test_a_failure_a_new_copy_has_too_gets_no_fresh_name(monkeypatch: pytest.Mon
     finally:
         for name in _databases(base):
             _mysql.drop(name, **MY)
+
+
+def test_a_run_started_inside_a_test_forgets_the_outer_workers_fresh_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pytest run started from inside a test of a worker that uses a fresh name inherits
+    ``DAGZ_RENAME``; its children would land in the outer run's database. The inner run drops
+    it with the outer worker's number (`lease.forget_inherited`, called at plugin start)."""
+    monkeypatch.setenv(envvars.WORKER_LEASE, str(os.getppid() or 1))  # another process's
+    monkeypatch.setenv(envvars.WORKER, "3")
+    monkeypatch.setenv(envvars.RENAME, "mysql:shop=shop_jw03_f1")
+    monkeypatch.setattr(lease._LEASES, "exported", False)
+    lease.forget_inherited()
+    assert envvars.RENAME not in os.environ
+    assert envvars.WORKER not in os.environ
