@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dagz import _bypass, _callbacks, _shim
+from dagz import _bypass, _callbacks, _shim, fresh
 from dagz._state import STATE, log
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
@@ -109,11 +109,13 @@ class AutoMode:
         if (
             not name
             or name in cfg.kept_names  # made per worker by another tool (dagz.integ.django)
+            or fresh.is_fresh(cfg.engine, name)
             # the shim's policy: also leaves `…_gwN` (pytest-django's per-worker databases)
             or not cfg.default_should_reroute(name)
         ):
             return None
-        new = cfg._checked_name(cfg.default_rewrite_db_name(name, cfg.session()), name)
+        renamed = fresh.renamed(cfg.engine, name)  # its usual copy could not be rebuilt
+        new = renamed or cfg._checked_name(cfg.default_rewrite_db_name(name, cfg.session()), name)
         return None if new == name else new
 
     def resolve(self, cfg: DbConfig, name: str, settings: Mapping[str, str] | None) -> str | None:
@@ -131,6 +133,7 @@ class AutoMode:
         if new is None:
             return None
         kwargs = self._ensure_built(cfg, name, new, settings or {})
+        new = fresh.renamed(cfg.engine, name) or new  # the build may have needed a fresh name
         with cfg._lock:
             cfg._rerouted.add(new)
         self.used.add(cfg.family)
@@ -164,7 +167,13 @@ class AutoMode:
         engine = for_engine(cfg.engine)
         try:
             with _callbacks.running(), _bypass.bypass(), _bypass.hard_bypass():
-                outcome = engine.provision(base, target, fresh=fresh_requested(), **built.kwargs)
+                target, outcome = fresh.provision_or_fresh(
+                    cfg,
+                    base,
+                    target,
+                    lambda t: engine.provision(base, t, fresh=fresh_requested(), **built.kwargs),
+                    built.kwargs,
+                )
                 if outcome.action == "empty":
                     engine.drop(target, **built.kwargs)  # dagz made it just now
                     raise DagzError(

@@ -12,13 +12,14 @@
 
 A database is dagz's when both hold: its comment is a dagz stamp (see `dagz.engines.warm`), and
 its name is a worker name of the base the stamp names (``<base>_jwNN`` with the default
-template, or the template of the policy in ``DAGZ_POLICY``) — a stamp-like comment on any
-other database is ignored. A half-built copy (the stamp still says "building": a killed run's,
-or one a run is making right now) is listed as ``(incomplete)`` and dropped only when asked
-(``--incomplete`` or ``--all``). Connection
-options work like psql's and mysql's: ``--host`` (127.0.0.1), ``--port`` (5432 / 3306),
-``--user`` (postgres / root), ``--password`` (else ``PGPASSWORD`` / ``MYSQL_PWD``); ``--engine
-pg|mysql`` (default: both; an unreachable server is then only reported).
+template, or the template of the policy in ``DAGZ_POLICY``; or that followed by ``_fN``, the
+fresh name of a run whose usual copy could not be rebuilt, `dagz.fresh`) — a stamp-like
+comment on any other database is ignored. A half-built copy (the stamp still says "building": a
+killed run's, or one a run is making right now) is listed as ``(incomplete)`` and dropped only
+when asked (``--incomplete`` or ``--all``). Connection options work like psql's and mysql's:
+``--host`` (127.0.0.1), ``--port`` (5432 / 3306), ``--user`` (postgres / root), ``--password``
+(else ``PGPASSWORD`` / ``MYSQL_PWD``); ``--engine pg|mysql`` (default: both; an unreachable
+server is then only reported).
 """
 
 from __future__ import annotations

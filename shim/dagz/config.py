@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dagz import _bypass, _callbacks, _shim, lease
+from dagz import _bypass, _callbacks, _shim, fresh, lease
 from dagz._state import STATE, log
 from dagz.auto import AUTO
 from dagz.engines import for_engine
+from dagz.engines.base import Outcome
 from dagz.engines.warm import fresh_requested, parse_stamp
 from dagz.errors import DagzError, EngineError
 
@@ -159,6 +160,7 @@ class DbConfig:
         if new is None:
             return name
         self._ensure_worker_init()
+        new = fresh.renamed(self.engine, name) or new  # worker_init may have used a fresh name
         with self._lock:
             self._manual.add(new)
             self._rerouted.add(new)
@@ -199,7 +201,8 @@ class DbConfig:
         """The rewrite alone, no checks."""
         conf = self._conf
         fn = conf.rewrite_db_name if conf is not None else self.default_rewrite_db_name
-        return self._checked_name(fn(name, self.session()), name)
+        renamed = fresh.renamed(self.engine, name)  # its usual copy could not be rebuilt
+        return renamed or self._checked_name(fn(name, self.session()), name)
 
     def truncate(self, db_name: str, **connect_kwargs: Any) -> list[str]:
         """Empties every user table of `db_name` — only a per-worker database of this worker
@@ -251,10 +254,14 @@ class DbConfig:
         conf = self._conf
         if conf is None or not STATE.reroute or self.disabled_here(_shim.worker()):
             return None
-        if not name or name in self.kept_names or not conf.should_reroute(name):
+        if not name or name in self.kept_names or fresh.is_fresh(self.engine, name):
+            return None
+        if not conf.should_reroute(name):
             return None
         lease.ensure(self, name)  # may change the worker number: the session is read after it
-        new = self._checked_name(conf.rewrite_db_name(name, self._session()), name)
+        new = fresh.renamed(self.engine, name) or self._checked_name(
+            conf.rewrite_db_name(name, self._session()), name
+        )
         if new == name:
             return None
         lease.hold(self, new)
@@ -278,6 +285,10 @@ class DbConfig:
         if new is None:
             return None
         self._ensure_worker_init()
+        renamed = fresh.renamed(self.engine, name)  # worker_init may have had to use a fresh name
+        if renamed is not None and renamed != new:
+            new = renamed
+            lease.hold(self, new)
         with self._lock:
             self._rerouted.add(new)
         self._maybe_prepare(new)
@@ -427,17 +438,23 @@ class DbConfig:
 
         def worker_init(worker_num: int) -> None:
             engine = for_engine(self.engine)
-            fresh = fresh_requested()
+            rebuild = fresh_requested()
             for base in names:
-                target = self.reroute_db(base)
-                with _bypass.hard_bypass():
-                    outcome = engine.provision(
-                        base,
-                        target,
-                        fresh=fresh,
-                        empty_if_missing=empty_if_missing,
-                        **connect_kwargs,
-                    )
+
+                def provision(target: str, base: str = base) -> Outcome:
+                    with _bypass.hard_bypass():
+                        return engine.provision(
+                            base,
+                            target,
+                            fresh=rebuild,
+                            empty_if_missing=empty_if_missing,
+                            **connect_kwargs,
+                        )
+
+                # A copy that cannot be rebuilt (a blocker dagz may not remove): a fresh name.
+                target, outcome = fresh.provision_or_fresh(
+                    self, base, self.reroute_db(base), provision, connect_kwargs
+                )
                 if outcome.action == "missing":
                     raise EngineError(
                         f'dagz: {self.family} worker_init: base database "{base}" does not exist'

@@ -15,6 +15,9 @@ WORKER_COUNT = "DAGZ_WORKER_COUNT"
 POLICY = "DAGZ_POLICY"
 #: `1`/`true`/`all`: reroute nothing; `pg`, `mysql`, `pg,mysql`: those engines off.
 DISABLE = "DAGZ_DISABLE"
+#: Per-database overrides of the rerouted name, `pg:base=fresh,mysql:base2=fresh2`: set by a
+#: worker whose usual worker database could not be rebuilt (dagz.fresh).
+RENAME = "DAGZ_RENAME"
 #: `off`, `error`, `warn`, `info`, `debug`.
 LOG = "DAGZ_LOG"
 #: Set by pytest-xdist in its workers: `gwN`, and the number of workers.

@@ -4,21 +4,24 @@
 //! tested without a process. The edge (`crate::decide`) gathers those inputs and logs the outcome.
 //!
 //! Order: thread bypass, inside the callback, the policy (an error refuses), engine disabled, the
-//! worker (an error refuses), the callback (keep / reroute / default / error), the declarative
-//! policy. [`decide_early`] is the part that needs no name, so a hook can pass a connect through
-//! before parsing anything.
+//! worker (an error refuses), the callback (keep / reroute / default / error), the per-database
+//! override `DAGZ_RENAME` ([`super::rename`]: its fresh names kept, its bases renamed once the
+//! policy reroutes them), the declarative policy. [`decide_early`] is the part that needs no
+//! name, so a hook can pass a connect through before parsing anything.
 
 use super::abi::{CB_DEFAULT, CB_ERROR, CB_KEEP, CB_REROUTE};
 use super::message;
 use super::policy::{self, Decision, Engine, Policy, Worker};
+use super::rename::{self, Applied};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 /// The variables the decision reads.
-pub const ENV_NAMES: [&str; 6] = [
+pub const ENV_NAMES: [&str; 7] = [
     "DAGZ_POLICY",
     "DAGZ_DISABLE",
+    "DAGZ_RENAME",
     "DAGZ_WORKER",
     "DAGZ_WORKER_COUNT",
     "PYTEST_XDIST_WORKER",
@@ -29,7 +32,7 @@ pub const ENV_NAMES: [&str; 6] = [
 /// they are read at every connect), borrowed from where they were read (no allocation unless a
 /// value is not UTF-8).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DagzEnv<'e>([Option<Cow<'e, str>>; 6]);
+pub struct DagzEnv<'e>([Option<Cow<'e, str>>; 7]);
 
 impl<'e> DagzEnv<'e> {
     /// An environment with these `(name, value)` pairs; other names are ignored.
@@ -230,11 +233,20 @@ pub fn decide(
             Ok(CbAnswer::Default) => {}
         }
     }
+    let renamed = match env.get(rename::ENV).map(|v| rename::apply(v, engine, name)) {
+        Some(Err(e)) => return Outcome::refuse(&e),
+        Some(Ok(Some(Applied::Fresh))) => {
+            return Outcome::keep(KeepReason::Policy(policy::Keep::AlreadyRerouted))
+        }
+        Some(Ok(Some(Applied::Rename(fresh)))) => Some(fresh),
+        _ => None,
+    };
     match policy.decide(engine, name, &worker) {
         Err(e) => Outcome::refuse(&e),
         Ok(Decision::Keep(why)) => Outcome::keep(KeepReason::Policy(why)),
         Ok(Decision::Reroute(new)) => Outcome::Reroute {
-            name: new,
+            // A worker database that could not be rebuilt: this run's fresh copy (`DAGZ_RENAME`).
+            name: renamed.map_or(new, str::to_owned),
             worker: worker.num,
             callback: false,
         },

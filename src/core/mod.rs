@@ -9,4 +9,5 @@ pub mod decision;
 pub mod message;
 pub mod mysql_sql;
 pub mod policy;
+pub mod rename;
 pub mod txn;

@@ -27,6 +27,8 @@ from typing import Any
 
 import pymysql
 import pytest
+from dagz import envvars, fresh
+from dagz._state import STATE
 from dagz.config import MYSQL_CONFIG, PG_CONFIG
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
@@ -250,10 +252,14 @@ def test_prepared_xa_transaction_in_a_worker_database_names_itself_and_its_rollb
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """MariaDB does not say which database a prepared XA transaction touches (XA RECOVER lists
-    ids only), so dagz cannot roll back only its own: the rebuild and `dagz db drop` fail with a
-    `dagz:` error naming the XA ids and the XA ROLLBACK command (before: a bare lock wait
-    timeout, "other sessions: none now"). The XA transaction is left alone."""
+    ids only), so dagz cannot roll back only its own: `dagz db drop` fails with a `dagz:` error
+    naming the XA ids and the XA ROLLBACK command (before: a bare lock wait timeout, "other
+    sessions: none now"), and the rebuild, which cannot drop the copy either, gives the worker a
+    fresh name (`dagz.fresh`; tests/e2e/test_fresh_name.py) with that error in the summary. The
+    XA transaction is left alone."""
     monkeypatch.setattr(_mysql.batch, "LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr(fresh, "_RENAMED", {})  # this process's renames end with the test
+    monkeypatch.delenv(envvars.RENAME, raising=False)
     base = unique_name("base")
     target = MYSQL_CONFIG.reroute_db(base)
     xid = unique_name("xa")
@@ -265,18 +271,19 @@ def test_prepared_xa_transaction_in_a_worker_database_names_itself_and_its_rollb
         _leave_prepared_xa(target, xid)
         _my_run(base, "INSERT INTO items VALUES (2, 'two')")  # the next run rebuilds
 
-        with pytest.raises(Exception, match=r"^dagz: ") as rebuild:
-            MYSQL_CONFIG.create_worker_init([base], **MY)(worker)
+        MYSQL_CONFIG.create_worker_init([base], **MY)(worker)
         with pytest.raises(Exception, match=r"^dagz: ") as drop:
             _mysql.drop(target, **MY)
 
-        for err in (rebuild.value, drop.value):
-            assert f"XA ROLLBACK '{xid}'" in str(err), err
-            assert "does not say which database" in str(err), err
+        assert MYSQL_CONFIG.reroute_db(base) == f"{target}_f1"
+        blocked = [line for line in STATE.summary if f"{target} could not be rebuilt" in line]
+        for text in (blocked[-1], str(drop.value)):
+            assert f"XA ROLLBACK '{xid}'" in text, text
+            assert "does not say which database" in text, text
         assert xid in _prepared_xa()  # not rolled back by dagz
     finally:
         if xid in _prepared_xa():
             _my_run(None, f"XA ROLLBACK '{xid}'")
-        _mysql.drop(target, **MY)
-        _mysql.drop(base, **MY)
+        for name in (f"{target}_f1", target, base):
+            _mysql.drop(name, **MY)
     assert xid not in _prepared_xa()

@@ -386,9 +386,17 @@ def cache_key(engine: str, base: str, connect_kwargs: Mapping[str, object]) -> s
 
 def worker_shaped(name: str, base: str, engine: str) -> bool:
     """Whether `name` is the name of a worker copy of `base`: the policy's rendering
-    (``DAGZ_POLICY``, default ``{db}_jw{worker:02}``) of `base` for some worker number. A
-    stamp alone does not make a database dagz's: a user's ``important`` with a stamp-like
-    comment is not one."""
+    (``DAGZ_POLICY``, default ``{db}_jw{worker:02}``) of `base` for some worker number, or that
+    followed by ``_fN`` (the fresh name a run used when the usual one could not be rebuilt,
+    `dagz.fresh`). A stamp alone does not make a database dagz's: a user's ``important`` with a
+    stamp-like comment is not one."""
+    fresh = re.fullmatch(r"(.+)_f[1-9]", name)
+    if fresh is not None and _rendered(fresh[1], base, engine):
+        return True
+    return _rendered(name, base, engine)
+
+
+def _rendered(name: str, base: str, engine: str) -> bool:
     numbers = sorted({int(d) for d in re.findall(r"\d+", name) if len(d) <= 6})
     try:
         from dagz import _shim

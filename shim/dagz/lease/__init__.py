@@ -199,11 +199,14 @@ def _file_name(cfg: DbConfig, name: str) -> str:
 
 def forget_inherited() -> None:
     """A `DAGZ_WORKER` exported by another process's lease (a run started from inside a test of
-    a dagz worker) is not this process's: drop it, so this run chooses its own numbers."""
+    a dagz worker) is not this process's: drop it, so this run chooses its own numbers; and
+    that worker's fresh names (`DAGZ_RENAME`, dagz.fresh), which would send this run's
+    children to the outer run's databases."""
     owner = os.environ.get(envvars.WORKER_LEASE)
     if owner is not None and owner != str(os.getpid()) and not _LEASES.exported:
         os.environ.pop(envvars.WORKER_LEASE, None)
         os.environ.pop(envvars.WORKER, None)
+        os.environ.pop(envvars.RENAME, None)
 
 
 def number() -> int | None:

@@ -283,3 +283,55 @@ fn env_reads_only_its_names() {
     assert_eq!(e.worker(), Ok(Worker { num: 4, count: 1 }));
     assert_eq!(env(&[("DAGZ_POLICY", "")]).policy_key(), (None, None));
 }
+
+#[test]
+fn rename_overrides_the_template_after_the_policy_and_keeps_the_fresh_name() {
+    let over = [
+        ("DAGZ_WORKER", "3"),
+        ("DAGZ_RENAME", "pg:myapp=myapp_jw03_f1"),
+    ];
+    assert_eq!(
+        run(Engine::Postgres, "myapp", &over),
+        Outcome::Reroute {
+            name: "myapp_jw03_f1".into(),
+            worker: 3,
+            callback: false
+        }
+    );
+    assert_eq!(
+        run(Engine::Postgres, "myapp_jw03_f1", &over),
+        keep(KeepReason::Policy(Keep::AlreadyRerouted))
+    );
+    // Other engines and names, system databases: the policy as before.
+    assert_eq!(
+        run(Engine::Mysql, "myapp", &over),
+        Outcome::Reroute {
+            name: "myapp_jw03".into(),
+            worker: 3,
+            callback: false
+        }
+    );
+    let sys = [("DAGZ_RENAME", "postgres=postgres_x")];
+    assert_eq!(
+        run(Engine::Postgres, "postgres", &sys),
+        keep(KeepReason::Policy(Keep::System))
+    );
+    // A malformed value refuses rather than routes by half of it.
+    let bad = run(Engine::Postgres, "myapp", &[("DAGZ_RENAME", "myapp")]);
+    assert!(matches!(bad, Outcome::Refuse { ref error } if error.contains("DAGZ_RENAME")));
+}
+
+#[test]
+fn rename_is_ignored_when_the_callback_decides() {
+    let e = env(&[("DAGZ_RENAME", "myapp=myapp_f")]);
+    let mut cb = |_: Engine, _: &str| Ok(CbAnswer::Reroute("from_cb".into()));
+    let out = decide(
+        Engine::Postgres,
+        "myapp",
+        FREE,
+        &e,
+        &policy_of(&e),
+        Some(&mut cb),
+    );
+    assert!(matches!(out, Outcome::Reroute { ref name, .. } if name == "from_cb"));
+}
