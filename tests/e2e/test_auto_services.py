@@ -1,0 +1,127 @@
+"""Auto mode for Redis and RabbitMQ (issue 13 with issue 15's families): a project with no
+conftest — redis-py, kombu and pika on fixed keys, a fixed queue, fixed vhost — passes on 4
+workers under ``--dagz-workers 4``; the servers say each worker's keys and queues were its own
+(CLIENT INFO / INFO keyspace on a private redis-server; the management API for the vhosts,
+``dz_`` run names). The same project collides without dagz, and ``--dagz-no-auto`` turns the
+families off."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from plugin_support import run_inline_project
+from service_support import drop_vhosts, keyspace, make_vhost, mq_api
+
+from support import unique_name
+
+TESTS = """
+import json, os, time, urllib.parse
+from pathlib import Path
+import kombu, pika, pytest, redis
+
+def barrier(name, n=4, timeout=30):
+    d = Path(os.environ["DZ_OUT"]).parent / name
+    d.mkdir(exist_ok=True)
+    (d / os.environ.get("PYTEST_XDIST_WORKER", "gw0")).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(d.iterdir())) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+URL = "amqp://guest:guest@127.0.0.1:5672/" + urllib.parse.quote(os.environ["DZ_VHOST"], safe="")
+
+@pytest.mark.parametrize("i", range(4))
+def test_fixed_names(i):
+    me = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    r = redis.Redis(port=int(os.environ["DZ_REDIS_PORT"]))  # index 0, like the application
+    r.delete("jobs")
+    r.set("owner", me)
+    with kombu.Connection(URL) as conn:
+        q = conn.SimpleQueue("dz_jobs")
+        q.clear()
+        barrier("cleared")
+        for n in range(3):
+            q.put({"from": me, "n": n})
+            r.rpush("jobs", me)
+        barrier("published")
+        got = []
+        while True:
+            try:
+                m = q.get(timeout=0.5)
+            except q.Empty:
+                break
+            got.append(m.payload["from"])
+            m.ack()
+        vhost = conn.connection.virtual_host
+        q.close()
+    pc = pika.BlockingConnection(pika.URLParameters(URL))
+    pika_vhost = pc._impl.params.virtual_host
+    pc.channel().queue_declare("dz_pika")
+    pc.close()
+    owner, jobs = r.get("owner").decode(), [j.decode() for j in r.lrange("jobs", 0, -1)]
+    db = r.client_info()["db"]
+    with open(os.environ["DZ_OUT"], "a") as fh:
+        fh.write(json.dumps({"worker": me, "db": db, "vhost": vhost, "pika": pika_vhost,
+                             "owner": owner, "jobs": jobs, "got": got}) + "\\n")
+    assert owner == me and jobs == [me] * 3 and got == [me] * 3
+"""
+
+
+@pytest.fixture
+def vhost() -> Iterator[str]:
+    name = unique_name("av")
+    try:
+        yield name
+    finally:
+        drop_vhosts(name)
+
+
+def _run(tmp_path: Path, port: int, vhost: str, *args: str) -> tuple[int, str, list[dict]]:
+    env = {"DZ_REDIS_PORT": str(port), "DZ_VHOST": vhost, "XDG_CACHE_HOME": str(tmp_path / "c")}
+    return run_inline_project(tmp_path, {"test_fixed.py": TESTS}, *args, env=env, timeout=300)
+
+
+def test_redis_and_rabbitmq_isolated_with_no_conftest(
+    tmp_path: Path, private_redis: int, vhost: str
+) -> None:
+    rc, out, events = _run(tmp_path, private_redis, vhost, "--dagz-workers", "4")
+    assert rc == 0, out
+    assert re.search(r"REDIS_CONFIG \(auto", out)
+    assert re.search(r"RABBITMQ_CONFIG \(auto", out)
+    assert "auto mode for RABBITMQ_CONFIG, REDIS_CONFIG" in out, out
+    assert len(events) == 4, events
+    for e in events:
+        w = int(e["worker"][2:])
+        # 16 databases, 4 workers: blocks of 3; worker w's index 0 is 3·(w+1) (server side)
+        assert e["db"] == 3 * (w + 1), e
+        assert e["vhost"] == e["pika"] == f"{vhost}_jw{w:02}", e
+    used = {3 * (int(e["worker"][2:]) + 1) for e in events}
+    # index 0 (the application's own) was never written; each worker's keys are in its index
+    assert 0 not in keyspace(private_redis)
+    assert set(keyspace(private_redis)) == used
+    queues = mq_api("GET", "/api/queues?columns=name,vhost")
+    mine = {(q["vhost"], q["name"]) for q in queues if q["vhost"].startswith(vhost)}
+    for e in events:
+        assert {(e["vhost"], "dz_jobs"), (e["vhost"], "dz_pika")} <= mine
+    assert not [q for q in queues if q["vhost"] == vhost]  # the application's vhost: untouched
+    made = {v["name"]: v for v in mq_api("GET", "/api/vhosts") if v["name"].startswith(vhost)}
+    assert set(made) == {e["vhost"] for e in events}
+    assert all("dagz" in (v.get("tags") or []) for v in made.values()), made
+
+
+def test_collides_without_dagz(tmp_path: Path, private_redis: int, vhost: str) -> None:
+    make_vhost(vhost)  # without dagz the application's vhost must exist
+    rc, out, events = _run(tmp_path, private_redis, vhost, "-n", "4", "-p", "no:dagz", "-q")
+    assert rc == 1, out
+    assert re.search(r"\d+ failed", out), out
+    assert {e["db"] for e in events} <= {0}, events
+
+
+def test_no_auto_leaves_them_alone(tmp_path: Path, private_redis: int, vhost: str) -> None:
+    make_vhost(vhost)
+    _rc, out, events = _run(tmp_path, private_redis, vhost, "--dagz-workers", "4", "--dagz-no-auto")
+    assert "REDIS_CONFIG (auto" not in out, out
+    assert {e["db"] for e in events} <= {0}, events
+    assert not [v for v in mq_api("GET", "/api/vhosts") if v["name"].startswith(vhost + "_jw")]
