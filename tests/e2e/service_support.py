@@ -22,8 +22,10 @@ _AUTH = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[int]:
-    """A redis-server on a free port (`databases 16`, no persistence, in the test's tmp dir)."""
+def private_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
+    """A redis-server on a free port (`databases 16`, or the test's indirect parameter; no
+    persistence, in the test's tmp dir)."""
+    databases = int(getattr(request, "param", 16))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -31,7 +33,7 @@ def private_redis(tmp_path: Path) -> Iterator[int]:
     data = tmp_path / "redis"
     data.mkdir()
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
-    argv += ["--save", "", "--appendonly", "no", "--databases", "16"]
+    argv += ["--save", "", "--appendonly", "no", "--databases", str(databases)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port)

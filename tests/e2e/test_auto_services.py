@@ -78,15 +78,27 @@ def vhost() -> Iterator[str]:
         drop_vhosts(name)
 
 
-def _run(tmp_path: Path, port: int, vhost: str, *args: str) -> tuple[int, str, list[dict]]:
+#: A plugin module that imports the drivers before dagz's plugin activates (`-p dz_early`): the
+#: hooks must be installed on modules imported already, too.
+EARLY = "import kombu, pika, redis, amqp  # noqa: F401\n"
+
+
+def _run(
+    tmp_path: Path, port: int, vhost: str, *args: str, early: bool = False
+) -> tuple[int, str, list[dict]]:
     env = {"DZ_REDIS_PORT": str(port), "DZ_VHOST": vhost, "XDG_CACHE_HOME": str(tmp_path / "c")}
-    return run_inline_project(tmp_path, {"test_fixed.py": TESTS}, *args, env=env, timeout=300)
+    files = {"test_fixed.py": TESTS}
+    if early:
+        files["dz_early.py"] = EARLY
+        args = ("-p", "dz_early", *args)
+    return run_inline_project(tmp_path, files, *args, env=env, timeout=300)
 
 
+@pytest.mark.parametrize("early", [False, True], ids=["imported-by-tests", "imported-first"])
 def test_redis_and_rabbitmq_isolated_with_no_conftest(
-    tmp_path: Path, private_redis: int, vhost: str
+    tmp_path: Path, private_redis: int, vhost: str, early: bool
 ) -> None:
-    rc, out, events = _run(tmp_path, private_redis, vhost, "--dagz-workers", "4")
+    rc, out, events = _run(tmp_path, private_redis, vhost, "--dagz-workers", "4", early=early)
     assert rc == 0, out
     assert re.search(r"REDIS_CONFIG \(auto", out)
     assert re.search(r"RABBITMQ_CONFIG \(auto", out)
@@ -125,3 +137,17 @@ def test_no_auto_leaves_them_alone(tmp_path: Path, private_redis: int, vhost: st
     assert "REDIS_CONFIG (auto" not in out, out
     assert {e["db"] for e in events} <= {0}, events
     assert not [v for v in mq_api("GET", "/api/vhosts") if v["name"].startswith(vhost + "_jw")]
+
+
+@pytest.mark.parametrize("private_redis", [4], indirect=True)
+def test_too_few_redis_databases_fail_closed(
+    tmp_path: Path, private_redis: int, vhost: str
+) -> None:
+    """4 workers need 5 blocks: with `databases 4` the connect fails with REDIS_CONFIG's
+    message (how many are needed, how to raise it); nothing is written anywhere."""
+    rc, out, events = _run(tmp_path, private_redis, vhost, "--dagz-workers", "4")
+    assert rc == 1, out
+    assert "dagz: REDIS_CONFIG: Redis index 0 cannot get a per-worker index" in out, out
+    assert "need 5 databases" in out, out
+    assert events == []
+    assert keyspace(private_redis) == {}
