@@ -233,7 +233,11 @@ def _install(installer: str) -> None:
     module, _, name = installer.rpartition(":")
     if not module:
         module = "dagz.integ._pyhooks"
-    getattr(importlib.import_module(module), name)()
+    install = getattr(importlib.import_module(module), name, None)
+    # None: `module` is being imported right now (`from dagz.integ.redis import REDIS_CONFIG`
+    # imports redis first): it installs its hooks itself when its import ends.
+    if install is not None:
+        install()
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

@@ -17,8 +17,29 @@ from typing import Any
 import pytest
 import redis
 
+from support import unique_name
+
 MQ_API = "http://127.0.0.1:15672"
 _AUTH = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+
+#: Helpers of the inner projects' tests: a barrier all 4 workers reach, JSON lines to $DZ_OUT.
+BARRIER = """
+import json, os, time
+from pathlib import Path
+
+def barrier(name, n=4, timeout=60):
+    d = Path(os.environ["DZ_OUT"]).parent / name
+    d.mkdir(exist_ok=True)
+    (d / os.environ.get("PYTEST_XDIST_WORKER", "gw0")).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(d.iterdir())) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(list(d.iterdir()))
+
+def emit(**event):
+    with open(os.environ["DZ_OUT"], "a") as fh:
+        fh.write(json.dumps(event) + "\\n")
+"""
 
 
 @pytest.fixture
@@ -87,3 +108,13 @@ def make_vhost(name: str) -> None:
     mq_api("PUT", f"/api/vhosts/{quoted}", {"description": "dagz e2e"})
     perms = {"configure": ".*", "write": ".*", "read": ".*"}
     mq_api("PUT", f"/api/permissions/{quoted}/guest", perms)
+
+
+@pytest.fixture
+def vhost_prefix() -> Iterator[str]:
+    """A ``dz_`` run name; every vhost starting with it is deleted at the end."""
+    prefix = unique_name("mq")
+    try:
+        yield prefix
+    finally:
+        drop_vhosts(prefix)

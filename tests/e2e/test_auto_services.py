@@ -8,27 +8,17 @@ families off."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from plugin_support import run_inline_project
-from service_support import drop_vhosts, keyspace, make_vhost, mq_api
+from service_support import BARRIER, keyspace, make_vhost, mq_api
 
-from support import unique_name
-
-TESTS = """
-import json, os, time, urllib.parse
-from pathlib import Path
+TESTS = (
+    BARRIER
+    + """
+import urllib.parse
 import kombu, pika, pytest, redis
-
-def barrier(name, n=4, timeout=30):
-    d = Path(os.environ["DZ_OUT"]).parent / name
-    d.mkdir(exist_ok=True)
-    (d / os.environ.get("PYTEST_XDIST_WORKER", "gw0")).touch()
-    deadline = time.monotonic() + timeout
-    while len(list(d.iterdir())) < n and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 URL = "amqp://guest:guest@127.0.0.1:5672/" + urllib.parse.quote(os.environ["DZ_VHOST"], safe="")
 
@@ -67,15 +57,13 @@ def test_fixed_names(i):
                              "owner": owner, "jobs": jobs, "got": got}) + "\\n")
     assert owner == me and jobs == [me] * 3 and got == [me] * 3
 """
+)
 
 
 @pytest.fixture
-def vhost() -> Iterator[str]:
-    name = unique_name("av")
-    try:
-        yield name
-    finally:
-        drop_vhosts(name)
+def vhost(vhost_prefix: str) -> str:
+    """The application's vhost: a dz_ run name (its worker vhosts are ``<vhost>_jwNN``)."""
+    return vhost_prefix
 
 
 #: A plugin module that imports the drivers before dagz's plugin activates (`-p dz_early`): the
