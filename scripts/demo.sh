@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the example suite (examples/shop) serially, then on 4 dagz workers with the
 # OpenTelemetry trace on, then on 4 plain xdist workers without dagz (where it collides), then a
-# copy of it without the dagz part of its conftest on 4 dagz workers (zero-config auto mode).
+# copy of it without the dagz part of its conftests on 4 dagz workers (zero-config auto mode).
 #
 # Needs what `make build venv` made (the Makefile runs them first). Starts PostgreSQL and MariaDB if
 # they are down (same commands as .ci/run), installs the dagz package into .venv (editable) if it is
@@ -236,7 +236,7 @@ else
     echo "without dagz: no collision this time ($PLAIN_RESULT, exit $PLAIN_RC)"
 fi
 
-say "4/4 zero-config: the suite without the dagz part of its conftest, pytest --dagz-workers $WORKERS"
+say "4/4 zero-config: the suite without the dagz part of its conftests (no family configured, Redis/RabbitMQ tests included), pytest --dagz-workers $WORKERS"
 AUTO_DIR=$OUT/shop-without-dagz
 "$PY" "$ROOT/scripts/shop_without_dagz.py" "$AUTO_DIR"
 RUN_IN=$AUTO_DIR run auto --dagz-workers "$WORKERS"

@@ -14,6 +14,7 @@ A base that does not exist is an error naming it. Names pytest-django makes per 
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 DRIVERS: dict[int, tuple[str, ...]] = {
     _shim.ENGINE_POSTGRES: ("psycopg", "psycopg2", "asyncpg", "adbc_driver_postgresql"),
     _shim.ENGINE_MYSQL: ("MySQLdb", "pymysql"),
+    # `dagz.families`: REDIS_CONFIG (101) and RABBITMQ_CONFIG (102), rerouted by Python hooks.
+    101: ("redis",),
+    102: ("pika", "amqp", "aiormq"),
 }
 
 #: Connect settings the engines use, per family (other libpq keywords pass through as well).
@@ -84,7 +88,7 @@ class AutoMode:
         #: --dagz-reset=rows: the rows the previous test changed are reset before each test.
         self.reset_rows = False
         self._lock = threading.Lock()
-        self._built: dict[tuple[int, str], _Built] = {}
+        self._built: dict[tuple[int, str, str], _Built] = {}
         #: Families that rerouted in auto mode in this process (for the summary).
         self.used: set[str] = set()
         #: Called after a rerouted resolve with (config, base, target, kwargs): per-test work.
@@ -144,7 +148,8 @@ class AutoMode:
     def _ensure_built(
         self, cfg: DbConfig, base: str, target: str, settings: Mapping[str, str]
     ) -> dict[str, object]:
-        key = (cfg.engine, base)
+        # The target too: a worker number moved by a lease (`dagz.lease`) is another copy.
+        key = (cfg.engine, base, target)
         with self._lock:
             built = self._built.get(key)
             first = built is None
@@ -219,15 +224,29 @@ _HOOKED_MODULES: dict[int, tuple[tuple[str, str], ...]] = {
         ("adbc_driver_postgresql", "install_adbc_postgresql"),
     ),
     _shim.ENGINE_MYSQL: (("pymysql.connections", "install_pymysql"),),
+    # Redis and RabbitMQ: the hooks of `dagz.integ.redis` / `.pika` / `.kombu` / `.aio_pika`,
+    # installed right after the driver's package is imported (its modules are imported by then).
+    101: (("redis", "dagz.integ.redis:install"),),
+    102: (
+        ("pika", "dagz.integ.pika:install"),
+        ("amqp", "dagz.integ.kombu:install"),
+        ("aiormq", "dagz.integ.aio_pika:install"),
+    ),
 }
 #: module name -> installer name, for modules not imported yet.
 _PENDING: dict[str, str] = {}
 
 
 def _install(installer: str) -> None:
-    from dagz.integ import _pyhooks
-
-    getattr(_pyhooks, installer)()
+    """`installer`: a function of `dagz.integ._pyhooks`, or ``module:function``."""
+    module, _, name = installer.rpartition(":")
+    if not module:
+        module = "dagz.integ._pyhooks"
+    install = getattr(importlib.import_module(module), name, None)
+    # None: `module` is being imported right now (`from dagz.integ.redis import REDIS_CONFIG`
+    # imports redis first): it installs its hooks itself when its import ends.
+    if install is not None:
+        install()
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

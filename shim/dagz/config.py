@@ -154,6 +154,11 @@ class DbConfig:
     def configured(self) -> bool:
         return self._conf is not None
 
+    def active_conf(self) -> _Conf | None:
+        """The rules this family reroutes by now: the conftest's (`configure`), or None (SQL
+        auto mode decides in `dagz.auto`; the service families override this)."""
+        return self._conf
+
     def get_manual_init_db_name(self, name: str) -> str:
         """The per-worker form of `name`, marked as prepared for the current test only."""
         new = self._target(name)
@@ -224,7 +229,7 @@ class DbConfig:
 
     def disabled_here(self, worker: tuple[int, int] | None = None) -> bool:
         """single_worker_disable with one worker, or main_worker_bypass on worker 0."""
-        conf = self._conf
+        conf = self.active_conf()
         if conf is None:
             return True
         num, count = _shim.worker() if worker is None else worker
@@ -272,7 +277,7 @@ class DbConfig:
         the connect's own (host, port, user, password, …), for auto mode's on-demand build."""
         if _bypass.is_bypassed() or _callbacks.owned_by_callback():
             return None
-        if self._conf is None:
+        if self.active_conf() is None:
             return AUTO.resolve(self, name, settings)
         try:
             new = self._target(name)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from dagz import _bypass, _callbacks, _shim, lease
 from dagz._state import STATE, log
+from dagz.auto import AUTO
 from dagz.config import (
     CONFIGS,
     DbConfig,
@@ -34,6 +35,7 @@ from dagz.config import (
     Session,
     ShouldRerouteFn,
     WorkerInitFn,
+    _Conf,
 )
 from dagz.errors import DagzError
 
@@ -69,6 +71,23 @@ class ServiceConfig(DbConfig):
         self._logical: dict[str, str] = {}
         self._claims: dict[tuple[str, str], _callbacks.Step] = {}
         self._last: dict[str, Any] | None = None
+        #: Auto mode's rules (`dagz.auto`): the family's defaults, no prepare (serial-faithful),
+        #: used while no conftest configured the family and auto mode applies.
+        self._auto = _Conf(
+            self.default_rewrite_db_name, self.default_should_reroute, None, None, False, False
+        )
+
+    def active_conf(self) -> _Conf | None:
+        conf = self._conf
+        if conf is None and AUTO.applies(self):
+            return self._auto
+        return conf
+
+    def resolve(self, name: str, settings: Any = None) -> str | None:
+        new = super().resolve(name, settings)
+        if new is not None and self._conf is None:
+            AUTO.used.add(self.family)
+        return new
 
     # -- what differs from the SQL families -----------------------------------------------------
 
@@ -116,7 +135,7 @@ class ServiceConfig(DbConfig):
         # As DbConfig._target: the worker number is leased first (with the SQL families' names
         # when they are known), then the name made for it is leased on this server
         # (`dagz.lease.service`).
-        conf = self._conf
+        conf = self.active_conf()
         if conf is None or not STATE.reroute or self.disabled_here():
             return None
         if not name or not conf.should_reroute(name):
@@ -182,6 +201,14 @@ class ServiceConfig(DbConfig):
                 try:
                     with _callbacks.running(), _bypass.bypass():
                         self.claim_on_server(kw, new, self._logical.get(new, new))
+                    if self._conf is None:  # auto mode: said in the summary, as SQL copies
+                        line = (
+                            f"{self.family}: worker {self.session().worker_num}: "
+                            f"{self._logical.get(new, new)!r} -> {new!r} at {self.address(kw)} "
+                            "(auto mode)"
+                        )
+                        with STATE.lock:
+                            STATE.summary.append(line)
                 except BaseException as exc:
                     step.error = exc
                 finally:

@@ -31,6 +31,7 @@ from dagz._state import STATE, log
 from dagz.auto import AUTO, driver_installed, install_driver_hooks
 from dagz.config import CONFIGS, MYSQL_CONFIG, PG_CONFIG, on_decision
 from dagz.errors import DagzError
+from dagz.families import REDIS_CONFIG  # noqa: F401 - Redis/RabbitMQ join CONFIGS (auto mode)
 
 _MAIN_MARK = "dagz_main_worker"
 #: Per-run plugin state, in the run's `config.stash`.

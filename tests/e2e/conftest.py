@@ -34,6 +34,8 @@ from support import (
 
 #: A project the auto-mode tests run in a subprocess (it needs their environment).
 collect_ignore = ["auto_project"]
+#: `private_redis` and the RabbitMQ management API helpers.
+pytest_plugins = ["service_support"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

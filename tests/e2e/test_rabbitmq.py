@@ -9,40 +9,10 @@ test_redis.py::test_default_mappings_documented.
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 from plugin_support import run_inline_project
-
-from support import unique_name
-
-API = "http://127.0.0.1:15672"
-_AUTH = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
-
-
-def _api(method: str, path: str) -> Any:  # noqa: ANN401 - JSON
-    req = urllib.request.Request(API + path, method=method, headers=_AUTH)
-    with urllib.request.urlopen(req, timeout=15) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
-
-
-@pytest.fixture
-def vhost_prefix() -> Iterator[str]:
-    prefix = unique_name("mq")
-    try:
-        yield prefix
-    finally:
-        for vh in _api("GET", "/api/vhosts"):
-            if vh["name"].startswith(prefix):
-                _api("DELETE", f"/api/vhosts/{urllib.parse.quote(vh['name'], safe='')}")
-
+from service_support import mq_api as _api
 
 CONFTEST = """
 import os

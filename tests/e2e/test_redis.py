@@ -9,9 +9,6 @@ databases the documented mapping gives blocks of 3: worker w's index 0 is 3·(w+
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,61 +19,10 @@ import redis
 from dagz.config import Session
 from dagz.families import RABBITMQ_CONFIG
 from plugin_support import run_inline_project
+from service_support import BARRIER
+from service_support import keyspace as _keyspace
 
 from support import PG_HOST, PG_PORT, PG_USER, drop_everything_named, unique_name
-
-BARRIER = """
-import json, os, time
-from pathlib import Path
-
-def barrier(name, n=4, timeout=60):
-    d = Path(os.environ["DZ_OUT"]).parent / name
-    d.mkdir(exist_ok=True)
-    (d / os.environ.get("PYTEST_XDIST_WORKER", "gw0")).touch()
-    deadline = time.monotonic() + timeout
-    while len(list(d.iterdir())) < n and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return len(list(d.iterdir()))
-
-def emit(**event):
-    with open(os.environ["DZ_OUT"], "a") as fh:
-        fh.write(json.dumps(event) + "\\n")
-"""
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    data = tmp_path / "redis"
-    data.mkdir()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
-    argv += ["--save", "", "--appendonly", "no", "--databases", "16"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _keyspace(port: int) -> dict[int, int]:
-    info = redis.Redis(port=port).info("keyspace")
-    return {int(k[2:]): int(v["keys"]) for k, v in info.items()}
-
 
 #: DAGZ's integration playbook, unchanged: PostgreSQL is not configured, so it runs in auto mode.
 PLAYBOOK = """

@@ -5,8 +5,8 @@ the same number for every family (its PostgreSQL database, its Redis block, its 
 Proved on the servers: each inner test records the index its connection is on (``CLIENT
 INFO``), the lease connections ``CLIENT LIST`` shows, the vhost the management API puts its
 queue in, and (with PostgreSQL) ``current_database()``. The Redis server is a private one
-(`test_redis.private_redis`); the vhosts are named ``<run prefix>_<8 hex>_jwNN`` and deleted at
-the end (`test_rabbitmq.vhost_prefix`).
+(`service_support.private_redis`); the vhosts are named ``<run prefix>_<8 hex>_jwNN`` and deleted at
+the end (`service_support.vhost_prefix`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from dagz.engines import redis as engine_redis
 from dagz.families import RABBITMQ_CONFIG
 from dagz.lease.service import AmqpLease, RedisLease
 from plugin_support import child_env, run_inline_project, run_process
-from test_rabbitmq import INNER_API, _api, vhost_prefix  # noqa: F401 - the fixture
-from test_redis import _keyspace, pg_base, private_redis  # noqa: F401 - the fixtures
+from service_support import keyspace as _keyspace
+from service_support import mq_api as _api
+from test_rabbitmq import INNER_API
+from test_redis import pg_base  # noqa: F401 - the fixture
 
 from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON
 
@@ -146,8 +148,8 @@ def _run_both(root: Path, env: dict[str, str]) -> tuple[dict[str, str], list[dic
 @pytest.mark.parametrize("with_pg", [False, True], ids=["redis-rabbitmq", "with-postgres"])
 def test_two_runs_sharing_redis_and_rabbitmq_use_disjoint_indexes_and_vhosts(
     tmp_path: Path,
-    private_redis: int,  # noqa: F811 - the fixture
-    vhost_prefix: str,  # noqa: F811 - the fixture
+    private_redis: int,
+    vhost_prefix: str,
     pg_base: str,  # noqa: F811 - the fixture
     with_pg: bool,
 ) -> None:
@@ -206,8 +208,8 @@ def _dagz_db(env: dict[str, str], *args: str) -> str:
 
 def test_db_drop_spares_an_index_and_a_vhost_a_live_run_holds(
     tmp_path: Path,
-    private_redis: int,  # noqa: F811 - the fixture
-    vhost_prefix: str,  # noqa: F811 - the fixture
+    private_redis: int,
+    vhost_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``dagz db drop`` leaves a Redis index and a vhost whose worker lease a live process
@@ -263,8 +265,8 @@ time.sleep(600)
 
 def test_a_killed_holder_frees_its_leases(
     tmp_path: Path,
-    private_redis: int,  # noqa: F811 - the fixture
-    vhost_prefix: str,  # noqa: F811 - the fixture
+    private_redis: int,
+    vhost_prefix: str,
 ) -> None:
     """A process holding a Redis index and a vhost lease is killed (SIGKILL: no cleanup runs):
     the servers end its connections, and the leases can be taken again, with nothing to sweep.
@@ -296,7 +298,7 @@ def test_a_killed_holder_frees_its_leases(
 
 
 def test_a_lease_connection_the_server_closed_is_taken_again(
-    private_redis: int,  # noqa: F811 - the fixture
+    private_redis: int,
 ) -> None:
     """The server closes a Redis lease connection (``CLIENT KILL``): the check after each test
     (`refresh`) sees the lease gone, not a connection redis-py quietly made again without its
@@ -333,7 +335,7 @@ def test_limited_user():
 
 def test_a_user_without_client_rights_falls_back_to_lease_files(
     tmp_path: Path,
-    private_redis: int,  # noqa: F811 - the fixture
+    private_redis: int,
 ) -> None:
     """A Redis user that may not run ``CLIENT`` (ACL ``-client``): the
     lease cannot live on the server, so it is a machine-local lease file, which the summary

@@ -30,7 +30,7 @@ class DagzAmqpError(DagzError):
 def reroute_vhost(vhost: str | None, kw: dict[str, Any]) -> str | None:
     """The worker's vhost for `vhost` (None, "" and "/" are the default vhost), or None when
     this connect is not rerouted."""
-    if RABBITMQ_CONFIG._conf is None or not STATE.reroute:
+    if RABBITMQ_CONFIG.active_conf() is None or not STATE.reroute:
         return None
     name = vhost or "/"
     try:

@@ -111,7 +111,7 @@ _MEMO: dict[tuple[object, ...], tuple[int, object, int | None, int | None, str]]
 
 def _route_on_connect(conn: Any) -> int | None:
     conn._dagz_r = None
-    conf = _CFG._conf
+    conf = _CFG.active_conf()  # the conftest's, or auto mode's (dagz.auto)
     if conf is None or not STATE.reroute or is_bypassed() or owned_by_callback():
         return None
     index = conn.db or 0

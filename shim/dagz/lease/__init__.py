@@ -222,7 +222,7 @@ def describe() -> str | None:
 def _targets(cfg: DbConfig, bases: list[str], num: int, count: int) -> list[str]:
     from dagz.config import Session
 
-    conf = cfg._conf
+    conf = cfg.active_conf()
     if conf is None:
         return []
     # Families the shim does not know (Redis, RabbitMQ) name workers `_jwNN` themselves.
@@ -260,7 +260,7 @@ def _plan(first: DbConfig | None, name: str | None) -> list[tuple[DbConfig, list
 
     plan = []
     for cfg in CONFIGS.values():
-        if cfg._conf is None or cfg.disabled_here():
+        if cfg.active_conf() is None or cfg.disabled_here():
             continue
         bases: list[str] = []
         for names, _kw in _LEASES.sources(cfg):
