@@ -28,6 +28,7 @@ dagz builds a MariaDB template): how much of a migration is the server's.
     .venv/bin/python bench/django_migrate.py [--reps 3] [--engines pg,mysql] [--apps 10]
         [--workers 4] [--kinds cold,warm] [--breakdown N]
 """
+# bench-run-args: --reps 2
 
 from __future__ import annotations
 
