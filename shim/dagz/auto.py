@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dagz import _bypass, _callbacks, _shim, fresh
+from dagz import _bypass, _callbacks, _shim, fresh, lease
 from dagz._state import STATE, log
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
@@ -108,8 +108,12 @@ class AutoMode:
             c.family for c in configs.values() if not c.configured and driver_installed(c.engine)
         ]
 
-    def target(self, cfg: DbConfig, name: str) -> str | None:
-        """The worker database for `name`, or None when auto mode leaves it alone."""
+    def target(
+        self, cfg: DbConfig, name: str, settings: Mapping[str, str] | None = None
+    ) -> str | None:
+        """The worker database for `name`, or None when auto mode leaves it alone. As
+        `DbConfig._target`: the worker number is leased first (`dagz.lease`, on the server of
+        this connect's `settings`), then the name made for it is held."""
         if (
             not name
             or name in cfg.kept_names  # made per worker by another tool (dagz.integ.django)
@@ -118,16 +122,22 @@ class AutoMode:
             or not cfg.default_should_reroute(name)
         ):
             return None
+        if settings is not None:
+            lease.note_auto_connect(cfg, name, connect_kwargs(cfg.engine, settings))
+        lease.ensure(cfg, name)  # may change the worker number: the session is read after it
         renamed = fresh.renamed(cfg.engine, name)  # its usual copy could not be rebuilt
         new = renamed or cfg._checked_name(cfg.default_rewrite_db_name(name, cfg.session()), name)
-        return None if new == name else new
+        if new == name:
+            return None
+        lease.hold(cfg, new)
+        return new
 
     def resolve(self, cfg: DbConfig, name: str, settings: Mapping[str, str] | None) -> str | None:
         """Decision and on-demand build for one connect of an unconfigured family."""
         if not self.applies(cfg):
             return None
         try:
-            new = self.target(cfg, name)
+            new = self.target(cfg, name, settings or {})
         except DagzError:
             raise
         except Exception as exc:
