@@ -7,8 +7,10 @@ DAGZ semantics; an unconfigured family with an installed driver runs in auto mod
 worker's database evolves as the one database of a serial run does). The first rerouted connect
 of a worker to base `B` builds `B_jwNN` from `B` with the engine's clone and warm start, using the
 settings of that very connect (host, port, user, password, TLS settings), held in memory only.
-A base that does not exist is an error naming it. Names pytest-django makes per xdist worker
-(`test_<name>_gwN`) are left alone.
+A base that does not exist is an error naming it. As in the configured path, the worker
+leases its worker number before naming its first worker database (`dagz.lease`, on the server
+of that connect) and holds each worker database it uses, so concurrent runs never share one.
+Names pytest-django makes per xdist worker (`test_<name>_gwN`) are left alone.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A worker process holds a *lease* on every worker database it uses, for as long as it runs:
 
 * on the server, when dagz knows it (the connection parameters a family gave
-  `create_worker_init`): PostgreSQL a session-level advisory lock
+  `create_worker_init`; in auto mode, `dagz.auto`, the settings of the worker's connects,
+  `note_auto_connect`, held in memory only): PostgreSQL a session-level advisory lock
   (``pg_try_advisory_lock(key)``, `pg_key`: the first 8 bytes of ``sha256("dagz worker " +
   name)``), MariaDB/MySQL ``GET_LOCK('dagz:worker:<name>', 0)`` (`mysql_lock_name`), each on
   one connection per server that the worker keeps open; the server ends the lease when that
