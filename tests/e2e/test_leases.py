@@ -277,6 +277,8 @@ def _two_runs_disjoint(root: Path, tag: str) -> dict[str, tuple[int, str, str, f
                 numbers[e["run"]][e["worker"]] = int(m[1])
         assert len([e for e in events if e["run"] == "a"]) == 4, events
         assert len([e for e in events if e["run"] == "b"]) == 4, events
+        for nums in numbers.values():  # within a run too: one database per worker
+            assert len(set(nums.values())) == len(nums), numbers
         shared = used["a"] & used["b"]
         assert not shared, f"worker databases used by both runs: {sorted(shared)}"
         moved = 0
