@@ -389,6 +389,9 @@ def hold(cfg: DbConfig, target: str) -> None:
             hint = (
                 "Name every base in create_worker_init([...]) so that the worker number is "
                 "chosen for all of them at once."
+                if cfg.engine not in _SERVICES and cfg.active_conf() is not None
+                else "In auto mode the number is chosen for the databases a worker connects to "
+                "first, and another run holds this later one's copy: run them one at a time."
                 if cfg.engine not in _SERVICES
                 else "The other run uses this number for this family only; run it with the "
                 "other families too, or one run at a time."
