@@ -7,8 +7,10 @@ DAGZ semantics; an unconfigured family with an installed driver runs in auto mod
 worker's database evolves as the one database of a serial run does). The first rerouted connect
 of a worker to base `B` builds `B_jwNN` from `B` with the engine's clone and warm start, using the
 settings of that very connect (host, port, user, password, TLS settings), held in memory only.
-A base that does not exist is an error naming it. Names pytest-django makes per xdist worker
-(`test_<name>_gwN`) are left alone.
+A base that does not exist is an error naming it. As in the configured path, the worker
+leases its worker number before naming its first worker database (`dagz.lease`, on the server
+of that connect) and holds each worker database it uses, so concurrent runs never share one.
+Names pytest-django makes per xdist worker (`test_<name>_gwN`) are left alone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dagz import _bypass, _callbacks, _shim, fresh
+from dagz import _bypass, _callbacks, _shim, fresh, lease
 from dagz._state import STATE, log
 from dagz.engines import for_engine
 from dagz.engines.warm import fresh_requested
@@ -108,8 +110,12 @@ class AutoMode:
             c.family for c in configs.values() if not c.configured and driver_installed(c.engine)
         ]
 
-    def target(self, cfg: DbConfig, name: str) -> str | None:
-        """The worker database for `name`, or None when auto mode leaves it alone."""
+    def target(
+        self, cfg: DbConfig, name: str, settings: Mapping[str, str] | None = None
+    ) -> str | None:
+        """The worker database for `name`, or None when auto mode leaves it alone. As
+        `DbConfig._target`: the worker number is leased first (`dagz.lease`, on the server of
+        this connect's `settings`), then the name made for it is held."""
         if (
             not name
             or name in cfg.kept_names  # made per worker by another tool (dagz.integ.django)
@@ -118,16 +124,22 @@ class AutoMode:
             or not cfg.default_should_reroute(name)
         ):
             return None
+        if settings is not None:
+            lease.note_auto_connect(cfg, name, connect_kwargs(cfg.engine, settings))
+        lease.ensure(cfg, name)  # may change the worker number: the session is read after it
         renamed = fresh.renamed(cfg.engine, name)  # its usual copy could not be rebuilt
         new = renamed or cfg._checked_name(cfg.default_rewrite_db_name(name, cfg.session()), name)
-        return None if new == name else new
+        if new == name:
+            return None
+        lease.hold(cfg, new)
+        return new
 
     def resolve(self, cfg: DbConfig, name: str, settings: Mapping[str, str] | None) -> str | None:
         """Decision and on-demand build for one connect of an unconfigured family."""
         if not self.applies(cfg):
             return None
         try:
-            new = self.target(cfg, name)
+            new = self.target(cfg, name, settings or {})
         except DagzError:
             raise
         except Exception as exc:

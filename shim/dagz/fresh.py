@@ -52,13 +52,18 @@ def _label(engine: int) -> str:
 
 
 def renamed(engine: int, base: str) -> str | None:
-    """This run's fresh name for `base`, or None when its worker database is the usual one."""
+    """This run's fresh name for `base`, or None when its worker database is the usual one
+    (always for Redis/RabbitMQ, which have no fresh names)."""
+    if engine not in _LABELS:
+        return None
     with _lock:
         return _RENAMED.get((_label(engine), base))
 
 
 def is_fresh(engine: int, name: str) -> bool:
     """Whether `name` is one of this run's fresh names (a worker database already)."""
+    if engine not in _LABELS:
+        return False
     label = _label(engine)
     with _lock:
         return any(e == label and f == name for (e, _), f in _RENAMED.items())

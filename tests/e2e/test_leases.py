@@ -159,11 +159,30 @@ CUSTOM_INIT = (
 )
 
 
-def _project(root: Path, conftest: str = CONFTEST) -> Path:
+#: The zero-config variant (auto mode, no conftest): no per-test reset, so each test inserts keys
+#: of its own (a worker's database keeps the rows of its earlier tests, as in a serial run); a
+#: second run in the same worker database fails on a duplicate key or a count.
+AUTO_TESTS = (
+    TESTS.replace(
+        "    me = os.path.join(",
+        "    keys = (10 * n + 1, 10 * n + 2, 10 * n + 3)\n    me = os.path.join(",
+    )
+    .replace(
+        "VALUES (1, 'a'), (2, 'b'), (3, 'c')\")", "VALUES (%s, 'a'), (%s, 'b'), (%s, 'c')\", keys)"
+    )
+    .replace(
+        '"SELECT count(*) FROM items")',
+        '"SELECT count(*) FROM items WHERE id IN (%s, %s, %s)", keys)',
+    )
+)
+
+
+def _project(root: Path, conftest: str | None = CONFTEST, tests: str = TESTS) -> Path:
     project = root / "project"
     project.mkdir()
-    (project / "conftest.py").write_text(conftest)
-    (project / "test_rows.py").write_text(TESTS)
+    if conftest is not None:
+        (project / "conftest.py").write_text(conftest)
+    (project / "test_rows.py").write_text(tests)
     (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     return project
 
@@ -216,32 +235,30 @@ def _databases(tag: str) -> Iterator[SampleDatabases]:
 _MOVED = re.compile(r"gw(\d+) → worker (\d+) \(worker (\d+) is leased by another run\)")
 
 
-@pytest.mark.parametrize("init", ["create_worker_init", "custom"])
-def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path, init: str) -> None:
-    """Two `--dagz-workers 2` runs of one project started at the same moment against one
-    server: both pass (fixed primary keys, exact counts), the worker databases the servers saw
-    under each run are disjoint, and a run whose worker took another number says so. With
-    worker_init functions of the project's own (dagz does not know the server) the leases are
-    lock files, which the summary says, and none is left when the runs are over."""
-    _project(tmp_path, CONFTEST if init == "create_worker_init" else CUSTOM_INIT)
-    (tmp_path / "sync").mkdir()
-    leases = tmp_path / "leases"
-    with _databases("ls") as dbs:
+def _two_runs_disjoint(root: Path, tag: str) -> dict[str, tuple[int, str, str, float]]:
+    """Runs the project at `root` twice at the same moment (``--dagz-workers 2`` each, every
+    test waiting until the other run has started a test) and checks from the servers' own
+    words (``current_database()`` / ``DATABASE()`` recorded by every test) that both passed in
+    disjoint worker databases, and that a worker that took another number said so. Every
+    database of the base's name is dropped afterwards; no lease file is left."""
+    (root / "sync").mkdir()
+    leases = root / "leases"
+    with _databases(tag) as dbs:
         runs = {"a": "b", "b": "a"}
         with ThreadPoolExecutor(2) as pool:
             futures = {
                 run: pool.submit(
                     run_process,
-                    _argv(tmp_path, run, "--dagz-workers", "2", "-q"),
+                    _argv(root, run, "--dagz-workers", "2", "-q"),
                     _env(
                         dbs,
-                        tmp_path,
+                        root,
                         run,
                         DZ_WAIT_FOR=f"{other}.",
                         DZ_HOLD_S="0.5",
                         DAGZ_LEASE_DIR=str(leases),
                     ),
-                    tmp_path,
+                    root,
                     TIMEOUT_S,
                 )
                 for run, other in runs.items()
@@ -249,7 +266,7 @@ def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path,
             results = {run: f.result() for run, f in futures.items()}
         for run, (rc, out, err, _s) in results.items():
             assert rc == 0, f"run {run} failed:\n{out[-6000:]}\n{err[-4000:]}"
-        events = _events(tmp_path)
+        events = _events(root)
         used: dict[str, set[tuple[str, str]]] = defaultdict(set)
         numbers: dict[str, dict[str, int]] = defaultdict(dict)
         for e in events:
@@ -260,6 +277,8 @@ def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path,
                 numbers[e["run"]][e["worker"]] = int(m[1])
         assert len([e for e in events if e["run"] == "a"]) == 4, events
         assert len([e for e in events if e["run"] == "b"]) == 4, events
+        for nums in numbers.values():  # within a run too: one database per worker
+            assert len(set(nums.values())) == len(nums), numbers
         shared = used["a"] & used["b"]
         assert not shared, f"worker databases used by both runs: {sorted(shared)}"
         moved = 0
@@ -275,9 +294,35 @@ def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path,
         assert moved >= 2, numbers
         files = sorted(p.name for p in leases.iterdir()) if leases.exists() else []
         assert not files, f"lease files left: {files}"
-        if init == "custom":
-            for _rc, out, _err, _s in results.values():
-                assert "worker leases are lock files in" in out, out
+    return results
+
+
+@pytest.mark.parametrize("init", ["create_worker_init", "custom"])
+def test_two_runs_started_together_use_disjoint_worker_databases(tmp_path: Path, init: str) -> None:
+    """Two `--dagz-workers 2` runs of one project started at the same moment against one
+    server: both pass (fixed primary keys, exact counts), the worker databases the servers saw
+    under each run are disjoint, and a run whose worker took another number says so. With
+    worker_init functions of the project's own (dagz does not know the server) the leases are
+    lock files, which the summary says, and none is left when the runs are over."""
+    _project(tmp_path, CONFTEST if init == "create_worker_init" else CUSTOM_INIT)
+    results = _two_runs_disjoint(tmp_path, "ls")
+    if init == "custom":
+        for _rc, out, _err, _s in results.values():
+            assert "worker leases are lock files in" in out, out
+
+
+def test_two_zero_config_runs_started_together_use_disjoint_worker_databases(
+    tmp_path: Path,
+) -> None:
+    """The same with no conftest (auto mode, issue 13): each worker leases its databases on the
+    servers it connects to (the connect's own settings) before naming them, so the second run's
+    workers move to free numbers instead of sharing (and rebuilding) the first run's
+    ``_jw00``/``_jw01``; both runs pass, in four distinct worker databases per server."""
+    _project(tmp_path, None, AUTO_TESTS)
+    results = _two_runs_disjoint(tmp_path, "la")
+    for _rc, out, _err, _s in results.values():
+        assert "(auto mode)" in out, out
+        assert "worker leases are lock files" not in out, out
 
 
 HOLDER_TIMEOUT_S = 180.0

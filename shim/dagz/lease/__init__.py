@@ -3,7 +3,8 @@
 A worker process holds a *lease* on every worker database it uses, for as long as it runs:
 
 * on the server, when dagz knows it (the connection parameters a family gave
-  `create_worker_init`): PostgreSQL a session-level advisory lock
+  `create_worker_init`; in auto mode, `dagz.auto`, the settings of the worker's connects,
+  `note_auto_connect`, held in memory only): PostgreSQL a session-level advisory lock
   (``pg_try_advisory_lock(key)``, `pg_key`: the first 8 bytes of ``sha256("dagz worker " +
   name)``), MariaDB/MySQL ``GET_LOCK('dagz:worker:<name>', 0)`` (`mysql_lock_name`), each on
   one connection per server that the worker keeps open; the server ends the lease when that
@@ -91,9 +92,15 @@ class _Leases:
         self.moved_line: str | None = None
         #: object text → tests (or "outside tests") during which it appeared.
         self.appeared: dict[tuple[str, str], list[str]] = {}
+        #: Auto mode (`dagz.auto`): per engine, (bases, settings) of the servers connected to.
+        self.auto_sources: dict[int, list[tuple[list[str], dict[str, Any]]]] = {}
 
     def sources(self, cfg: DbConfig) -> list[tuple[list[str], dict[str, Any]]]:
-        return list(getattr(cfg, "_lease_sources", []))
+        """(bases, connect settings) per server: `create_worker_init`'s, and in auto mode the
+        settings of the connects seen (`note_auto_connect`; held in memory only)."""
+        return list(getattr(cfg, "_lease_sources", [])) + list(
+            self.auto_sources.get(cfg.engine, [])
+        )
 
     def servers_of(self, cfg: DbConfig) -> list[Any]:
         if cfg.engine in _SERVICES:
@@ -219,18 +226,44 @@ def describe() -> str | None:
     return _LEASES.moved_line
 
 
+def note_auto_connect(cfg: DbConfig, base: str, settings: dict[str, Any]) -> None:
+    """Auto mode (`dagz.auto`): a connect of `cfg`'s family to `base` on the server of
+    `settings` (the engine's connect arguments), so that `_plan` leases its worker database
+    there. Held in memory only."""
+    sid = _server_id(_ENGINES[cfg.engine], settings)
+    with _LEASES.lock:
+        sources = _LEASES.auto_sources.setdefault(cfg.engine, [])
+        for names, kwargs in sources:
+            if _server_id(_ENGINES[cfg.engine], kwargs) == sid:
+                if base not in names:
+                    names.append(base)
+                return
+        sources.append(([base], dict(settings)))
+
+
+def _rewrite(cfg: DbConfig) -> Callable[[str, Any], object] | None:
+    """The rule that names `cfg`'s worker databases in this process: the conftest's (or the
+    service families' auto rule), SQL auto mode's `default_rewrite_db_name`, or None."""
+    conf = cfg.active_conf()
+    if conf is not None:
+        return None if cfg.disabled_here() else conf.rewrite_db_name
+    from dagz.auto import AUTO
+
+    return cfg.default_rewrite_db_name if AUTO.applies(cfg) else None
+
+
 def _targets(cfg: DbConfig, bases: list[str], num: int, count: int) -> list[str]:
     from dagz.config import Session
 
-    conf = cfg.active_conf()
-    if conf is None:
+    rewrite = _rewrite(cfg)
+    if rewrite is None:
         return []
     # Families the shim does not know (Redis, RabbitMQ) name workers `_jwNN` themselves.
     suffix = _shim.policy_suffix(cfg.engine, num) if cfg.engine in _ENGINES else f"_jw{num:02}"
     session = Session(num, count, suffix)
     names = []
     for base in bases:
-        new = cfg._checked_name(conf.rewrite_db_name(base, session), base)
+        new = cfg._checked_name(rewrite(base, session), base)
         if new != base and new not in names:
             names.append(new)
             if cfg.engine in _SERVICES:
@@ -260,7 +293,7 @@ def _plan(first: DbConfig | None, name: str | None) -> list[tuple[DbConfig, list
 
     plan = []
     for cfg in CONFIGS.values():
-        if cfg.active_conf() is None or cfg.disabled_here():
+        if _rewrite(cfg) is None:
             continue
         bases: list[str] = []
         for names, _kw in _LEASES.sources(cfg):
@@ -356,6 +389,9 @@ def hold(cfg: DbConfig, target: str) -> None:
             hint = (
                 "Name every base in create_worker_init([...]) so that the worker number is "
                 "chosen for all of them at once."
+                if cfg.engine not in _SERVICES and cfg.active_conf() is not None
+                else "In auto mode the number is chosen for the databases a worker connects to "
+                "first, and another run holds this later one's copy: run them one at a time."
                 if cfg.engine not in _SERVICES
                 else "The other run uses this number for this family only; run it with the "
                 "other families too, or one run at a time."
@@ -500,6 +536,7 @@ def release() -> None:
         leases.files.close()
         leases.names.clear()
         leases.appeared.clear()
+        leases.auto_sources.clear()
         if leases.exported and os.environ.get(envvars.WORKER_LEASE) == str(os.getpid()):
             os.environ.pop(envvars.WORKER_LEASE, None)
             os.environ.pop(envvars.WORKER, None)
