@@ -299,6 +299,12 @@ DecisionCallback = Callable[[int, str], "tuple[int, str]"]
 _registered: list[object] = []
 
 
+def _write_text(out: int, size: int, text: str) -> None:
+    """`text` into the shim's buffer `out` of `size` bytes, cut to fit, NUL-terminated."""
+    data = text.encode("utf-8", "surrogateescape")[: max(size - 1, 0)]
+    ctypes.memmove(out, data + b"\0", len(data) + 1)
+
+
 def set_decision_callback(fn: DecisionCallback | None) -> None:
     """Registers `fn(engine, name) -> (code, text)` as the shim's decision callback (preloaded
     shim only). `fn` must not raise: exceptions in a ctypes callback are swallowed, so they are
@@ -314,8 +320,7 @@ def set_decision_callback(fn: DecisionCallback | None) -> None:
             code, text = fn(engine, name.decode("utf-8", "surrogateescape"))
         except BaseException as exc:
             code, text = CB_ERROR, f"dagz: decision callback raised {type(exc).__name__}: {exc}"
-        data = text.encode("utf-8", "surrogateescape")[: max(out_len - 1, 0)]
-        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        _write_text(out, out_len, text)
         return code
 
     cb = _CB_TYPE(trampoline)
@@ -359,8 +364,7 @@ def set_decision_callback2(fn: DecisionCallback2) -> None:
             code, text = fn(engine, name.decode("utf-8", "surrogateescape"), parse_settings(block))
         except BaseException as exc:
             code, text = CB_ERROR, f"dagz: decision callback raised {type(exc).__name__}: {exc}"
-        data = text.encode("utf-8", "surrogateescape")[: max(n - 1, 0)]
-        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        _write_text(out, n, text)
         return code
 
     cb = _CB2_TYPE(trampoline)
@@ -387,8 +391,7 @@ def set_use_callback(fn: UseCallback) -> None:
             text = f"dagz: use callback raised {type(exc).__name__}: {exc}"
         if not text:
             return 0
-        data = text.encode("utf-8", "surrogateescape")[: max(out_len - 1, 0)]
-        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        _write_text(out, out_len, text)
         return -1
 
     cb = _CB_TYPE(trampoline)

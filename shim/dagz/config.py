@@ -235,6 +235,11 @@ class DbConfig:
         num, count = _shim.worker() if worker is None else worker
         return (conf.single_worker_disable and count <= 1) or (conf.main_worker_bypass and num == 0)
 
+    def name_size(self, name: str) -> int:
+        """What the server's name limit (`max_len`) counts: MariaDB/MySQL characters,
+        PostgreSQL bytes."""
+        return len(name) if self.engine == _shim.ENGINE_MYSQL else len(name.encode())
+
     def _checked_name(self, new: object, old: str) -> str:
         if not isinstance(new, str):
             raise DagzError(
@@ -244,9 +249,8 @@ class DbConfig:
             raise DagzError(
                 f"{self.family} rewrite_db_name({old!r}) returned an unusable name {new!r}"
             )
-        # PostgreSQL's limit counts bytes, MariaDB/MySQL's characters.
-        mysql = self.engine == _shim.ENGINE_MYSQL
-        size, unit = (len(new), "character") if mysql else (len(new.encode()), "byte")
+        size = self.name_size(new)
+        unit = "character" if self.engine == _shim.ENGINE_MYSQL else "byte"
         if size > self.max_len:
             raise DagzError(
                 f"{self.family} rewrite_db_name({old!r}) returned {new!r}: "

@@ -76,16 +76,15 @@ def _record(engine: int, base: str, fresh: str) -> None:
         os.environ[envvars.RENAME] = ",".join(f"{e}:{b}={f}" for (e, b), f in _RENAMED.items())
 
 
-def candidates(engine: int, target: str) -> Iterator[str]:
-    """The fresh names for `target`, within the engine's limit (63 bytes / 64 characters)."""
-    mysql = engine == _shim.ENGINE_MYSQL
+def candidates(cfg: DbConfig, target: str) -> Iterator[str]:
+    """The fresh names for `target`, within the family's name limit (`DbConfig.max_len`)."""
     for k in range(1, FRESH_TRIES + 1):
         name = f"{target}_f{k}"
-        if (len(name) if mysql else len(name.encode())) <= (64 if mysql else 63):
+        if cfg.name_size(name) <= cfg.max_len:
             yield name
 
 
-def usable(engine: int, base: str, target: str) -> bool:
+def usable(base: str, target: str) -> bool:
     """Whether `base=target` can be written into ``DAGZ_RENAME``."""
     return not any(c in s for s in (base, target) for c in ",=:") and base != target
 
@@ -112,8 +111,8 @@ def provision_or_fresh(
             raise
         blocked = exc
     log(f"{cfg.family}: {target} cannot be rebuilt: {blocked}; trying a fresh name")
-    for fresh in candidates(cfg.engine, target):
-        if not usable(cfg.engine, base, fresh):
+    for fresh in candidates(cfg, target):
+        if not usable(base, fresh):
             break
         existed = True
         try:

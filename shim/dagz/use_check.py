@@ -45,20 +45,20 @@ def _checks_needed() -> bool:
 
 def begin_test() -> None:
     """A test starts: connections of earlier tests are prepared again at their next statement."""
-    global _gen, _check  # noqa: PLW0603 - the test generation of this process
-    _gen += 1
-    _check = _checks_needed()
-    if _installed:
-        _shim.begin_test(_gen, _check)
+    _next_generation(_checks_needed())
 
 
 def end_run() -> None:
     """No more checks (the run is over; statements at exit run no Python)."""
-    global _gen, _check  # noqa: PLW0603 - as above
+    _next_generation(False)
+
+
+def _next_generation(check: bool) -> None:
+    global _gen, _check  # noqa: PLW0603 - the test generation of this process
     _gen += 1
-    _check = False
+    _check = check
     if _installed:
-        _shim.begin_test(_gen, False)
+        _shim.begin_test(_gen, check)
 
 
 def generation() -> int:
@@ -86,7 +86,7 @@ def on_use(engine: int, db: str) -> str:
     try:
         cfg._maybe_prepare(db)
     except DagzError as exc:
-        return str(exc) if str(exc).startswith("dagz:") else f"dagz: {exc}"
+        return str(exc)  # starts with "dagz:" (DagzError's own rule)
     except BaseException as exc:
         return f"dagz: {cfg.family} prepare({db!r}) failed: {type(exc).__name__}: {exc}"
     return ""
