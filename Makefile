@@ -1,6 +1,8 @@
 # dagz — build, test and lint entry points.
 #
 #   make deps    the system packages (scripts/deps.sh: one list; apt-get as root, else a message)
+#   make servers PostgreSQL, MariaDB, Redis, RabbitMQ and its management API answer (scripts/servers.sh:
+#                as root it starts what is down, else it names the command); e2e, demo and bench need it
 #   make build   cargo build --release  -> target/release/libdagz.so
 #   make wheel   dist/dagz-<version>-py3-none-<platform>.whl (setuptools-rust, stripped libdagz.so)
 #   make venv    .venv (test/lint tools + drivers) and .venv-src (psycopg2 built from source)
@@ -42,10 +44,13 @@ FUZZ_SECONDS ?= 60
 # make wheel: cargo's target dir for the wheel's build, apart from target/release (make build).
 WHEEL_TARGET_DIR ?= target/wheel
 
-.PHONY: deps build wheel venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz fuzz-mysql
+.PHONY: deps servers build wheel venv test cargo-test e2e lint fmt bench demo demo-clean clean-venv fuzz fuzz-mysql
 
 deps:
 	@scripts/deps.sh
+
+servers: deps
+	@scripts/servers.sh
 
 build: deps
 	@$(PHASE) "build: cargo build --release (libdagz.so)" $(CARGO) build --release --quiet
@@ -92,7 +97,7 @@ cargo-test: deps
 # own (/tmp/<prefix>.XXXXXX, removed at the end). leftovers.py lists both servers and the
 # dagz-run-* folders before and after the suite and fails the target if the run left or removed
 # anything (its docstring says what counts). pytest's own failure keeps its exit code.
-e2e: build venv
+e2e: build venv servers
 	@snap=$$(mktemp target/e2e-snapshot.XXXXXX); \
 	run=$$($(VENV)/bin/python scripts/leftovers.py snapshot "$$snap") || { rm -f "$$snap"; exit 2; }; \
 	tmp=$$(mktemp -d "/tmp/$$run.XXXXXX"); \
@@ -121,10 +126,10 @@ fmt: $(VENV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: build venv
+bench: build venv servers
 	if [ -x bench/run ]; then bench/run; else echo "bench: no bench/run yet, nothing to do"; fi
 
-demo: build $(VENV_DEMO_STAMP)
+demo: build $(VENV_DEMO_STAMP) servers
 	@scripts/demo.sh
 
 # Drops what `make demo` left on the servers (the example's bases and their worker copies) and

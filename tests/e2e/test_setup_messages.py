@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -71,3 +72,28 @@ def test_demo_clean_phases_say_start_and_elapsed(tmp_path: Path) -> None:
     ends = re.findall(r"^=== demo: done in [0-9.]+s: (.+)$", output, re.M)
     assert starts, output
     assert starts == ends, output
+
+
+def test_servers_name_what_is_down_and_the_command() -> None:
+    """A fresh machine has RabbitMQ's management API off (dagz creates worker vhosts through
+    it): `scripts/servers.sh` (`make servers`, which `make e2e`, `make demo` and `make bench`
+    need) run by a user who cannot fix it says so in one line with the command; as root it
+    would enable the plugin. A closed port stands in for the API that is off."""
+    command = ["env", f"SERVERS_RABBITMQ_API=http://127.0.0.1:{_closed_port()}"]
+    command += ["bash", "scripts/servers.sh"]
+    if os.geteuid() == 0:  # as root it would enable the plugin: run it as a user who cannot
+        assert shutil.which("runuser"), "runuser (util-linux) is needed to run as nobody"
+        command = ["runuser", "-u", "nobody", "--", *command]
+    proc = _run(command)
+    assert proc.returncode == 1, proc
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "RabbitMQ management API" in lines[0], lines
+    assert "rabbitmq-plugins enable rabbitmq_management" in lines[0], lines
+    assert _run(["bash", "scripts/servers.sh"]).returncode == 0  # the real servers all answer
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
