@@ -1,15 +1,19 @@
 """Cost of the Redis and RabbitMQ families, side by side in one run (raw figures printed).
 
-Plain and hooked are measured in the same process, in alternating rounds (the hooks are taken
-off redis-py's connection class for the plain rounds), so machine load hits both alike:
+Plain and hooked are measured side by side in one run, in alternating rounds, so machine load
+hits both alike:
 
-* connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, three ways
-  in rotated order each round: plain to index 0 (redis-py sends no ``SELECT``), plain to the
-  worker's index k (what an application connecting to that index pays: one ``SELECT`` round
-  trip), and hooked to index 0, rerouted to k. dagz's own part is hooked - plain-to-k (target:
-  at most 20 µs per connection); hooked - plain-to-0 is what the index itself costs on top;
-* per command: ``send_command("GET", "k")`` with the socket write replaced by a no-op (packing
-  only), on a rerouted connection: the fast path (target: at most 1 µs more);
+* connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, four ways,
+  each in a process of its own (hooks on or off there for good), asked in turn for a round of
+  connects, the order rotated each round: plain to index 0 (redis-py sends no ``SELECT``),
+  plain to the worker's index k (what an application connecting to that index pays: one
+  ``SELECT`` round trip), and hooked to index 0, rerouted to k — later connects in one test (the
+  remembered decision) and each connect in a new test (the per-test step too). dagz's own part
+  is hooked - plain-to-k (target: at most 20 µs per connection), per round: median and spread.
+  Also counted in instructions (callgrind: deterministic, whatever the load);
+* per command (in one process, the hooks taken off redis-py's class for the plain rounds):
+  ``send_command("GET", "k")`` with the socket write replaced by a no-op (packing only), on a
+  rerouted connection: the fast path (target: at most 1 µs more);
 * prepare on Redis: ``REDIS_CONFIG.truncate`` of an index holding 100 keys (target 1 ms);
 * prepare on RabbitMQ: emptying a vhost (delete its 3 queues and 1 exchange) vs deleting and
   recreating it (management API of 127.0.0.1:15672).
@@ -35,7 +39,7 @@ import redis
 from dagz import lease
 from dagz._state import STATE
 from dagz.engines import rabbitmq
-from dagz.integ.redis import _MEMO, REDIS_CONFIG, _endpoint_of, _Route, _route_on_connect
+from dagz.integ.redis import _MEMO, REDIS_CONFIG, _Route, _route_on_connect
 from redis.connection import AbstractConnection
 
 _HOOKED = ("on_connect_check_health", "send_command", "pack_commands")
@@ -90,7 +94,10 @@ def _hooks(on: bool) -> None:
             setattr(AbstractConnection, name, original)
 
 
-_HOOKS: dict[str, Callable[..., object]] = {}
+#: The hooks dagz installed on import (`_hooks` takes them off and puts them back).
+_HOOKS: dict[str, Callable[..., object]] = {
+    name: AbstractConnection.__dict__[name] for name in _HOOKED
+}
 
 
 def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
@@ -101,28 +108,49 @@ def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
 
 
-def _connect_three(port: int, index: int, n: int, rounds: int) -> list[dict[str, list[float]]]:
-    """Wall and CPU seconds per connect of each way, one sample per round, the order rotated
-    each round (plain index 0, plain index `index`, hooked index 0 rerouted to `index`; the
-    hooked connects after the first are later connects of one test: the remembered decision)."""
-    _HOOKS.update({name: AbstractConnection.__dict__[name] for name in _HOOKED})
-    ways: list[tuple[str, bool, Callable[[], None]]] = [
-        ("plain 0", False, _connect(port, 0)),
-        (f"plain {index}", False, _connect(port, index)),
-        (f"dagz 0->{index}", True, _connect(port, 0)),
-    ]
-    wall: dict[str, list[float]] = {name: [] for name, _, _ in ways}
-    cpu: dict[str, list[float]] = {name: [] for name, _, _ in ways}
-    for _, on, fn in ways:  # warm-up, uncounted
-        _hooks(on)
-        _time(fn, n // 4)
-    for r in range(rounds):
-        for name, on, fn in ways[r % 3 :] + ways[: r % 3]:
-            _hooks(on)
-            w, c = _both(fn, n)
-            wall[name].append(w)
-            cpu[name].append(c)
-    _hooks(True)
+def _connect_ways(port: int, n: int, rounds: int) -> list[dict[str, list[float]]]:
+    """Wall and CPU seconds per connect of each way of `_MODES`, one sample per round, the order
+    rotated each round. Each way runs in a process of its own, set up once (hooks on or off;
+    taking them off and on in one process invalidates the interpreter's attribute caches of
+    redis-py's connection class each time, a cost the toggled-on side paid in every round); a
+    round asks each process in turn for `n` connects, so only one runs at a time. The two
+    hooked processes lease workers 1 and 2 (indexes 6 and 9: the same work)."""
+    procs = {
+        mode: subprocess.Popen(
+            [sys.executable, __file__, "--serve", mode, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "DAGZ_WORKER": str(max(1, i - 1))},
+        )
+        for i, mode in enumerate(_MODES)
+    }
+
+    def ask(mode: str, count: int) -> tuple[float, float]:
+        proc = procs[mode]
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(f"{count}\n")
+        proc.stdin.flush()
+        wall, cpu = proc.stdout.readline().split()
+        return float(wall), float(cpu)
+
+    wall: dict[str, list[float]] = {mode: [] for mode in _MODES}
+    cpu: dict[str, list[float]] = {mode: [] for mode in _MODES}
+    try:
+        for mode in _MODES:  # warm-up, uncounted
+            ask(mode, n // 2)
+        for r in range(rounds):
+            k = r % len(_MODES)
+            for mode in _MODES[k:] + _MODES[:k]:
+                w, c = ask(mode, n)
+                wall[mode].append(w)
+                cpu[mode].append(c)
+    finally:
+        for proc in procs.values():
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait()
     return [wall, cpu]
 
 
@@ -134,7 +162,9 @@ def _hook_work(port: int) -> dict[str, float]:
     conn = redis.Connection(port=port, db=0)
 
     def same_test() -> None:
-        _Route(_endpoint_of(conn), _route_on_connect(conn) or 0, conn._dagz_prefix)
+        d = _route_on_connect(conn)
+        assert d is not None, "not rerouted"
+        _Route(d.kw, d.new, d.prefix, d.bprefix)  # type: ignore[arg-type]
 
     def later_test() -> None:
         REDIS_CONFIG.gen += 1  # what a test start does to the hooks
@@ -180,13 +210,17 @@ def _report_connect(samples: dict[str, list[float]], what: str) -> None:
             f"redis connect {what} {name:12} median {statistics.median(xs) * 1e6:7.1f} us   "
             f"spread {min(xs) * 1e6:7.1f}-{max(xs) * 1e6:7.1f} us"
         )
-    plain0, plaink, hooked = (samples[n] for n in names)
-    own = [h - k for h, k in zip(hooked, plaink, strict=True)]
+    plain0, plaink = samples["plain 0"], samples["plain 6"]
+    for mode in _MODES[2:]:
+        own = [h - k for h, k in zip(samples[mode], plaink, strict=True)]
+        print(
+            f"redis connect {what} dagz's own part ({mode} - plain 6, per round) "
+            f"median {statistics.median(own) * 1e6:6.1f} us spread {min(own) * 1e6:6.1f}-"
+            f"{max(own) * 1e6:6.1f} us (target <= 20 us)"
+        )
     idx = [k - z for k, z in zip(plaink, plain0, strict=True)]
     print(
-        f"redis connect {what} dagz's own part (dagz - plain to the same index, per round) "
-        f"median {statistics.median(own) * 1e6:6.1f} us spread {min(own) * 1e6:6.1f}-"
-        f"{max(own) * 1e6:6.1f} us (target <= 20 us); the index's SELECT (plain k - plain 0) "
+        f"redis connect {what} the index's SELECT (plain 6 - plain 0, per round) "
         f"median {statistics.median(idx) * 1e6:6.1f} us"
     )
 
@@ -194,8 +228,9 @@ def _report_connect(samples: dict[str, list[float]], what: str) -> None:
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
     print(
-        "method: plain and hooked redis-py in one process, alternating rounds (connect: three "
-        "ways, rotated order, median and min-max over rounds; command: minimum over rounds)"
+        "method: connect: each way in a process of its own, one way at a time, rounds in rotated "
+        "order, median and min-max over rounds; command: plain and hooked in one process, "
+        "alternating rounds, minimum over rounds"
     )
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="dz_bench_redis_")
@@ -205,11 +240,11 @@ def main() -> None:
     server = subprocess.Popen([*argv, "--save", ""], stdout=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
+        connects = _connect_ways(port, 40 if quick else 200, 4 if quick else 16)
         STATE.reroute, STATE.current_test = True, "bench"
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
         client = redis.Redis(port=port)
         assert client.client_info()["db"] == 6, "not rerouted"  # blocks of 3: worker 1 -> 6
-        connects = _connect_three(port, 6, 40 if quick else 200, 3 if quick else 15)
         conn = redis.Connection(port=port, db=0)
         conn.connect()
         assert conn._dagz_r is not None, "not rerouted"
@@ -299,33 +334,59 @@ def _rabbit() -> None:
 _MODES = ("plain 0", "plain 6", "dagz 0->6, same test", "dagz 0->6, each a new test")
 
 
-def _child(mode: str, n: int, port: int) -> None:
-    """`n` connects of one way (under callgrind: `_instructions`), after one uncounted."""
+def _way(mode: str, port: int) -> Callable[[], None]:
+    """One connect of the way `mode` (`_MODES`), its hooks set up for this process."""
     index = 6 if mode == "plain 6" else 0
-    gc.disable()  # collections at other moments on each side would be counted as noise
     if mode.startswith("plain"):
         _hooks(False)
     else:
         STATE.reroute, STATE.current_test = True, "bench"
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
-    new_test = mode.endswith("new test")
+    connect = _connect(port, index)
+    if not mode.endswith("new test"):
+        return connect
+
+    def in_a_new_test() -> None:
+        REDIS_CONFIG.gen += 1  # what a test start does to the hooks
+        connect()
+
+    return in_a_new_test
+
+
+def _child(mode: str, n: int, port: int) -> None:
+    """`n` connects of one way (under callgrind: `_instructions`), after one uncounted."""
+    gc.disable()  # collections at other moments on each side would be counted as noise
+    fn = _way(mode, port)
     for _ in range(n + 1):
-        if new_test:
-            REDIS_CONFIG.gen += 1
-        _connect(port, index)()
+        fn()
+
+
+def _serve(mode: str, port: int) -> None:
+    """`_connect_ways`' process for one way: for each count read from stdin, that many connects;
+    prints their wall and CPU seconds per connect."""
+    fn = _way(mode, port)
+    conn = redis.Connection(port=port, db=0)
+    conn.connect()
+    assert (conn._dagz_r is not None) == mode.startswith("dagz"), f"{mode}: rerouted or not?"
+    conn.disconnect()
+    for line in sys.stdin:
+        wall, cpu = _both(fn, int(line))
+        print(wall, cpu, flush=True)
 
 
 def _instructions(port: int, n: int) -> dict[str, float]:
     """Instructions (callgrind Ir) per connect of each way: deterministic, unlike time; the
-    run with n + 1 connects minus the run with 1, over n (start-up and the first connect's
-    one-time work cancel)."""
+    run with 2n + 1 connects minus the run with n + 1, over n (start-up and the one-time work of
+    the first connects cancel: counted as n + 1 against 1, the hooked side's one-time work beyond
+    its first connect (about 4 M instructions: one more Redis client of dagz's own, made once)
+    was added as +20 k per connect at n = 200)."""
     if shutil.which("valgrind") is None:
         return {}
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dz_bench_cg_") as tmp:
         for mode in _MODES:
             totals = []
-            for count in (0, n):
+            for count in (n, 2 * n):
                 f = os.path.join(tmp, "cg.out")
                 argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={f}"]
                 argv += [sys.executable, __file__, "--child", mode, str(count), str(port)]
@@ -341,5 +402,7 @@ def _instructions(port: int, n: int) -> dict[str, float]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1:2] == ["--serve"]:
+        _serve(sys.argv[2], int(sys.argv[3]))
     else:
         main()

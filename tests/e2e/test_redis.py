@@ -9,6 +9,10 @@ databases the documented mapping gives blocks of 3: worker w's index 0 is 3·(w+
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,3 +267,56 @@ def test_new_connections_in_a_later_test_are_prepared(tmp_path: Path, private_re
     rc, out, _ = run_inline_project(tmp_path, files, "--dagz-workers", "1", env=env)
     assert rc == 0, out
     assert "2 passed" in out, out
+
+
+UNIX_SOCKET_TESTS = """
+import os, redis
+
+def test_unix_socket_connection_is_rerouted():
+    r = redis.Redis(unix_socket_path=os.environ["DZ_REDIS_SOCKET"])
+    assert r.get("sentinel") is None
+    r.set("mine", "x")
+    info = r.client_info()
+    assert info["db"] != "0" and int(info["db"]) > 0, info
+"""
+
+
+def test_unix_socket_connections_are_rerouted(tmp_path: Path) -> None:
+    """``Redis(unix_socket_path=…)`` makes a ``UnixDomainSocketConnection`` (no host, no port):
+    it is rerouted like a TCP one. Before: the connect hook read ``conn.port`` and the
+    connect failed with an AttributeError. Checked on the server: index 0 keeps its sentinel
+    and no other key; the test's key is in the worker's index."""
+    sock_dir = Path(tempfile.mkdtemp(prefix="dz_rs_"))  # a socket path is at most 107 bytes
+    sock = sock_dir / "redis.sock"
+    argv = ["redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+    argv += ["--dir", str(sock_dir), "--save", "", "--appendonly", "no", "--databases", "16"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin = redis.Redis(unix_socket_path=str(sock))
+        deadline = time.monotonic() + 10
+        while not sock.exists() or not _pings(admin):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        admin.set("sentinel", "base")
+        env = {"DZ_REDIS_SOCKET": str(sock), "XDG_CACHE_HOME": str(tmp_path / "c")}
+        files = {"conftest.py": POOL_CONFTEST, "test_unix.py": UNIX_SOCKET_TESTS}
+        rc, out, _ = run_inline_project(tmp_path, files, "--dagz-workers", "1", env=env)
+        assert rc == 0, out
+        assert "1 passed" in out, out
+        assert admin.keys("*") == [b"sentinel"]
+        owners = [
+            db for db in range(16) if redis.Redis(unix_socket_path=str(sock), db=db).get("mine")
+        ]
+        assert len(owners) == 1, owners
+        assert owners[0] != 0, owners
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False

@@ -63,16 +63,17 @@ class DagzRedisError(DagzError, _RedisError):  # type: ignore[misc,valid-type]
 
 
 class _Route:
-    """A rerouted connection: its server, selected (physical) index and test generation."""
+    """A rerouted connection: its server (dagz's own clients connect with `kw`), selected
+    (physical) index, test generation and channel prefix."""
 
     __slots__ = ("bprefix", "cur", "gen", "kw", "prefix")
 
-    def __init__(self, kw: dict[str, Any], cur: int, prefix: str | None = None) -> None:
+    def __init__(self, kw: dict[str, Any], cur: int, prefix: str, bprefix: bytes) -> None:
         self.kw = kw
         self.cur = cur
         self.gen = _CFG.gen
-        self.prefix = _CFG.channel_prefix() if prefix is None else prefix
-        self.bprefix = self.prefix.encode()
+        self.prefix = prefix
+        self.bprefix = bprefix
 
 
 def _endpoint_of(conn: Any) -> dict[str, Any]:
@@ -102,35 +103,53 @@ def _resolve(kw: dict[str, Any], index: object) -> int | None:
     return None if new is None else int(new)
 
 
-#: (server, logical index) -> (test generation, configuration, leased worker number, physical
-#: index or None, channel prefix). The decision depends on none of what changes between tests:
-#: a later connect to the same index (same configuration and worker number) reuses it; in the
-#: test it was made in, the lifecycle ran already, in a later test only `prepare` is left.
-_MEMO: dict[tuple[object, ...], tuple[int, object, int | None, int | None, str]] = {}
+class _Decision:
+    """What connects to one logical index of one server share (`_MEMO`): the test generation
+    it was last used in, the configuration and leased worker number it was made with, the
+    physical index (None: not rerouted), the server's connect arguments, the channel prefix."""
+
+    __slots__ = ("bprefix", "conf", "gen", "kw", "new", "number", "prefix")
+
+    def __init__(self, conf: object, new: int | None, kw: dict[str, Any], gen: int) -> None:
+        self.gen, self.conf, self.number, self.new, self.kw = gen, conf, lease.number(), new, kw
+        self.prefix = _CFG.channel_prefix() if new is not None else ""
+        self.bprefix = self.prefix.encode()
 
 
-def _route_on_connect(conn: Any) -> int | None:
+#: (server, credentials, logical index) -> `_Decision`. The decision depends on none of what
+#: changes between tests: a later connect to the same index (same configuration and worker
+#: number) reuses it; in the test it was made in, the lifecycle ran already, in a later test
+#: only `prepare` is left.
+_MEMO: dict[tuple[object, ...], _Decision] = {}
+
+
+def _route_on_connect(conn: Any) -> _Decision | None:
+    """The decision for `conn`'s connect (None: not rerouted, or dagz is off here). Fails
+    closed (`DagzRedisError`)."""
     conn._dagz_r = None
     conf = _CFG.active_conf()  # the conftest's, or auto mode's (dagz.auto)
     if conf is None or not STATE.reroute or is_bypassed() or owned_by_callback():
         return None
     index = conn.db or 0
-    key = (getattr(conn, "path", None), getattr(conn, "host", None), conn.port, index)
+    key = (
+        getattr(conn, "path", None),  # a UnixDomainSocketConnection has no host and port
+        getattr(conn, "host", None),
+        getattr(conn, "port", None),
+        conn.username,
+        conn.password,
+        index,
+    )
     hit = _MEMO.get(key)
-    if hit is not None and hit[1] is conf and hit[2] == lease.number():
-        gen = _CFG.gen
-        if hit[0] != gen and hit[3] is not None:
-            _prepare(_endpoint_of(conn), str(hit[3]))
-        if hit[0] != gen:
-            _MEMO[key] = (gen, *hit[1:])
-        conn._dagz_prefix = hit[4]
-        return hit[3]
+    if hit is not None and hit.conf is conf and hit.number == lease.number():
+        if hit.gen != _CFG.gen:
+            if hit.new is not None:
+                _prepare(hit.kw, str(hit.new))
+            hit.gen = _CFG.gen
+        return hit if hit.new is not None else None
     gen = _CFG.gen  # read first: a test starting meanwhile gets its prepare next time
-    new = _resolve(_endpoint_of(conn), index)
-    prefix = _CFG.channel_prefix() if new is not None else ""
-    _MEMO[key] = (gen, conf, lease.number(), new, prefix)
-    conn._dagz_prefix = prefix
-    return new
+    kw = _endpoint_of(conn)
+    decision = _MEMO[key] = _Decision(conf, _resolve(kw, index), kw, gen)
+    return decision if decision.new is not None else None
 
 
 def _prepare(kw: dict[str, Any], new: str) -> None:
@@ -286,16 +305,16 @@ def _hook_sync(cls: Any) -> None:
 
     @functools.wraps(on_connect)
     def _on_connect(self: Any, check_health: bool = True) -> None:
-        new = _route_on_connect(self)
-        if new is None:
+        d = _route_on_connect(self)
+        if d is None:
             return on_connect(self, check_health)
         logical = self.db
-        self.db = new
+        self.db = d.new
         try:
             on_connect(self, check_health)
         finally:
             self.db = logical
-        self._dagz_r = _Route(_endpoint_of(self), new, self._dagz_prefix)
+        self._dagz_r = _Route(d.kw, d.new, d.prefix, d.bprefix)  # type: ignore[arg-type]
 
     @functools.wraps(send_command)
     def _send_command(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -341,16 +360,16 @@ def _hook_async(cls: Any) -> None:
 
     @functools.wraps(on_connect)
     async def _on_connect(self: Any, check_health: bool = True) -> None:
-        new = _route_on_connect(self)
-        if new is None:
+        d = _route_on_connect(self)
+        if d is None:
             return await on_connect(self, check_health)
         logical = self.db
-        self.db = new
+        self.db = d.new
         try:
             await on_connect(self, check_health)
         finally:
             self.db = logical
-        self._dagz_r = _Route(_endpoint_of(self), new, self._dagz_prefix)
+        self._dagz_r = _Route(d.kw, d.new, d.prefix, d.bprefix)  # type: ignore[arg-type]
 
     @functools.wraps(send_command)
     async def _send_command(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -379,7 +398,6 @@ def _install(cls: Any, **fns: Any) -> None:
         setattr(fn, _MARK, True)
         setattr(cls, name, fn)
     cls._dagz_r = None
-    cls._dagz_prefix = None
 
 
 def _hook_pubsub(cls: Any, is_async: bool) -> None:
