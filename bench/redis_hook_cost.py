@@ -24,6 +24,7 @@ Run: ``.venv/bin/python bench/redis_hook_cost.py [--quick]`` (needs redis-server
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import shutil
 import socket
@@ -268,22 +269,14 @@ def main() -> None:
             "dagz 0->6": _commands_per_connect(client, _connect(port, 0), on=True),
         }
         lease.release()  # the children lease worker 1's index themselves
-        instructions = _instructions(port, 20 if quick else 200)
+        instructions = _instructions(port, 10 if quick else 50)
     finally:
         server.terminate()
         server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     _report_connect(connects[0], "wall")
     _report_connect(connects[1], "cpu")
-    for mode, ir in instructions.items():
-        print(f"redis connect instructions (callgrind Ir per connect) {mode:28} {ir:12.0f}")
-    if instructions:
-        base = instructions["plain 6"]
-        for mode in _MODES[2:]:
-            print(
-                f"redis connect instructions dagz adds ({mode} - plain 6) "
-                f"{instructions[mode] - base:10.0f} Ir"
-            )
+    _report_instructions(instructions)
     for what, (plain, hooked), target in (("command", command, 1),):
         print(
             f"redis {what:8} plain {plain * 1e6:9.3f} us   hooked {hooked * 1e6:9.3f} us   "
@@ -374,19 +367,20 @@ def _serve(mode: str, port: int) -> None:
         print(wall, cpu, flush=True)
 
 
-def _instructions(port: int, n: int) -> dict[str, float]:
-    """Instructions (callgrind Ir) per connect of each way: deterministic, unlike time; the
-    run with 2n + 1 connects minus the run with n + 1, over n (start-up and the one-time work of
-    the first connects cancel: counted as n + 1 against 1, the hooked side's one-time work beyond
-    its first connect (about 4 M instructions: one more Redis client of dagz's own, made once)
-    was added as +20 k per connect at n = 200)."""
+def _instructions(port: int, n: int) -> dict[str, list[float]]:
+    """Instructions (callgrind Ir) per connect of each way, in three windows: runs with n, 2n,
+    3n and 4n connects (after one uncounted), each next one minus the one before, over n.
+    Deterministic for the same code path, unlike time; yet not every run takes the same path
+    (seen: one window of the same way 200 k per connect higher than the others when the
+    child's output went to a pipe, not to /dev/null), so `_report_instructions` takes the median
+    window and prints all three."""
     if shutil.which("valgrind") is None:
         return {}
-    out: dict[str, float] = {}
+    out: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="dz_bench_cg_") as tmp:
         for mode in _MODES:
             totals = []
-            for count in (n, 2 * n):
+            for count in (n, 2 * n, 3 * n, 4 * n):
                 f = os.path.join(tmp, "cg.out")
                 argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={f}"]
                 argv += [sys.executable, __file__, "--child", mode, str(count), str(port)]
@@ -395,8 +389,24 @@ def _instructions(port: int, n: int) -> dict[str, float]:
                 with open(f) as fh:
                     line = next(x for x in fh if x.startswith(("summary:", "totals:")))
                 totals.append(int(line.split()[1]))
-            out[mode] = (totals[1] - totals[0]) / n
+            out[mode] = [(b - a) / n for a, b in itertools.pairwise(totals)]
     return out
+
+
+def _report_instructions(instructions: dict[str, list[float]]) -> None:
+    for mode, windows in instructions.items():
+        text = " ".join(f"{w:10.0f}" for w in windows)
+        print(
+            f"redis connect instructions (callgrind Ir per connect) {mode:28} "
+            f"median {statistics.median(windows):10.0f}   windows {text}"
+        )
+    if instructions:
+        base = statistics.median(instructions["plain 6"])
+        for mode in _MODES[2:]:
+            print(
+                f"redis connect instructions dagz adds ({mode} - plain 6, medians) "
+                f"{statistics.median(instructions[mode]) - base:10.0f} Ir"
+            )
 
 
 if __name__ == "__main__":

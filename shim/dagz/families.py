@@ -155,6 +155,11 @@ class ServiceConfig(DbConfig):
         self.claim(new)
         super()._maybe_prepare(new)
 
+    def prepare_claimed(self, new: str) -> None:
+        """`_maybe_prepare` of a name `resolve` gave this process before (so claimed already):
+        the hooks' per-test step over a remembered decision, without the claim's lookup."""
+        super()._maybe_prepare(new)
+
     def get_manual_init_db_name(self, name: str) -> str:
         new = super().get_manual_init_db_name(name)
         if new != name:

@@ -153,10 +153,11 @@ def _route_on_connect(conn: Any) -> _Decision | None:
 
 
 def _prepare(kw: dict[str, Any], new: str) -> None:
-    """`prepare` of index `new` once in this test (what is left of the lifecycle)."""
+    """`prepare` of index `new` once in this test (what is left of the lifecycle: `new` was
+    claimed when the decision was made)."""
     try:
         with endpoint(kw):
-            _CFG._maybe_prepare(new)
+            _CFG.prepare_claimed(new)
     except DagzError as exc:
         raise DagzRedisError(str(exc)) from None
 
