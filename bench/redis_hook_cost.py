@@ -4,13 +4,14 @@ Plain and hooked are measured side by side in one run, in alternating rounds, so
 hits both alike:
 
 * connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, four ways,
-  each in a process of its own (hooks on or off there for good), asked in turn for a round of
-  connects, the order rotated each round: plain to index 0 (redis-py sends no ``SELECT``),
-  plain to the worker's index k (what an application connecting to that index pays: one
-  ``SELECT`` round trip), and hooked to index 0, rerouted to k — later connects in one test (the
-  remembered decision) and each connect in a new test (the per-test step too). dagz's own part
-  is hooked - plain-to-k (target: at most 20 µs per connection), per round: median and spread.
-  Also counted in instructions (callgrind: deterministic, whatever the load);
+  each in a process of its own (hooks on or off there for good; new processes each round),
+  asked in turn for a round of connects, the order rotated each round: plain to index 0
+  (redis-py sends no ``SELECT``), plain to the worker's index k (what an application connecting
+  to that index pays: one ``SELECT`` round trip), and hooked to index 0, rerouted to k — later
+  connects in one test (the remembered decision) and each connect in a new test (the per-test
+  step too). dagz's own part is hooked - plain-to-k (target: at most 20 µs per connection), per
+  round: median and spread. Also counted in instructions (callgrind: deterministic, whatever
+  the load);
 * per command (in one process, the hooks taken off redis-py's class for the plain rounds):
   ``send_command("GET", "k")`` with the socket write replaced by a no-op (packing only), on a
   rerouted connection: the fast path (target: at most 1 µs more);
@@ -111,47 +112,44 @@ def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
 
 def _connect_ways(port: int, n: int, rounds: int) -> list[dict[str, list[float]]]:
     """Wall and CPU seconds per connect of each way of `_MODES`, one sample per round, the order
-    rotated each round. Each way runs in a process of its own, set up once (hooks on or off;
-    taking them off and on in one process invalidates the interpreter's attribute caches of
-    redis-py's connection class each time, a cost the toggled-on side paid in every round); a
-    round asks each process in turn for `n` connects, so only one runs at a time. The two
-    hooked processes lease workers 1 and 2 (indexes 6 and 9: the same work)."""
-    procs = {
-        mode: subprocess.Popen(
-            [sys.executable, __file__, "--serve", mode, str(port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "DAGZ_WORKER": str(max(1, i - 1))},
-        )
-        for i, mode in enumerate(_MODES)
-    }
-
-    def ask(mode: str, count: int) -> tuple[float, float]:
-        proc = procs[mode]
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        proc.stdin.write(f"{count}\n")
-        proc.stdin.flush()
-        wall, cpu = proc.stdout.readline().split()
-        return float(wall), float(cpu)
-
+    rotated each round. Each way runs in a process of its own with its hooks set up once (taking
+    them off and on in one process, as `_side_by_side` does, changes redis-py's connection class
+    each time, and the interpreter then re-learns its attribute lookups), and each round starts
+    new processes (two processes of the very same way differed by 7 µs per connect in one run:
+    a process's own layout, which a new one each round turns into noise around the median). A
+    round asks each process in turn for `n // 2` warm-up connects and then `n` timed ones, so
+    only one runs at a time. The two hooked processes lease workers 1 and 2 (indexes 6 and 9:
+    the same work)."""
     wall: dict[str, list[float]] = {mode: [] for mode in _MODES}
     cpu: dict[str, list[float]] = {mode: [] for mode in _MODES}
-    try:
-        for mode in _MODES:  # warm-up, uncounted
-            ask(mode, n // 2)
-        for r in range(rounds):
+    for r in range(rounds):
+        procs = {
+            mode: subprocess.Popen(
+                [sys.executable, __file__, "--serve", mode, str(port)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "DAGZ_WORKER": str(max(1, i - 1))},
+            )
+            for i, mode in enumerate(_MODES)
+        }
+        try:
             k = r % len(_MODES)
             for mode in _MODES[k:] + _MODES[:k]:
-                w, c = ask(mode, n)
-                wall[mode].append(w)
-                cpu[mode].append(c)
-    finally:
-        for proc in procs.values():
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.wait()
+                proc = procs[mode]
+                assert proc.stdin is not None
+                assert proc.stdout is not None
+                proc.stdin.write(f"{n // 2}\n{n}\n")
+                proc.stdin.flush()
+                proc.stdout.readline()  # the warm-up's
+                w, c = proc.stdout.readline().split()
+                wall[mode].append(float(w))
+                cpu[mode].append(float(c))
+        finally:
+            for proc in procs.values():
+                assert proc.stdin is not None
+                proc.stdin.close()
+                proc.wait()
     return [wall, cpu]
 
 
@@ -229,9 +227,9 @@ def _report_connect(samples: dict[str, list[float]], what: str) -> None:
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
     print(
-        "method: connect: each way in a process of its own, one way at a time, rounds in rotated "
-        "order, median and min-max over rounds; command: plain and hooked in one process, "
-        "alternating rounds, minimum over rounds"
+        "method: connect: each way in a process of its own (new ones each round), one at a "
+        "time, rounds in rotated order, median and min-max over rounds; command: plain and "
+        "hooked in one process, alternating rounds, minimum over rounds"
     )
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="dz_bench_redis_")
@@ -241,7 +239,7 @@ def main() -> None:
     server = subprocess.Popen([*argv, "--save", ""], stdout=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        connects = _connect_ways(port, 40 if quick else 200, 4 if quick else 16)
+        connects = _connect_ways(port, 40 if quick else 200, 4 if quick else 30)
         STATE.reroute, STATE.current_test = True, "bench"
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
         client = redis.Redis(port=port)
