@@ -142,7 +142,9 @@ def _route_on_connect(conn: Any) -> _Decision | None:
     hit = _MEMO.get(key)
     if hit is not None and hit.conf is conf and hit.number == lease.number():
         if hit.gen != _CFG.gen:
-            if hit.new is not None:
+            # The per-test step: nothing to do without a `prepare` (the playbook's configure,
+            # auto mode) inside a test; outside one it says where the connect went, once.
+            if hit.new is not None and (conf.prepare is not None or STATE.current_test is None):
                 _prepare(hit.kw, str(hit.new))
             hit.gen = _CFG.gen
         return hit if hit.new is not None else None
