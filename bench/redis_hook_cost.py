@@ -4,15 +4,14 @@ Plain and hooked are measured side by side in one run, in alternating rounds, so
 hits both alike:
 
 * connect: ``Connection.connect()`` + ``disconnect()`` to a private redis-server, four ways,
-  each in a process of its own (hooks on or off there for good; new processes each round),
-  asked in turn for a round of connects, the order rotated each round: plain to index 0
-  (redis-py sends no ``SELECT``), plain to the worker's index k (what an application connecting
-  to that index pays: one ``SELECT`` round trip), and hooked to index 0, rerouted to k — later
-  connects in one test (the remembered decision) and each connect in a new test (the per-test
-  step too). dagz's own part is hooked - plain-to-k (target: at most 20 µs per connection), per
-  round: median, quartiles and spread (100 rounds: at 30 the median moved by 10 µs between
-  runs). Also counted in instructions (callgrind: deterministic, whatever
-  the load);
+  in one process, connect by connect in rotated order (plain connects use a subclass with the
+  hooks taken off): plain to index 0 (redis-py sends no ``SELECT``), plain to the worker's
+  index k (what an application connecting to that index pays: one ``SELECT`` round trip), and
+  hooked to index 0, rerouted to k — later connects in one test (the remembered decision) and
+  each connect in a new test (the per-test step too). dagz's own part is hooked - plain-to-k
+  (target: at most 20 µs per connection), per round of 100 connects of each way: median,
+  quartiles and spread over 30 rounds. Also counted in instructions (callgrind:
+  deterministic, whatever the load);
 * per command (in one process, the hooks taken off redis-py's class for the plain rounds):
   ``send_command("GET", "k")`` with the socket write replaced by a no-op (packing only), on a
   rerouted connection: the fast path (target: at most 1 µs more);
@@ -45,7 +44,7 @@ from dagz.engines import rabbitmq
 from dagz.integ.redis import _MEMO, REDIS_CONFIG, _Route, _route_on_connect
 from redis.connection import AbstractConnection
 
-_HOOKED = ("on_connect_check_health", "send_command", "pack_commands")
+_HOOKED = ("connect_check_health", "on_connect_check_health", "send_command", "pack_commands")
 
 
 def _free_port() -> int:
@@ -111,46 +110,62 @@ def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
 
 
+class _PlainConnection(redis.Connection):
+    """redis-py's connection with dagz's hooks taken off in this subclass only: plain and
+    hooked connects run in one process, interleaved, with no change to redis-py's own classes
+    (taking the hooks off the class and putting them back, as `_side_by_side` does, makes the
+    interpreter re-learn the class's attribute lookups each time)."""
+
+
+for _name in _HOOKED:
+    setattr(_PlainConnection, _name, AbstractConnection.__dict__[_name].__wrapped__)
+
+
 def _connect_ways(port: int, n: int, rounds: int) -> list[dict[str, list[float]]]:
-    """Wall and CPU seconds per connect of each way of `_MODES`, one sample per round, the order
-    rotated each round. Each way runs in a process of its own with its hooks set up once (taking
-    them off and on in one process, as `_side_by_side` does, changes redis-py's connection class
-    each time, and the interpreter then re-learns its attribute lookups), and each round starts
-    new processes (two processes of the very same way differed by 7 µs per connect in one run:
-    a process's own layout, which a new one each round turns into noise around the median). A
-    round asks each process in turn for `n // 2` warm-up connects and then `n` timed ones, so
-    only one runs at a time. The two hooked processes lease workers 1 and 2 (indexes 6 and 9:
-    the same work)."""
+    """Wall and CPU seconds per connect of each way of `_MODES`, one sample per round (the mean
+    of its `n` connects of that way). In one process, connect by connect: each step of a round
+    runs one connect of every way, the order rotated each step, so noise of the machine and of
+    the server falls on all ways alike. Rerouting is configured by the caller."""
+
+    def connect(cls: type[redis.Connection], db: int, new_test: bool) -> Callable[[], None]:
+        def run() -> None:
+            if new_test:
+                REDIS_CONFIG.gen += 1  # what a test start does to the hooks
+            conn = cls(port=port, db=db)
+            conn.connect()
+            conn.disconnect()
+
+        return run
+
+    ways = {
+        "plain 0": connect(_PlainConnection, 0, False),
+        "plain 6": connect(_PlainConnection, 6, False),
+        "dagz 0->6, same test": connect(redis.Connection, 0, False),
+        "dagz 0->6, each a new test": connect(redis.Connection, 0, True),
+    }
+    assert list(ways) == list(_MODES)
+    probe = redis.Connection(port=port, db=0)
+    probe.connect()
+    assert probe._dagz_r is not None, "not rerouted"
+    probe.disconnect()
+    order = list(ways.items())
     wall: dict[str, list[float]] = {mode: [] for mode in _MODES}
     cpu: dict[str, list[float]] = {mode: [] for mode in _MODES}
-    for r in range(rounds):
-        procs = {
-            mode: subprocess.Popen(
-                [sys.executable, __file__, "--serve", mode, str(port)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "DAGZ_WORKER": str(max(1, i - 1))},
-            )
-            for i, mode in enumerate(_MODES)
-        }
-        try:
-            k = r % len(_MODES)
-            for mode in _MODES[k:] + _MODES[:k]:
-                proc = procs[mode]
-                assert proc.stdin is not None
-                assert proc.stdout is not None
-                proc.stdin.write(f"{n // 2}\n{n}\n")
-                proc.stdin.flush()
-                proc.stdout.readline()  # the warm-up's
-                w, c = proc.stdout.readline().split()
-                wall[mode].append(float(w))
-                cpu[mode].append(float(c))
-        finally:
-            for proc in procs.values():
-                assert proc.stdin is not None
-                proc.stdin.close()
-                proc.wait()
+    for r in range(rounds + 1):  # round 0: warm-up, uncounted
+        w_sum = dict.fromkeys(_MODES, 0.0)
+        c_sum = dict.fromkeys(_MODES, 0.0)
+        for i in range(n):
+            k = i % len(order)
+            for mode, fn in order[k:] + order[:k]:
+                w0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                c_sum[mode] += time.process_time() - c0
+                w_sum[mode] += time.perf_counter() - w0
+        if r:
+            for mode in _MODES:
+                wall[mode].append(w_sum[mode] / n)
+                cpu[mode].append(c_sum[mode] / n)
+    REDIS_CONFIG.gen += 1
     return [wall, cpu]
 
 
@@ -230,9 +245,9 @@ def _report_connect(samples: dict[str, list[float]], what: str) -> None:
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
     print(
-        "method: connect: each way in a process of its own (new ones each round), one at a "
-        "time, rounds in rotated order, median and min-max over rounds; command: plain and "
-        "hooked in one process, alternating rounds, minimum over rounds"
+        "method: connect: the four ways interleaved connect by connect in one process, rotated "
+        "order, median, quartiles and min-max over rounds; command: plain and hooked in one "
+        "process, alternating rounds, minimum over rounds"
     )
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="dz_bench_redis_")
@@ -242,11 +257,11 @@ def main() -> None:
     server = subprocess.Popen([*argv, "--save", ""], stdout=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        connects = _connect_ways(port, 40 if quick else 100, 4 if quick else 100)
         STATE.reroute, STATE.current_test = True, "bench"
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
         client = redis.Redis(port=port)
         assert client.client_info()["db"] == 6, "not rerouted"  # blocks of 3: worker 1 -> 6
+        connects = _connect_ways(port, 20 if quick else 100, 3 if quick else 30)
         conn = redis.Connection(port=port, db=0)
         conn.connect()
         assert conn._dagz_r is not None, "not rerouted"
@@ -355,19 +370,6 @@ def _child(mode: str, n: int, port: int) -> None:
         fn()
 
 
-def _serve(mode: str, port: int) -> None:
-    """`_connect_ways`' process for one way: for each count read from stdin, that many connects;
-    prints their wall and CPU seconds per connect."""
-    fn = _way(mode, port)
-    conn = redis.Connection(port=port, db=0)
-    conn.connect()
-    assert (conn._dagz_r is not None) == mode.startswith("dagz"), f"{mode}: rerouted or not?"
-    conn.disconnect()
-    for line in sys.stdin:
-        wall, cpu = _both(fn, int(line))
-        print(wall, cpu, flush=True)
-
-
 def _instructions(port: int, n: int) -> dict[str, list[float]]:
     """Instructions (callgrind Ir) per connect of each way, in three windows: runs with n, 2n,
     3n and 4n connects (after one uncounted), each next one minus the one before, over n.
@@ -413,7 +415,5 @@ def _report_instructions(instructions: dict[str, list[float]]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         _child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
-    elif sys.argv[1:2] == ["--serve"]:
-        _serve(sys.argv[2], int(sys.argv[3]))
     else:
         main()

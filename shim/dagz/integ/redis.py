@@ -34,6 +34,13 @@ from dagz.errors import DagzError
 from dagz.families import REDIS_CONFIG, endpoint
 
 _MARK = "__dagz_wrapped__"
+
+#: A connection's `_dagz_d` outside a connect: the decision is made when the connect starts,
+#: before the TCP connect (`connect_check_health`), and taken by the handshake
+#: (`on_connect_check_health`). Made between the two, its few microseconds delayed the first
+#: command after the TCP handshake, which cost ~40 µs of wall time per connect here (the
+#: server side had gone idle meanwhile: a 6 µs busy wait there cost the same).
+_UNDECIDED: Any = object()
 _CFG = REDIS_CONFIG
 
 _INDEX_CMDS = ("SELECT", "SWAPDB", "MOVE", "COPY", "FLUSHALL")
@@ -308,7 +315,9 @@ def _hook_sync(cls: Any) -> None:
 
     @functools.wraps(on_connect)
     def _on_connect(self: Any, check_health: bool = True) -> None:
-        d = _route_on_connect(self)
+        d = self._dagz_d
+        if d is _UNDECIDED:
+            d = _route_on_connect(self)
         if d is None:
             return on_connect(self, check_health)
         logical = self.db
@@ -339,6 +348,21 @@ def _hook_sync(cls: Any) -> None:
 
     _install(cls, on_connect_check_health=_on_connect, send_command=_send_command)
     _install(cls, pack_commands=_pack_commands_hook(pack_commands))
+    connect = getattr(cls, "connect_check_health", None)
+    if connect is None:  # an older redis-py: the decision is made in on_connect
+        return
+
+    @functools.wraps(connect)
+    def _connect(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self._sock is not None:
+            return connect(self, *args, **kwargs)
+        self._dagz_d = _route_on_connect(self)
+        try:
+            return connect(self, *args, **kwargs)
+        finally:
+            self._dagz_d = _UNDECIDED
+
+    _install(cls, connect_check_health=_connect)
 
 
 def _pack_commands_hook(pack_commands: Any) -> Any:
@@ -363,7 +387,9 @@ def _hook_async(cls: Any) -> None:
 
     @functools.wraps(on_connect)
     async def _on_connect(self: Any, check_health: bool = True) -> None:
-        d = _route_on_connect(self)
+        d = self._dagz_d
+        if d is _UNDECIDED:
+            d = _route_on_connect(self)
         if d is None:
             return await on_connect(self, check_health)
         logical = self.db
@@ -394,6 +420,21 @@ def _hook_async(cls: Any) -> None:
 
     _install(cls, on_connect_check_health=_on_connect, send_command=_send_command)
     _install(cls, pack_commands=_pack_commands_hook(cls.pack_commands))
+    connect = getattr(cls, "connect_check_health", None)
+    if connect is None:  # an older redis-py: the decision is made in on_connect
+        return
+
+    @functools.wraps(connect)
+    async def _connect(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.is_connected:
+            return await connect(self, *args, **kwargs)
+        self._dagz_d = _route_on_connect(self)
+        try:
+            return await connect(self, *args, **kwargs)
+        finally:
+            self._dagz_d = _UNDECIDED
+
+    _install(cls, connect_check_health=_connect)
 
 
 def _install(cls: Any, **fns: Any) -> None:
@@ -401,6 +442,7 @@ def _install(cls: Any, **fns: Any) -> None:
         setattr(fn, _MARK, True)
         setattr(cls, name, fn)
     cls._dagz_r = None
+    cls._dagz_d = _UNDECIDED
 
 
 def _hook_pubsub(cls: Any, is_async: bool) -> None:
