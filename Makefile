@@ -2,7 +2,8 @@
 #
 #   make deps    the system packages (scripts/deps.sh: one list; apt-get as root, else a message)
 #   make servers PostgreSQL, MariaDB, Redis, RabbitMQ and its management API answer (scripts/servers.sh:
-#                as root it starts what is down, else it names the command); e2e, demo and bench need it
+#                as root it starts what is down, else it names the command); e2e, bench and
+#                scripts/demo.sh run it
 #   make build   cargo build --release  -> target/release/libdagz.so
 #   make wheel   dist/dagz-<version>-py3-none-<platform>.whl (setuptools-rust, stripped libdagz.so)
 #   make venv    .venv (test/lint tools + drivers) and .venv-src (psycopg2 built from source)
@@ -129,7 +130,7 @@ fmt: $(VENV_STAMP)
 bench: build venv servers
 	if [ -x bench/run ]; then bench/run; else echo "bench: no bench/run yet, nothing to do"; fi
 
-demo: build $(VENV_DEMO_STAMP) servers
+demo: build $(VENV_DEMO_STAMP)
 	@scripts/demo.sh
 
 # Drops what `make demo` left on the servers (the example's bases and their worker copies) and

@@ -134,29 +134,8 @@ PY
 [[ -x $PY ]] || die ".venv is missing: run \`make venv\` (or \`make demo\`, which does)"
 ((CLEAN)) || [[ -f target/release/libdagz.so ]] || die "target/release/libdagz.so is missing: run \`make build\`"
 
-wait_for() { # wait_for NAME TIMEOUT_S CMD...
-    local name=$1 timeout=$2
-    shift 2
-    local deadline=$((SECONDS + timeout))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "$name did not answer within ${timeout}s"
-        sleep 1
-    done
-}
-
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-    say "starting PostgreSQL"
-    # shellcheck disable=SC2046
-    pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start || true
-fi
-wait_for PostgreSQL 60 pg_isready -q -h 127.0.0.1 -p 5432 -U postgres
-
-if ! mariadb-admin -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; then
-    say "starting MariaDB"
-    install -d -o mysql -g mysql /run/mysqld
-    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
-fi
-wait_for MariaDB 60 mariadb-admin -h 127.0.0.1 -P 3306 -u root ping
+# The four servers answer (scripts/servers.sh starts what is down, as root, or names the command).
+"$ROOT/scripts/servers.sh" || exit 1
 
 # The dagz package (pytest plugin + Python API), editable, from this checkout.
 if ! "$PY" -c 'import pathlib, sys, dagz.plugin
