@@ -95,7 +95,8 @@ cargo-test: deps
 
 # The suite's names on the servers start with a run prefix (dz_ + 6 random hex) that
 # scripts/leftovers.py makes and hands to pytest (DAGZ_E2E_RUN), and the suite gets a TMPDIR of its
-# own (/tmp/<prefix>.XXXXXX, removed at the end). leftovers.py lists both servers and the
+# own (/tmp/<prefix>.XXXXXX, removed at the end), where its machine-local lease files go too
+# (DAGZ_LEASE_DIR; else /tmp/dagz-leases was made). leftovers.py lists both servers and the
 # dagz-run-* folders before and after the suite and fails the target if the run left or removed
 # anything (its docstring says what counts). pytest's own failure keeps its exit code.
 e2e: build venv servers
@@ -103,7 +104,7 @@ e2e: build venv servers
 	run=$$($(VENV)/bin/python scripts/leftovers.py snapshot "$$snap") || { rm -f "$$snap"; exit 2; }; \
 	tmp=$$(mktemp -d "/tmp/$$run.XXXXXX"); \
 	rc=0; \
-	DAGZ_E2E_RUN=$$run TMPDIR=$$tmp $(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e (names $${run}_*)" \
+	DAGZ_E2E_RUN=$$run TMPDIR=$$tmp DAGZ_LEASE_DIR=$$tmp/dagz-leases $(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e (names $${run}_*)" \
 		$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS) || rc=$$?; \
 	$(PHASE) "e2e: leftovers check (databases on both servers, dagz-run-* folders)" \
 		$(VENV)/bin/python scripts/leftovers.py compare "$$snap" --tmp "$$tmp" || { [ $$rc -ne 0 ] || rc=1; }; \
