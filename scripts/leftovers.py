@@ -30,10 +30,11 @@ What counts, and why (strict, yet not flaky on a machine shared with other sessi
   run's TMPDIR lie below it unless a test sets its own in there): **any dagz-run-* folder anywhere
   under it fails** (a dagz run of this suite did not remove its folder), before the Makefile
   removes the directory. In ``/tmp`` itself the suite has nothing to put, so a change there is
-  someone else's unless code ignores TMPDIR: new or vanished ``/tmp/dagz-run-*`` folders are
-  noted with whether a live process uses them (``DAGZ_RUN_DIR`` in ``/proc/*/environ``), and
-  fail only with ``--strict``. (Other sessions' runs of older checkouts do leave such folders
-  behind in /tmp while this suite runs.)
+  someone else's unless code ignores TMPDIR: new or vanished ``/tmp/dagz-run-*`` folders (and
+  ``/tmp/dagz-leases``, the default lease folder: the suite's go to its TMPDIR through
+  ``DAGZ_LEASE_DIR``) are noted with whether a live process uses them (``DAGZ_RUN_DIR`` in
+  ``/proc/*/environ``), and fail only with ``--strict``. (Other sessions' runs of older
+  checkouts do leave such folders behind in /tmp while this suite runs.)
 """
 
 from __future__ import annotations
@@ -104,9 +105,12 @@ def _tmp_dirs() -> list[str]:
 
 
 def _run_dirs() -> list[str]:
+    """The dagz-run-* folders, and the default lease folder (`/tmp/dagz-leases`: the suite's
+    lease files belong in its own TMPDIR, `DAGZ_LEASE_DIR`)."""
     found: set[str] = set()
     for tmp in _tmp_dirs():
-        found.update(p for p in glob.glob(os.path.join(tmp, "dagz-run-*")) if os.path.isdir(p))
+        for pattern in ("dagz-run-*", "dagz-leases"):
+            found.update(p for p in glob.glob(os.path.join(tmp, pattern)) if os.path.isdir(p))
     return sorted(found)
 
 
