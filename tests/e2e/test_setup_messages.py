@@ -31,15 +31,22 @@ def _run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_deps_names_missing_packages_and_the_command() -> None:
-    command = ["env", "DEPS_EXTRA=dz-no-such-package", "bash", "scripts/deps.sh"]
-    if os.geteuid() == 0:  # as root it would install: run it as a user who cannot
+def _one_line_refusal(command: list[str]) -> str:
+    """`command` run by a user who cannot install or start anything (root would: then as
+    nobody): it fails with exit code 1 and one line on stderr, returned."""
+    if os.geteuid() == 0:
         assert shutil.which("runuser"), "runuser (util-linux) is needed to run as nobody"
         command = ["runuser", "-u", "nobody", "--", *command]
     proc = _run(command)
     assert proc.returncode == 1, proc
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_deps_names_missing_packages_and_the_command() -> None:
+    line = _one_line_refusal(["env", "DEPS_EXTRA=dz-no-such-package", "bash", "scripts/deps.sh"])
+    lines = [line]
     assert "dz-no-such-package" in lines[0], lines
     assert "sudo apt-get install -y dz-no-such-package" in lines[0], lines
 
@@ -80,14 +87,8 @@ def test_servers_name_what_is_down_and_the_command() -> None:
     need) run by a user who cannot fix it says so in one line with the command; as root it
     would enable the plugin. A closed port stands in for the API that is off."""
     command = ["env", f"SERVERS_RABBITMQ_API=http://127.0.0.1:{_closed_port()}"]
-    command += ["bash", "scripts/servers.sh"]
-    if os.geteuid() == 0:  # as root it would enable the plugin: run it as a user who cannot
-        assert shutil.which("runuser"), "runuser (util-linux) is needed to run as nobody"
-        command = ["runuser", "-u", "nobody", "--", *command]
-    proc = _run(command)
-    assert proc.returncode == 1, proc
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
+    line = _one_line_refusal([*command, "bash", "scripts/servers.sh"])
+    lines = [line]
     assert "RabbitMQ management API" in lines[0], lines
     assert "rabbitmq-plugins enable rabbitmq_management" in lines[0], lines
     assert _run(["bash", "scripts/servers.sh"]).returncode == 0  # the real servers all answer
