@@ -20,11 +20,10 @@ from typing import Any
 
 from dagz import _bypass, _shim
 from dagz.engines import for_engine
+from dagz.engines.mysql.connection import sessions_in
 
 _PG_SESSIONS = "SELECT sessions FROM pg_stat_database WHERE datname = %s"
-_MY_SESSIONS = (
-    "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()"
-)
+_MY_SESSIONS = sessions_in("%s", "count(*)")
 
 
 @dataclass

@@ -14,6 +14,7 @@ preloaded); names ``<run prefix>_<tag>_<8 hex>…``, dropped at the end; checked
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ from dagz._state import STATE
 from dagz.config import MYSQL_CONFIG, PG_CONFIG
 from dagz.engines import mysql as _mysql
 from dagz.engines import postgres as _pg
+from dagz.engines.mysql import cloning as _mysql_cloning
+from dagz.engines.mysql import connection as _mysql_connection
 from db_fixtures import MY, PG, pg_databases, run_sql  # noqa: F401 - fixture used by name
 
 from support import unique_name
@@ -225,6 +229,55 @@ def test_session_left_in_a_worker_database_is_ended_before_a_rebuild() -> None:
         threading.Thread(target=holder.close, daemon=True).start()
         _mysql.drop(target, **MY)
         _mysql.drop(base, **MY)
+
+
+def test_ending_sessions_spares_a_session_reading_the_catalog() -> None:
+    """While MariaDB fills information_schema.TRIGGERS it switches the reading session's
+    database to each schema it reads, so PROCESSLIST shows that session "in" a database it never
+    used. Before: dropping or rebuilding that database ended (KILL) it: the CI failure "Lost
+    connection to server during query" of another test's provisioning read. A session that
+    really stays in the database is still ended (the test above)."""
+    db = unique_name("cat")
+    _my_run(None, f"CREATE DATABASE `{db}`")
+    for i in range(40):  # a catalog read then spends a while in `db`
+        _my_run(
+            db,
+            f"CREATE TABLE t{i} (a int)",
+            f"CREATE TRIGGER tr{i} BEFORE INSERT ON t{i} FOR EACH ROW SET NEW.a = NEW.a + 1",
+        )
+    stop, errors, reads = threading.Event(), [], [0]
+
+    def read_the_catalog() -> None:
+        conn = pymysql.connect(autocommit=True, **MY)  # another process's, connected to no db
+        try:
+            with conn.cursor() as cur:
+                while not stop.is_set():
+                    cur.execute(
+                        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
+                        f" WHERE TRIGGER_SCHEMA = '{unique_name('none')}'"
+                    )
+                    cur.fetchall()
+                    reads[0] += 1
+        except pymysql.MySQLError as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    reader = threading.Thread(target=read_the_catalog)
+    reader.start()
+    ended: list[int] = []
+    try:
+        with contextlib.closing(_mysql_connection.connect(None, **MY)) as killer:
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline and not errors:
+                ended += _mysql_cloning.end_sessions(killer, db)
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+        _mysql.drop(db, **MY)
+    assert errors == [], f"the catalog reader was ended after {reads[0]} reads: {errors}"
+    assert ended == []
+    assert reads[0] > 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dagz.engines.base import LOCK_HINT, DbConnection
-from dagz.engines.mysql.connection import _errno, _error, _literal, _q
+from dagz.engines.mysql.connection import _errno, _error, _literal, _q, sessions_in
 from dagz.errors import EngineError
 
 #: Multi-statement batches are split so one never nears max_allowed_packet (16 MB by default).
@@ -96,8 +96,8 @@ def _with_sessions(conn: DbConnection, what: str, db_name: str, err: _BatchError
         (rows,) = _run(
             conn,
             [
-                "SELECT ID, USER, HOST, COMMAND, STATE, TIME FROM information_schema.PROCESSLIST"
-                f" WHERE DB = {_literal(conn, db_name)} AND ID <> CONNECTION_ID() ORDER BY ID"
+                sessions_in(_literal(conn, db_name), "ID, USER, HOST, COMMAND, STATE, TIME")
+                + " ORDER BY ID"
             ],
         )
     except _BatchError:

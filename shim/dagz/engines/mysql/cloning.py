@@ -9,6 +9,7 @@ definer would need SUPER/SET USER). Events are not copied.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from dagz.engines.mysql.connection import (
     _q,
     own_session_ids,
     quote_ident,
+    sessions_in,
 )
 from dagz.errors import EngineError
 
@@ -66,25 +68,26 @@ def _view_order(views: dict[str, str]) -> list[str]:
 def end_sessions(conn: DbConnection, db_name: str) -> list[int]:
     """Ends (``KILL``) the other sessions whose current database is `db_name` — before dagz
     drops or rebuilds it: a session a killed run left (a child that outlived it) may hold
-    locks the DROP would wait on. Returns their ids; one already gone is skipped."""
-    (rows,) = batch._run(
-        conn,
-        [
-            "SELECT ID FROM information_schema.PROCESSLIST"
-            f" WHERE DB = {_literal(conn, db_name)} AND ID <> CONNECTION_ID() ORDER BY ID"
-        ],
-    )
-    ended = []
+    locks the DROP would wait on. Returns their ids; one already gone is skipped.
+
+    Only a session seen in `db_name` twice, 20 ms apart, is ended, and never one reading the
+    catalog (`sessions_in`): a catalog reader passes through every database for microseconds,
+    a session left in `db_name` stays there."""
+    query = sessions_in(_literal(conn, db_name))
+    (first,) = batch._run(conn, [query])
+    if not first:
+        return []
+    time.sleep(0.02)
+    (second,) = batch._run(conn, [query])
     own = own_session_ids()
-    for (sid,) in rows:
-        if int(sid) in own:
-            continue
+    ended = []
+    for sid in sorted({int(r[0]) for r in first} & {int(r[0]) for r in second} - own):
         try:
-            batch._run(conn, [f"KILL {int(sid)}"])
+            batch._run(conn, [f"KILL {sid}"])
         except _BatchError as err:
             if _errno(err.exc) != _UNKNOWN_THREAD:
                 raise
-        ended.append(int(sid))
+        ended.append(sid)
     return ended
 
 
@@ -133,27 +136,37 @@ class _Source:
     routine_statements: list[str] = field(default_factory=list)
 
 
+def catalog_sql(lit: str) -> list[str]:
+    """What `_clone` reads of the database named by the literal `lit`: its character set, its
+    tables and views, copyable columns, triggers, routines. Each filters on the column MariaDB
+    looks schemas up by, so it opens only that schema's tables (for TRIGGERS that is
+    EVENT_OBJECT_SCHEMA: on TRIGGER_SCHEMA it scanned every database on the server, waiting
+    on other databases' locks)."""
+    return [
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME"
+        f" FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {lit}",
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA = {lit} ORDER BY TABLE_NAME",
+        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+        f" WHERE TABLE_SCHEMA = {lit} AND COALESCE(GENERATION_EXPRESSION, '') = ''"
+        " ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
+        f" WHERE EVENT_OBJECT_SCHEMA = {lit}"
+        " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
+        "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES"
+        f" WHERE ROUTINE_SCHEMA = {lit} ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+    ]
+
+
 def _read_source(conn: DbConnection, base: str, target: str) -> _Source | None:
     """Round trips 1 and 2 of `_clone`: drop the leftover target, read the base's catalog, then
     every definition and which tables hold rows. None: the base does not exist."""
-    lit = _literal(conn, base)
     _, _, schema, objects, columns, triggers, routines = batch._run(
         conn,
         [
             _lock_waits(),
             f"DROP DATABASE IF EXISTS {quote_ident(target)}",
-            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME"
-            f" FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {lit}",
-            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES"
-            f" WHERE TABLE_SCHEMA = {lit} ORDER BY TABLE_NAME",
-            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
-            f" WHERE TABLE_SCHEMA = {lit} AND COALESCE(GENERATION_EXPRESSION, '') = ''"
-            " ORDER BY TABLE_NAME, ORDINAL_POSITION",
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS"
-            f" WHERE TRIGGER_SCHEMA = {lit}"
-            " ORDER BY EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER",
-            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES"
-            f" WHERE ROUTINE_SCHEMA = {lit} ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+            *catalog_sql(_literal(conn, base)),
         ],
     )
     if not schema:

@@ -75,6 +75,21 @@ def _open(db: str | None, multi: bool, user_kwargs: dict[str, object]) -> Any:
 _OWN: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+def sessions_in(db_literal: str, columns: str = "ID") -> str:
+    """``SELECT columns`` of the other sessions whose current database is `db_literal` (an SQL
+    literal or a ``%s`` placeholder: the text has no other ``%``). A session that is only
+    reading the catalog is not one of them: while MariaDB fills an information_schema table
+    (TRIGGERS, VIEWS, …) it switches the reading session's database to each schema it reads, so
+    PROCESSLIST shows a session reading the triggers of any schema as "in" each database it
+    passes through (one was ended by a drop of a database it never used)."""
+    return (
+        f"SELECT {columns} FROM information_schema.PROCESSLIST"
+        f" WHERE DB = {db_literal} AND ID <> CONNECTION_ID()"
+        " AND NOT (COMMAND = 'Query' AND (COALESCE(STATE, '') = 'Filling schema table'"
+        " OR LOCATE('information_schema', LOWER(COALESCE(INFO, ''))) > 0))"
+    )
+
+
 def own_session_ids() -> set[int]:
     """Server session ids of dagz's own open connections in this process (no round trip)."""
     ids = set()

@@ -109,7 +109,7 @@ _FINGERPRINT_PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "TRIGGERS",
-        "TRIGGER_SCHEMA",
+        "EVENT_OBJECT_SCHEMA",  # MariaDB looks schemas up by it (TRIGGER_SCHEMA: every one)
         (
             "TRIGGER_NAME",
             "EVENT_OBJECT_TABLE",
