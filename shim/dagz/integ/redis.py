@@ -3,8 +3,9 @@
 The hooks sit on redis-py's connection classes, so every way of making a client goes through
 them (``Redis(db=…)``, ``from_url``, ``ConnectionPool``, Celery/kombu, RQ, django-redis):
 
-* connect (``on_connect_check_health``): the connection's ``db`` (the logical index) is
-  resolved by `REDIS_CONFIG` and the ``SELECT`` redis-py sends names the worker's index;
+* connect: when it starts (``connect_check_health``, before the TCP connect) the connection's
+  ``db`` (the logical index) is resolved by `REDIS_CONFIG`; in the handshake
+  (``on_connect_check_health``) the ``SELECT`` redis-py sends names the worker's index;
   ``connection.db`` keeps the logical index for the application;
 * every command (``send_command``, ``pack_commands`` for pipelines): the fast path compares the
   connection's test generation with `REDIS_CONFIG.gen` (a new test runs `prepare` for the
