@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -32,7 +31,7 @@ import pymysql
 import pytest
 from psycopg import sql
 
-from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON, unique_name
+from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON, stripped_env, unique_name
 
 SAMPLE_PROJECT = Path(__file__).resolve().parent / "sample_project" / "myproject"
 
@@ -278,11 +277,7 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The runner's environment minus its pytest/xdist/dagz/libpq variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_PREFIXES)}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PGCONNECT_TIMEOUT"] = "10"
-    # Machine-local lease files of inner runs go under the suite's TMPDIR, not /tmp/dagz-leases.
-    env["DAGZ_LEASE_DIR"] = os.path.join(tempfile.gettempdir(), "dagz-leases")
+    env = stripped_env(_STRIPPED_PREFIXES)
     env.update(extra or {})
     return env
 

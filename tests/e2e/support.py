@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import subprocess
+import tempfile
 import textwrap
 import time
 import uuid
@@ -99,6 +100,18 @@ CHILD_TIMEOUT_S = 60.0
 # Variables of the runner that must never leak into a child: the runner itself may be an xdist
 # worker (PYTEST_XDIST_WORKER=gwN), and PG*/DAGZ_* would change what the child connects to.
 _STRIPPED_PREFIXES = ("DAGZ_", "PYTEST_", "PG", "LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH")
+
+
+def stripped_env(prefixes: tuple[str, ...] = _STRIPPED_PREFIXES) -> dict[str, str]:
+    """The runner's environment without the variables that start with `prefixes`, plus what
+    every child of the suite gets: libpq's connect timeout, no bytecode files, and its
+    machine-local lease files under the suite's TMPDIR (else they made /tmp/dagz-leases)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["PGCONNECT_TIMEOUT"] = "10"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["DAGZ_LEASE_DIR"] = os.path.join(tempfile.gettempdir(), "dagz-leases")
+    return env
+
 
 _LOG_LINE = re.compile(r"^dagz\[(\d+)\]:", re.MULTILINE)
 
@@ -276,9 +289,7 @@ class Launcher:
     def env(
         self, extra: Mapping[str, str] | None = None, *, preload: bool = True
     ) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIPPED_PREFIXES)}
-        env["PGCONNECT_TIMEOUT"] = "10"
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env = stripped_env()
         if preload:
             env["LD_PRELOAD"] = str(self.shim)
         env.update(extra or {})
