@@ -102,14 +102,6 @@ _HOOKS: dict[str, Callable[..., object]] = {
 }
 
 
-def _both(fn: Callable[[], object], n: int) -> tuple[float, float]:
-    """(wall, this process's CPU) seconds per call."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
-
-
 class _PlainConnection(redis.Connection):
     """redis-py's connection with dagz's hooks taken off in this subclass only: plain and
     hooked connects run in one process, interleaved, with no change to redis-py's own classes
