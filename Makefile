@@ -106,7 +106,7 @@ e2e: build venv servers
 	rc=0; \
 	DAGZ_E2E_RUN=$$run TMPDIR=$$tmp DAGZ_LEASE_DIR=$$tmp/dagz-leases $(PHASE) "e2e: pytest -n $(E2E_WORKERS) tests/e2e (names $${run}_*)" \
 		$(VENV)/bin/python -m pytest -n $(E2E_WORKERS) tests/e2e $(E2E_ARGS) || rc=$$?; \
-	$(PHASE) "e2e: leftovers check (databases on both servers, dagz-run-* folders)" \
+	$(PHASE) "e2e: leftovers check (databases on both servers, RabbitMQ vhosts, dagz-run-* folders)" \
 		$(VENV)/bin/python scripts/leftovers.py compare "$$snap" --tmp "$$tmp" || { [ $$rc -ne 0 ] || rc=1; }; \
 	rm -rf "$$snap" "$$tmp"; \
 	exit $$rc

@@ -1,9 +1,10 @@
 """Acceptance check of `make e2e`: the e2e suite leaves the servers and /tmp as it found them.
 
     leftovers.py snapshot FILE      before the suite: makes the run prefix (dz_ + 6 random hex),
-                                    records every database and role/user on both servers and every
-                                    /tmp/dagz-run-* folder in FILE, prints the prefix (the Makefile
-                                    hands it to pytest as DAGZ_E2E_RUN)
+                                    records every database and role/user on both servers, every
+                                    RabbitMQ vhost and every /tmp/dagz-run-* folder in FILE,
+                                    prints the prefix (the Makefile hands it to pytest as
+                                    DAGZ_E2E_RUN)
     leftovers.py compare FILE [--tmp DIR]
                                     after the suite: the same listing again; exit 1 when the run
                                     added or removed something (listed), else 0; DIR is the
@@ -40,6 +41,7 @@ What counts, and why (strict, yet not flaky on a machine shared with other sessi
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import json
 import os
@@ -48,6 +50,8 @@ import secrets
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +68,21 @@ KINDS = {
     "pg-role": "PostgreSQL role",
     "mysql": "MariaDB database",
     "mysql-user": "MariaDB user",
+    "vhost": "RabbitMQ vhost",
     "run-dir": "dagz-run folder",
 }
+#: RabbitMQ's management API (`make servers` turns it on) and the machine's guest login.
+RABBITMQ_API = "http://127.0.0.1:15672/api"
+RABBITMQ_AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
+
+
+def _rabbitmq(method: str, path: str) -> list[dict[str, object]] | None:
+    request = urllib.request.Request(
+        RABBITMQ_API + path, method=method, headers={"Authorization": RABBITMQ_AUTH}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    return json.loads(body) if body else None
 
 
 def _fail(message: str) -> None:
@@ -97,7 +114,11 @@ def _server_names() -> dict[str, list[str]]:
             users = [f"{u}@{h}" for u, h in cur.fetchall()]
     finally:
         my.close()
-    return {"pg": pg, "pg-role": roles, "mysql": mysql, "mysql-user": users}
+    try:
+        vhosts = [str(v["name"]) for v in _rabbitmq("GET", "/vhosts") or []]
+    except OSError as exc:
+        _fail(f"cannot list RabbitMQ's vhosts at {RABBITMQ_API} (`make servers`): {exc}")
+    return {"pg": pg, "pg-role": roles, "mysql": mysql, "mysql-user": users, "vhost": vhosts}
 
 
 def _tmp_dirs() -> list[str]:
@@ -184,6 +205,8 @@ def _drop(kind: str, name: str, prefix: str) -> str:
                         cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
             finally:
                 conn.close()
+        elif kind == "vhost":
+            _rabbitmq("DELETE", "/vhosts/" + urllib.parse.quote(name, safe=""))
         else:
             return "kept"
     except Exception as exc:  # reported; the check fails anyway
