@@ -57,6 +57,18 @@ MYSQL_SCHEMA = (
     + ", ".join(f"({i}, 'seed {i}')" for i in range(1, KEEP_ROWS + 1)),
 )
 
+#: Part of an inner project's test module: `append_event(entry)` appends `entry` as one JSON line
+#: to $DZ_EVENTS in a single write (O_APPEND: concurrent workers and runs never interleave).
+APPEND_EVENT = """
+def append_event(entry):
+    import json, os
+    fd = os.open(os.environ["DZ_EVENTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(entry) + "\\n").encode())
+    finally:
+        os.close(fd)
+"""
+
 #: The runner's variables that must not reach the inner pytest: it may itself be an xdist worker
 #: (PYTEST_XDIST_*), and DAGZ_*/LD_PRELOAD/PG*/PSYCOPG_* would change what the sample does.
 _STRIPPED_PREFIXES = (

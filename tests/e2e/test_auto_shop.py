@@ -27,7 +27,7 @@ from types import ModuleType
 
 import pytest
 import redis
-from plugin_support import SampleDatabases, child_env, run_process
+from plugin_support import APPEND_EVENT, SampleDatabases, child_env, run_process
 from service_support import drop_vhosts, keyspace, make_vhost, mq_api
 
 from support import REPO_ROOT, VENV_PYTHON, unique_name
@@ -46,7 +46,8 @@ def _load_script() -> ModuleType:
 
 _without_dagz = _load_script()
 
-LANDING_TEST = '''
+LANDING_TEST = (
+    '''
 """Where this worker's connections are, as the servers say (added by dagz's e2e suite)."""
 import json, os
 
@@ -79,11 +80,10 @@ def test_landing(n):
         q.put({"n": n})
         vhost = conn.connection.virtual_host
         q.close()
-    line = json.dumps({"worker": me, "pg": pg, "my": my, "redis": db, "vhost": vhost})
-    fd = os.open(os.environ["DZ_EVENTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(fd, (line + "\\n").encode())
-    os.close(fd)
+    append_event({"worker": me, "pg": pg, "my": my, "redis": db, "vhost": vhost})
 '''
+    + APPEND_EVENT
+)
 
 
 @dataclass

@@ -31,7 +31,7 @@ import pymysql
 import pytest
 from dagz.engines import for_engine
 from dagz.errors import EngineError
-from plugin_support import SampleDatabases, child_env, run_process
+from plugin_support import APPEND_EVENT, SampleDatabases, child_env, run_process
 from psycopg import sql
 
 from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON, unique_name
@@ -78,7 +78,8 @@ MYSQL_CONFIG.configure(
 #: prefix exists (the other run has started a test: both runs are alive together), after leaving
 #: its own ``DZ_SYNC/<run>.<worker>``. ``DZ_HOLD_UNTIL``: a file the test waits for (≤ 120 s)
 #: while it holds its rows, after creating ``DZ_SYNC/<run>.ready``.
-TESTS = """
+TESTS = (
+    """
 import json
 import os
 import time
@@ -100,12 +101,7 @@ def wait_for(predicate, seconds):
 
 
 def record(**fields):
-    entry = {"run": RUN, "worker": os.environ.get("PYTEST_XDIST_WORKER", ""), **fields}
-    fd = os.open(os.environ["DZ_EVENTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(entry) + "\\n").encode())
-    finally:
-        os.close(fd)
+    append_event({"run": RUN, "worker": os.environ.get("PYTEST_XDIST_WORKER", ""), **fields})
 
 
 @pytest.mark.parametrize("n", range(4))
@@ -141,6 +137,8 @@ def test_rows(n):
         pg.close()
         my.close()
 """
+    + APPEND_EVENT
+)
 
 
 #: The same project with worker_init functions of its own: dagz does not know the servers, so

@@ -27,7 +27,7 @@ from dagz.engines import rabbitmq
 from dagz.engines import redis as engine_redis
 from dagz.families import RABBITMQ_CONFIG
 from dagz.lease.service import AmqpLease, RedisLease
-from plugin_support import child_env, run_inline_project, run_process
+from plugin_support import APPEND_EVENT, child_env, run_inline_project, run_process
 from service_support import keyspace as _keyspace
 from service_support import mq_api as _api
 from test_rabbitmq import INNER_API
@@ -107,10 +107,9 @@ def test_services(n):
             pg = c.execute("SELECT current_database()").fetchone()[0]
     event = {"run": RUN, "worker": me, "key": r.get("k").decode(), "db": r.client_info()["db"],
              "pid": os.getpid(), "leases": leases, "vhosts": vhosts, "payload": payload, "pg": pg}
-    fd = os.open(os.environ["DZ_EVENTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(fd, (json.dumps(event) + "\\n").encode())
-    os.close(fd)
+    append_event(event)
 """
+    + APPEND_EVENT
 )
 
 _MOVED = re.compile(r"gw(\d+) → worker (\d+) \(worker (\d+) is leased by another run\)")

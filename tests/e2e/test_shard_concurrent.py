@@ -28,7 +28,7 @@ import psycopg
 import pymysql
 import pytest
 from db_fixtures import pg_databases  # noqa: F401 - overrides conftest's: own databases only
-from plugin_support import SampleDatabases, child_env, run_process
+from plugin_support import APPEND_EVENT, SampleDatabases, child_env, run_process
 from test_leases import CONFTEST
 
 from support import PG_HOST, PG_PORT, PG_USER, VENV_PYTHON, unique_name
@@ -40,7 +40,8 @@ TIMEOUT_S = 240.0
 
 #: Each test leaves ``DZ_SYNC/ready.<shard>.<worker>``, then (≤ 120 s) waits for ``DZ_SYNC/go``,
 #: which the outer test makes once all six workers are ready and the servers have been read.
-TESTS = """
+TESTS = (
+    """
 import json
 import os
 import time
@@ -56,12 +57,7 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def record(**fields):
-    entry = {"shard": SHARD, "worker": WORKER, "pid": os.getpid(), **fields}
-    fd = os.open(os.environ["DZ_EVENTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(entry) + "\\n").encode())
-    finally:
-        os.close(fd)
+    append_event({"shard": SHARD, "worker": WORKER, "pid": os.getpid(), **fields})
 
 
 @pytest.mark.parametrize("n", range(12))
@@ -93,6 +89,8 @@ def test_rows(n):
         pg.close()
         my.close()
 """
+    + APPEND_EVENT
+)
 
 
 def _project(root: Path) -> None:
