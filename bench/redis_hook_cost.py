@@ -77,9 +77,16 @@ def _side_by_side(fn: Callable[[], object], n: int, rounds: int = 15) -> tuple[f
     return best_plain, best_hooked
 
 
-def _connect(port: int, db: int = 0) -> Callable[[], None]:
+def _connect(
+    port: int, db: int = 0, cls: type[redis.Connection] = redis.Connection, new_test: bool = False
+) -> Callable[[], None]:
+    """One connect + disconnect of a new `cls` connection to index `db`; with `new_test`, each
+    in a new test (what a test start does to the hooks)."""
+
     def run() -> None:
-        conn = redis.Connection(port=port, db=db)
+        if new_test:
+            REDIS_CONFIG.gen += 1
+        conn = cls(port=port, db=db)
         conn.connect()
         conn.disconnect()
 
@@ -118,22 +125,11 @@ def _connect_ways(port: int, n: int, rounds: int) -> list[dict[str, list[float]]
     of its `n` connects of that way). In one process, connect by connect: each step of a round
     runs one connect of every way, the order rotated each step, so noise of the machine and of
     the server falls on all ways alike. Rerouting is configured by the caller."""
-
-    def connect(cls: type[redis.Connection], db: int, new_test: bool) -> Callable[[], None]:
-        def run() -> None:
-            if new_test:
-                REDIS_CONFIG.gen += 1  # what a test start does to the hooks
-            conn = cls(port=port, db=db)
-            conn.connect()
-            conn.disconnect()
-
-        return run
-
     ways = {
-        "plain 0": connect(_PlainConnection, 0, False),
-        "plain 6": connect(_PlainConnection, 6, False),
-        "dagz 0->6, same test": connect(redis.Connection, 0, False),
-        "dagz 0->6, each a new test": connect(redis.Connection, 0, True),
+        "plain 0": _connect(port, 0, _PlainConnection),
+        "plain 6": _connect(port, 6, _PlainConnection),
+        "dagz 0->6, same test": _connect(port, 0),
+        "dagz 0->6, each a new test": _connect(port, 0, new_test=True),
     }
     assert list(ways) == list(_MODES)
     probe = redis.Connection(port=port, db=0)
@@ -343,15 +339,7 @@ def _way(mode: str, port: int) -> Callable[[], None]:
     else:
         STATE.reroute, STATE.current_test = True, "bench"
         REDIS_CONFIG.configure(rewrite_db_name=REDIS_CONFIG.default_rewrite_db_name)
-    connect = _connect(port, index)
-    if not mode.endswith("new test"):
-        return connect
-
-    def in_a_new_test() -> None:
-        REDIS_CONFIG.gen += 1  # what a test start does to the hooks
-        connect()
-
-    return in_a_new_test
+    return _connect(port, index, new_test=mode.endswith("new test"))
 
 
 def _child(mode: str, n: int, port: int) -> None:
