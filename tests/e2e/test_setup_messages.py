@@ -65,13 +65,20 @@ def test_make_build_phases_say_start_and_elapsed() -> None:
     assert started == ended, proc.stdout
 
 
-def test_demo_clean_phases_say_start_and_elapsed(tmp_path: Path) -> None:
-    """`--clean` with the example's database names set to this run's own (never `shop`)."""
+def test_demo_clean_phases_say_start_and_elapsed(
+    tmp_path: Path, private_redis: int, vhost_prefix: str
+) -> None:
+    """`--clean` with every name of the example set to this run's own: databases (never
+    `shop`), a private redis-server, a vhost of this run (never `/`). Before, it dropped the
+    worker vhosts of `/` (`dz_jw00`…) that a `make demo` had left, and the worker indexes of
+    the machine's Redis index 0."""
     proc = _run(
         ["scripts/demo.sh", "--clean"],
         DEMO_OUT=str(tmp_path / "demo"),
         SHOP_PG_DATABASE=unique_name("shop"),
         SHOP_MYSQL_DATABASE=unique_name("audit"),
+        SHOP_REDIS_URL=f"redis://127.0.0.1:{private_redis}/0",
+        SHOP_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost_prefix}",
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
@@ -79,6 +86,8 @@ def test_demo_clean_phases_say_start_and_elapsed(tmp_path: Path) -> None:
     ends = re.findall(r"^=== demo: done in [0-9.]+s: (.+)$", output, re.M)
     assert starts, output
     assert starts == ends, output
+    assert f"RabbitMQ (vhost {vhost_prefix})" in output, output  # what it cleaned: its own
+    assert "(vhost /)" not in output, output
 
 
 def test_servers_name_what_is_down_and_the_command() -> None:
